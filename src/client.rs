@@ -1,0 +1,1 @@
+//! Rust client used by the CLI, bench and tests.

@@ -1,0 +1,358 @@
+//! Cluster configuration: which nodes exist, where they keep data, Raft timing, and how
+//! the supervisor behaves.
+//!
+//! One [`load`] function layers the sources, lowest first:
+//!
+//! 1. built-in defaults ([`ClusterConfig::default`]: 3 nodes on 127.0.0.1:8100–8102);
+//! 2. the TOML file (`cluster.toml` unless `--config` names another);
+//! 3. environment variables `RAFT_NOSQL_*` (nested keys with `__`, e.g.
+//!    `RAFT_NOSQL_RAFT__HEARTBEAT_MS=200`), and `DATA_DIR` for the data root, as in the
+//!    original project;
+//! 4. command-line flags (`--data-dir-root`).
+//!
+//! Unknown keys and wrong types are errors that name the key's path; so are semantic
+//! mistakes (duplicate node ids or addresses, an election timeout not above the
+//! heartbeat). Nothing starts with a config that fails [`ClusterConfig::validate`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The whole cluster's configuration, identical for every process of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Directory under which node N keeps its data in `node<N>/`. Relative paths are
+    /// relative to the working directory. Default `data`.
+    pub data_root: PathBuf,
+    /// Log filter for the nodes and the supervisor (`RUST_LOG` syntax); `RUST_LOG`
+    /// overrides it. Default `info`.
+    pub log_level: String,
+    /// The members of the cluster. Default: ids 0, 1, 2 on 127.0.0.1:8100–8102.
+    pub nodes: Vec<NodeConfig>,
+    /// Raft timing and log compaction.
+    pub raft: RaftConfig,
+    /// The supervisor (`raft-nosql server` / `cluster start`).
+    pub supervisor: SupervisorConfig,
+}
+
+/// One member of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The Raft node id; unique.
+    pub id: u64,
+    /// `host:port` of the node's one HTTP port (client API, Raft RPC and admin); unique.
+    pub addr: String,
+}
+
+/// Raft timing. openraft's AppendEntries RPC timeout equals the heartbeat interval, so
+/// the heartbeat must leave room for an fsync and a loaded machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    /// Leader heartbeat interval in ms (also the AppendEntries timeout). Default 100.
+    pub heartbeat_ms: u64,
+    /// A follower that hears no leader for a random time in
+    /// [election_timeout_min_ms, election_timeout_max_ms) starts an election.
+    /// Must be above the heartbeat; 3–10× is sensible. Default 500.
+    pub election_timeout_min_ms: u64,
+    /// Upper end of the election timeout range, in ms. Default 1000.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries since the last one. Default 5000.
+    pub snapshot_logs_since_last: u64,
+    /// Log entries kept after a snapshot, so slightly lagging followers can catch up by
+    /// log rather than by snapshot. Default 1000.
+    pub max_in_snapshot_log_to_keep: u64,
+    /// Most entries sent in one AppendEntries RPC. Default 300.
+    pub max_payload_entries: u64,
+    /// Timeout for one snapshot chunk transfer, in ms. Default 2000.
+    pub install_snapshot_timeout_ms: u64,
+}
+
+/// How the supervisor runs the node processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    /// `host:port` of the supervisor's control API (used by `raft-nosql cluster …`).
+    /// Default `127.0.0.1:8099`.
+    pub control_addr: String,
+    /// After SIGTERM, how long to wait for a node to exit before SIGKILL, in ms.
+    /// Default 5000.
+    pub stop_timeout_ms: u64,
+    /// What to do when a node process exits on its own.
+    pub restart: RestartPolicy,
+}
+
+/// Restarting crashed nodes. A node stopped or killed on purpose through the control
+/// API is never restarted automatically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartPolicy {
+    /// Restart a node that exited on its own. Default true.
+    pub enabled: bool,
+    /// Delay before the first restart, in ms; doubled after each crash. Default 500.
+    pub initial_backoff_ms: u64,
+    /// Upper bound of the restart delay, in ms. Default 10000.
+    pub max_backoff_ms: u64,
+    /// A node that stayed up this long (ms) has its backoff reset. Default 30000.
+    pub reset_after_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            data_root: PathBuf::from("data"),
+            log_level: "info".to_string(),
+            nodes: (0..3)
+                .map(|i| NodeConfig { id: i, addr: format!("127.0.0.1:{}", 8100 + i) })
+                .collect(),
+            raft: RaftConfig::default(),
+            supervisor: SupervisorConfig::default(),
+        }
+    }
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_logs_since_last: 5000,
+            max_in_snapshot_log_to_keep: 1000,
+            max_payload_entries: 300,
+            install_snapshot_timeout_ms: 2000,
+        }
+    }
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            control_addr: "127.0.0.1:8099".to_string(),
+            stop_timeout_ms: 5000,
+            restart: RestartPolicy::default(),
+        }
+    }
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            enabled: true,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 10_000,
+            reset_after_ms: 30_000,
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be parsed into the config (unknown
+    /// key, wrong type, bad TOML). figment's message names the key path.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// The values parse but make no sense together.
+    #[error("invalid configuration: {key}: {message}")]
+    Invalid { key: String, message: String },
+    /// `--config` names a file that does not exist.
+    #[error("config file {0} not found")]
+    NotFound(PathBuf),
+}
+
+/// Overrides from the command line, applied last.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data-dir-root`.
+    pub data_root: Option<PathBuf>,
+}
+
+/// The default config file name, looked up in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "cluster.toml";
+
+/// Loads the configuration: defaults < `path` < env `RAFT_NOSQL_*` / `DATA_DIR` < flags.
+///
+/// `path = None` means `cluster.toml` in the working directory if it exists, else the
+/// defaults alone. An explicit path that does not exist is an error.
+pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<ClusterConfig, ConfigError> {
+    let mut fig = Figment::from(Serialized::defaults(ClusterConfig::default()));
+    match path {
+        Some(p) => {
+            if !p.exists() {
+                return Err(ConfigError::NotFound(p.to_path_buf()));
+            }
+            fig = fig.merge(Toml::file_exact(p));
+        }
+        None => {
+            if Path::new(DEFAULT_CONFIG_FILE).exists() {
+                fig = fig.merge(Toml::file_exact(DEFAULT_CONFIG_FILE));
+            }
+        }
+    }
+    fig = fig.merge(Env::prefixed("RAFT_NOSQL_").split("__"));
+    if let Some(dir) = std::env::var_os("DATA_DIR").filter(|d| !d.is_empty()) {
+        fig = fig.merge(Serialized::default("data_root", PathBuf::from(dir)));
+    }
+    if let Some(dir) = &overrides.data_root {
+        fig = fig.merge(Serialized::default("data_root", dir.clone()));
+    }
+    let config: ClusterConfig = fig.extract().map_err(Box::new)?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Parses a config from TOML text alone (no env, no flags); for tests and tools.
+pub fn from_toml_str(text: &str) -> Result<ClusterConfig, ConfigError> {
+    let config: ClusterConfig = Figment::from(Serialized::defaults(ClusterConfig::default()))
+        .merge(Toml::string(text))
+        .extract()
+        .map_err(Box::new)?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_string(), message: message.into() }
+}
+
+impl ClusterConfig {
+    /// Checks what parsing cannot: the values must make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.nodes.is_empty() {
+            return Err(invalid("nodes", "at least one node is required"));
+        }
+        let mut ids = HashSet::new();
+        let mut addrs = HashSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !ids.insert(n.id) {
+                return Err(invalid(
+                    &format!("nodes[{i}].id"),
+                    format!("duplicate node id {}", n.id),
+                ));
+            }
+            if n.addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(
+                    &format!("nodes[{i}].addr"),
+                    format!("{:?} is not an ip:port address", n.addr),
+                ));
+            }
+            if !addrs.insert(n.addr.clone()) {
+                return Err(invalid(
+                    &format!("nodes[{i}].addr"),
+                    format!("duplicate address {}", n.addr),
+                ));
+            }
+        }
+        let r = &self.raft;
+        if r.heartbeat_ms == 0 {
+            return Err(invalid("raft.heartbeat_ms", "must be above 0"));
+        }
+        if r.election_timeout_min_ms <= r.heartbeat_ms {
+            return Err(invalid(
+                "raft.election_timeout_min_ms",
+                format!(
+                    "must be above raft.heartbeat_ms ({} <= {}); 3-10x the heartbeat is sensible",
+                    r.election_timeout_min_ms, r.heartbeat_ms
+                ),
+            ));
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            return Err(invalid(
+                "raft.election_timeout_max_ms",
+                format!(
+                    "must be above raft.election_timeout_min_ms ({} <= {})",
+                    r.election_timeout_max_ms, r.election_timeout_min_ms
+                ),
+            ));
+        }
+        if r.max_payload_entries == 0 {
+            return Err(invalid("raft.max_payload_entries", "must be above 0"));
+        }
+        if r.snapshot_logs_since_last == 0 {
+            return Err(invalid("raft.snapshot_logs_since_last", "must be above 0"));
+        }
+        if self.supervisor.control_addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "supervisor.control_addr",
+                format!("{:?} is not an ip:port address", self.supervisor.control_addr),
+            ));
+        }
+        if addrs.contains(&self.supervisor.control_addr) {
+            return Err(invalid("supervisor.control_addr", "is also a node's address"));
+        }
+        Ok(())
+    }
+
+    /// The node with this id.
+    pub fn node(&self, id: u64) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Data directory of node `id`: `<data_root>/node<id>`.
+    pub fn node_dir(&self, id: u64) -> PathBuf {
+        self.data_root.join(format!("node{id}"))
+    }
+
+    /// All members: id → HTTP address.
+    pub fn members(&self) -> BTreeMap<u64, String> {
+        self.nodes.iter().map(|n| (n.id, n.addr.clone())).collect()
+    }
+
+    /// Renders the config as TOML (what `load` would read back).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes to TOML")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_three_nodes_on_8100_to_8102() {
+        let c = from_toml_str("").unwrap();
+        assert_eq!(c.nodes.len(), 3);
+        assert_eq!(c.node(2).unwrap().addr, "127.0.0.1:8102");
+        assert_eq!(c.node_dir(1), PathBuf::from("data/node1"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = from_toml_str("[raft]\nheartbeat = 5\n").unwrap_err().to_string();
+        assert!(err.contains("heartbeat"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = from_toml_str("[raft]\nheartbeat_ms = \"fast\"\n").unwrap_err().to_string();
+        assert!(err.contains("raft.heartbeat_ms"), "{err}");
+    }
+
+    #[test]
+    fn election_timeout_must_exceed_heartbeat() {
+        let err = from_toml_str("[raft]\nheartbeat_ms = 500\nelection_timeout_min_ms = 500\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("raft.election_timeout_min_ms"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_ids_and_addresses_are_rejected() {
+        let dup_id = "[[nodes]]\nid = 1\naddr = \"127.0.0.1:1\"\n[[nodes]]\nid = 1\naddr = \"127.0.0.1:2\"\n";
+        assert!(from_toml_str(dup_id).unwrap_err().to_string().contains("nodes[1].id"));
+        let dup_addr = "[[nodes]]\nid = 1\naddr = \"127.0.0.1:1\"\n[[nodes]]\nid = 2\naddr = \"127.0.0.1:1\"\n";
+        assert!(from_toml_str(dup_addr).unwrap_err().to_string().contains("nodes[1].addr"));
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let c = ClusterConfig::default();
+        assert_eq!(from_toml_str(&c.to_toml()).unwrap(), c);
+    }
+}

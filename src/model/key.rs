@@ -1,0 +1,1 @@
+//! Order-preserving, self-delimiting encoding of item keys.

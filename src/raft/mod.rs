@@ -1,0 +1,120 @@
+//! openraft glue, without HTTP: the type configuration, the replicated command format
+//! (the log), the Raft network client and the openraft `Config` built from ours.
+//!
+//! The log format is [`Command`]: one variant per replicated write. Every node applies
+//! the same commands in the same order, so apply must be deterministic: validation that
+//! depends on state (does the table exist? does the item match its schema?) happens
+//! again at apply time and its verdict is part of the [`CommandResponse`].
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Item, ItemKey, ModelError, TableSchema};
+
+pub mod network;
+
+/// A node's address as the cluster knows it: the `host:port` of its HTTP port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddr {
+    pub addr: String,
+}
+
+impl std::fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of raft-nosql.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResponse,
+        NodeId = NodeId,
+        Node = NodeAddr,
+);
+
+/// The Raft handle of this node.
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, NodeAddr>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, NodeAddr>;
+pub type Snapshot = openraft::Snapshot<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type RaftMetrics = openraft::RaftMetrics<NodeId, NodeAddr>;
+
+/// Snapshot bytes travel as an in-memory cursor (openraft's default).
+pub type SnapshotData = Cursor<Vec<u8>>;
+
+/// One replicated write: the format of the Raft log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a table; rejected if one with this name exists.
+    CreateTable { schema: TableSchema },
+    /// Delete a table and all its items; rejected if there is no such table.
+    DeleteTable { table: String },
+    /// Insert or replace an item (last write wins: the log index is its version).
+    PutItem { table: String, item: Item },
+    /// Delete an item by key.
+    DeleteItem { table: String, key: ItemKey },
+}
+
+/// The result of applying one log entry, returned to the client that proposed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    /// A blank or membership entry: nothing for a client.
+    None,
+    /// The write took effect at this log index.
+    Applied(Applied),
+    /// The write was valid when proposed but not when applied (e.g. the table was
+    /// deleted meanwhile). Nothing was stored.
+    Rejected(Rejection),
+}
+
+/// What a successful write did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The log index of the write: the item's (or table's) version.
+    pub version: u64,
+    /// For deletes: whether there was something to delete. For puts: whether an item
+    /// was replaced.
+    pub existed: bool,
+}
+
+/// Why apply refused a write. Deterministic: every node reaches the same verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("table {0:?} not found")]
+    TableNotFound(String),
+    #[error("table {0:?} already exists")]
+    TableExists(String),
+    #[error(transparent)]
+    Invalid(#[from] ModelError),
+}
+
+/// Builds openraft's config from ours. Fails on values openraft refuses.
+pub fn openraft_config(
+    c: &crate::config::RaftConfig,
+) -> Result<openraft::Config, openraft::ConfigError> {
+    let config = openraft::Config {
+        cluster_name: "raft-nosql".to_string(),
+        heartbeat_interval: c.heartbeat_ms,
+        election_timeout_min: c.election_timeout_min_ms,
+        election_timeout_max: c.election_timeout_max_ms,
+        install_snapshot_timeout: c.install_snapshot_timeout_ms,
+        max_payload_entries: c.max_payload_entries,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(c.snapshot_logs_since_last),
+        max_in_snapshot_log_to_keep: c.max_in_snapshot_log_to_keep,
+        // Purge in batches rather than one entry at a time.
+        purge_batch_size: 256,
+        // 1 MiB chunks: JSON encodes bytes ~3.5x larger, keep each RPC modest.
+        snapshot_max_chunk_size: 1024 * 1024,
+        ..Default::default()
+    };
+    config.validate()
+}

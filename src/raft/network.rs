@@ -1,0 +1,1 @@
+//! Raft RPC client over HTTP.

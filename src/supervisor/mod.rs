@@ -1,0 +1,1 @@
+//! The supervisor: spawns and watches the node processes.
