@@ -1,0 +1,200 @@
+//! Process-level test harness: spawns the real `raft-nosql` binary on free ports in a
+//! temp dir, polls until ready with a deadline, and kills every child it started on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_raft-nosql")
+}
+
+/// A port the OS says is free right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50)); // poll interval, bounded by the deadline
+    }
+}
+
+/// A blocking HTTP client that does not follow redirects (tests look at the 307s).
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Writes a cluster config for `n` nodes on free ports under `dir`, returns its path and
+/// the node addresses (index = node id).
+pub fn write_config(dir: &Path, n: usize, extra: &str) -> (PathBuf, Vec<String>) {
+    let addrs: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+    let mut text = format!(
+        "data_root = {:?}\nlog_level = \"info\"\n\n[supervisor]\ncontrol_addr = \"127.0.0.1:{}\"\nstop_timeout_ms = 5000\n\n",
+        dir.join("data").display().to_string(),
+        free_port()
+    );
+    text.push_str(
+        "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n\n",
+    );
+    text.push_str(extra);
+    for (i, a) in addrs.iter().enumerate() {
+        text.push_str(&format!("\n[[nodes]]\nid = {i}\naddr = \"{a}\"\n"));
+    }
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, text).unwrap();
+    (path, addrs)
+}
+
+/// A cluster of `raft-nosql node` processes started directly (no supervisor).
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub addrs: Vec<String>,
+    pub children: Vec<Option<Child>>,
+}
+
+impl TestCluster {
+    /// Starts `n` nodes, initialises the cluster through `/admin/init` on node 0 and
+    /// waits until a leader is known to every node.
+    pub fn start(n: usize) -> TestCluster {
+        Self::start_with(n, "")
+    }
+
+    /// Like [`start`](Self::start), with extra TOML (e.g. a `[raft]` override is not
+    /// allowed twice, so pass other sections) appended to the config.
+    pub fn start_with(n: usize, extra: &str) -> TestCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, addrs) = write_config(dir.path(), n, extra);
+        let mut c = TestCluster { dir, config, addrs, children: Vec::new() };
+        for i in 0..n {
+            let child = c.spawn(i);
+            c.children.push(Some(child));
+        }
+        for i in 0..n {
+            c.wait_up(i);
+        }
+        let resp = http().post(format!("http://{}/admin/init", c.addrs[0])).send().unwrap();
+        assert!(resp.status().is_success(), "init failed: {}", resp.status());
+        c.wait_leader();
+        c
+    }
+
+    fn spawn(&self, i: usize) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node{i}.out")))
+            .unwrap();
+        Command::new(bin())
+            .args(["node", "--id", &i.to_string(), "--config"])
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Waits until node `i` answers `/status`.
+    pub fn wait_up(&self, i: usize) {
+        eventually(Duration::from_secs(30), &format!("node {i} to answer"), || self.status(i));
+    }
+
+    /// Node `i`'s `/status`, or None if it does not answer.
+    pub fn status(&self, i: usize) -> Option<Value> {
+        let r = http().get(format!("http://{}/status", self.addrs[i])).send().ok()?;
+        r.json().ok()
+    }
+
+    /// Waits until every running node names the same leader; returns its id.
+    pub fn wait_leader(&self) -> usize {
+        eventually(Duration::from_secs(30), "a leader every running node agrees on", || {
+            let mut leader = None;
+            for i in 0..self.addrs.len() {
+                if self.children[i].is_none() {
+                    continue;
+                }
+                let l = self.status(i)?.get("leader_id")?.as_u64()?;
+                if leader.is_some_and(|x| x != l) {
+                    return None;
+                }
+                leader = Some(l);
+            }
+            let l = leader? as usize;
+            // The leader itself must be running and say it leads.
+            self.children.get(l)?.as_ref()?;
+            (self.status(l)?.get("role")?.as_str()? == "Leader").then_some(l)
+        })
+    }
+
+    pub fn url(&self, i: usize, path: &str) -> String {
+        format!("http://{}{}", self.addrs[i], path)
+    }
+
+    /// SIGKILLs node `i` (a crash).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERMs node `i` and waits for it to exit; returns its exit status.
+    pub fn stop(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        let mut c = self.children[i].take()?;
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("node {i} did not exit within 20s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20)); // poll interval, bounded by the deadline
+        }
+    }
+
+    /// Starts node `i` again (same data dir) and waits until it answers.
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.children[i].is_none(), "node {i} is running");
+        let child = self.spawn(i);
+        self.children[i] = Some(child);
+        self.wait_up(i);
+    }
+
+    /// The combined output of node `i` (for failure messages).
+    pub fn output(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node{i}.out"))).unwrap_or_default()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
