@@ -28,3 +28,43 @@ pub enum AttributeValue {
 
 /// An item: attribute name → value.
 pub type Item = BTreeMap<String, AttributeValue>;
+
+// TEMPORARY minimal versions (replaced by the model branch).
+pub fn from_json(v: &serde_json::Value) -> crate::model::Result<AttributeValue> {
+    use serde_json::Value;
+    Ok(match v {
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::Bool(b) => AttributeValue::BOOL(*b),
+        Value::Null => AttributeValue::NULL(true),
+        Value::Array(a) => AttributeValue::L(a.iter().map(from_json).collect::<Result<_, _>>()?),
+        Value::Object(o) => AttributeValue::M(
+            o.iter()
+                .map(|(k, v)| Ok((k.clone(), from_json(v)?)))
+                .collect::<crate::model::Result<_>>()?,
+        ),
+    })
+}
+pub fn to_json(v: &AttributeValue) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => serde_json::from_str(n).unwrap_or(Value::Null),
+        AttributeValue::BOOL(b) => Value::Bool(*b),
+        AttributeValue::NULL(_) => Value::Null,
+        AttributeValue::L(l) => Value::Array(l.iter().map(to_json).collect()),
+        AttributeValue::M(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
+        other => serde_json::to_value(other).unwrap(),
+    }
+}
+pub fn item_from_json(v: &serde_json::Value) -> crate::model::Result<Item> {
+    match from_json(v)? {
+        AttributeValue::M(m) => Ok(m),
+        _ => Err(crate::model::ModelError::Invalid("item must be a JSON object".into())),
+    }
+}
+pub fn item_to_json(item: &Item) -> serde_json::Value {
+    to_json(&AttributeValue::M(item.clone()))
+}
