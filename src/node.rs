@@ -26,12 +26,16 @@ use crate::storage::{LogStore, StateMachine, Store};
 /// How long in-flight HTTP requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Runs node `id` of `config` until `shutdown` resolves (Ok) or Raft dies (Err).
-pub async fn run(
-    config: ClusterConfig,
-    id: u64,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+/// An opened node: storage, Raft and the request handlers' shared state, not yet
+/// serving HTTP.
+pub struct Node {
+    pub app: Arc<App>,
+    pub raft: Raft,
+    pub store: Store,
+}
+
+/// Opens node `id` of `config`: its fjall database and its Raft instance.
+pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     let me = config.node(id).ok_or_else(|| anyhow!("node id {id} is not in the config"))?.clone();
     let dir = config.node_dir(id);
     let store = Store::open(&dir)
@@ -45,12 +49,21 @@ pub async fn run(
     let raft = Raft::new(id, raft_config, Network::new(), log_store, state_machine)
         .await
         .map_err(|e| anyhow!("cannot start raft: {e}"))?;
+    let app = Arc::new(App { id, addr: me.addr, raft: raft.clone(), tables, config, committed });
+    Ok(Node { app, raft, store })
+}
 
-    let listener = TcpListener::bind(&me.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", me.addr))?;
-    let app =
-        Arc::new(App { id, addr: me.addr.clone(), raft: raft.clone(), tables, config, committed });
+/// Runs node `id` of `config` until `shutdown` resolves (Ok) or Raft dies (Err).
+pub async fn run(
+    config: ClusterConfig,
+    id: u64,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let dir = config.node_dir(id);
+    let Node { app, raft, store } = open(config, id).await?;
+    let addr = app.addr.clone();
+    let listener =
+        TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         warp::serve(routes(app))
@@ -60,7 +73,7 @@ pub async fn run(
             })
             .run(),
     );
-    tracing::info!(event = "node_started", addr = %me.addr, data_dir = %dir.display(), "node started");
+    tracing::info!(event = "node_started", addr = %addr, data_dir = %dir.display(), "node started");
 
     let mut metrics = raft.metrics();
     let raft_died = async move {

@@ -77,10 +77,14 @@ fn put_to_follower_redirects_to_leader_and_replicates_everywhere() {
 
     for node in 0..3 {
         let got = eventually(Duration::from_secs(10), "item on every node", || {
-            let r = http()
-                .get(c.url(node, "/tables/Music/items?pk=No%20One%20You%20Know&sk=Call%20Me%20Today"))
-                .send()
-                .ok()?;
+            let r =
+                http()
+                    .get(c.url(
+                        node,
+                        "/tables/Music/items?pk=No%20One%20You%20Know&sk=Call%20Me%20Today",
+                    ))
+                    .send()
+                    .ok()?;
             assert!(r.headers().contains_key("x-raft-applied"));
             (r.status() == 200).then(|| r.json::<Value>().unwrap())
         });
@@ -123,7 +127,10 @@ fn killing_and_restarting_all_nodes_keeps_every_acknowledged_item() {
 /// since the leader purged the log it missed) and then serves all of them.
 #[test]
 fn node_down_during_10000_writes_catches_up_and_serves_them() {
-    let mut c = TestCluster::start_with(3, "snapshot_logs_since_last = 1000\nmax_in_snapshot_log_to_keep = 100\n");
+    let mut c = TestCluster::start_with(
+        3,
+        "snapshot_logs_since_last = 1000\nmax_in_snapshot_log_to_keep = 100\n",
+    );
     let leader = c.wait_leader();
     let down = follower_of(&c, leader);
     c.kill(down);
@@ -139,7 +146,8 @@ fn node_down_during_10000_writes_catches_up_and_serves_them() {
         (item_count(&c, down)? == 10_000).then_some(())
     });
     for i in (0..10_000).step_by(997) {
-        let got = get_item(&c, down, i).unwrap_or_else(|| panic!("item {i} missing on node {down}"));
+        let got =
+            get_item(&c, down, i).unwrap_or_else(|| panic!("item {i} missing on node {down}"));
         assert_eq!(got["item"]["i"], i);
     }
     let log = c.output(down);
