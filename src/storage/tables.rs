@@ -96,18 +96,6 @@ fn version_of(bytes: &[u8]) -> u64 {
     bytes.get(..8).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0)
 }
 
-/// The smallest key greater than every key starting with `prefix`, if any.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xFF {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
 /// Range bounds under construction: the intersection of several conditions.
 struct KeyRange {
     lo: Bound<Vec<u8>>,
@@ -116,7 +104,7 @@ struct KeyRange {
 
 impl KeyRange {
     fn prefix(p: Vec<u8>) -> KeyRange {
-        let hi = prefix_end(&p).map(Bound::Excluded).unwrap_or(Bound::Unbounded);
+        let hi = key::prefix_end(&p).map(Bound::Excluded).unwrap_or(Bound::Unbounded);
         KeyRange { lo: Bound::Included(p), hi }
     }
 
@@ -434,13 +422,6 @@ impl Tables {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn prefix_end_increments_and_carries() {
-        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
-        assert_eq!(prefix_end(&[1, 0xFF]), Some(vec![2]));
-        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
-    }
 
     #[test]
     fn key_range_keeps_the_tightest_bounds() {
