@@ -17,6 +17,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::config::ClusterConfig;
 use crate::error::Error;
+use crate::raft::network::Faults;
 use crate::raft::{NodeId, Raft};
 use crate::storage::{Progress, Tables};
 
@@ -36,8 +37,10 @@ pub struct App {
     pub raft: Raft,
     pub tables: Tables,
     pub config: ClusterConfig,
-    /// Committed/applied indexes, lag, digest and apply delay.
+    /// Committed/applied indexes, lag, digest, apply delay and metrics.
     pub progress: Arc<Progress>,
+    /// Simulated network faults of the Raft transport.
+    pub faults: Arc<Faults>,
 }
 
 impl App {
