@@ -23,6 +23,11 @@
 //!   client was built with, or the one given to [`Client::with_target`]), and are neither
 //!   retried nor sent elsewhere. Every answer carries the responding node's id, role and
 //!   applied log index ([`Response`]), so staleness is visible to the caller.
+//! - A read can ask for more than "whatever this node has applied" ([`Consistency`]):
+//!   `AfterIndex(i)` makes the node wait until it has applied log index `i` (pass the
+//!   `version` a write returned: read-your-writes through any node), `Session` does that
+//!   with the highest index this client has written, and `Strong` is a linearizable read
+//!   that only the leader answers (a follower redirects it, and the client follows).
 //!
 //! # Errors
 //!
@@ -65,6 +70,7 @@
 //! - Addresses are plain `host:port` over HTTP; there is no TLS and no authentication.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -365,6 +371,23 @@ impl QueryParams {
     }
 }
 
+/// How fresh a read must be. Applies to [`Client::get_item`], [`Client::query`] and
+/// [`Client::scan`]; set it with [`ClientBuilder::consistency`] or
+/// [`Client::with_consistency`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Consistency {
+    /// Whatever the target node has applied (the default; may be stale on a follower).
+    #[default]
+    Eventual,
+    /// The target first waits until it has applied at least this log index.
+    AfterIndex(u64),
+    /// Read your own writes: like `AfterIndex` with the highest log index this client
+    /// (or any clone of it) has written; `Eventual` before the first write.
+    Session,
+    /// Linearizable: the leader confirms it still leads, then answers.
+    Strong,
+}
+
 /// Settings for a [`Client`]; start with [`Client::builder`].
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
@@ -373,6 +396,7 @@ pub struct ClientBuilder {
     request_timeout: Duration,
     connect_timeout: Duration,
     max_redirects: usize,
+    consistency: Consistency,
 }
 
 impl ClientBuilder {
@@ -401,6 +425,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Freshness of reads. Default [`Consistency::Eventual`].
+    pub fn consistency(mut self, c: Consistency) -> Self {
+        self.consistency = c;
+        self
+    }
+
     /// Checks the addresses and builds the client.
     pub fn build(self) -> Result<Client, ClientError> {
         let nodes = self.nodes.iter().map(|a| normalize_addr(a)).collect::<Result<Vec<_>, _>>()?;
@@ -424,11 +454,12 @@ impl ClientBuilder {
             http,
             nodes,
             leader: Mutex::new(None),
+            written: AtomicU64::new(0),
             write_deadline: self.write_deadline,
             request_timeout: self.request_timeout,
             max_redirects: self.max_redirects,
         };
-        Ok(Client { inner: Arc::new(inner), target })
+        Ok(Client { inner: Arc::new(inner), target, consistency: self.consistency })
     }
 }
 
@@ -439,6 +470,8 @@ pub struct Client {
     inner: Arc<Inner>,
     /// Where reads go.
     target: String,
+    /// How fresh reads must be.
+    consistency: Consistency,
 }
 
 #[derive(Debug)]
@@ -448,6 +481,8 @@ struct Inner {
     nodes: Vec<String>,
     /// Where the last redirect pointed, or the last node that accepted a write.
     leader: Mutex<Option<String>>,
+    /// Highest log index of a write this client made (`x-raft-index`), 0 before any.
+    written: AtomicU64,
     write_deadline: Duration,
     request_timeout: Duration,
     max_redirects: usize,
@@ -494,13 +529,25 @@ impl Client {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            consistency: Consistency::Eventual,
         }
     }
 
     /// The same client (shared pool and leader cache) reading from another node.
     /// The node need not be one of those the client was built with.
     pub fn with_target(&self, addr: &str) -> Result<Client, ClientError> {
-        Ok(Client { inner: self.inner.clone(), target: normalize_addr(addr)? })
+        Ok(Client { target: normalize_addr(addr)?, ..self.clone() })
+    }
+
+    /// The same client (shared pool, leader cache and session) reading with another
+    /// consistency.
+    pub fn with_consistency(&self, consistency: Consistency) -> Client {
+        Client { consistency, ..self.clone() }
+    }
+
+    /// The highest log index this client has written, if it wrote anything.
+    pub fn last_written_index(&self) -> Option<u64> {
+        Some(self.inner.written.load(Ordering::SeqCst)).filter(|&i| i > 0)
     }
 
     /// The node reads go to.
@@ -525,12 +572,12 @@ impl Client {
         &self,
         schema: &TableSchema,
     ) -> Result<Response<TableCreated>, ClientError> {
-        self.call(Method::POST, &path(&["tables"], &[]), Some(to_body(schema)?)).await
+        self.call(Method::POST, &path::<&str>(&["tables"], &[]), Some(to_body(schema))).await
     }
 
     /// Deletes a table and all its items.
     pub async fn delete_table(&self, table: &str) -> Result<Response<TableDeleted>, ClientError> {
-        self.call(Method::DELETE, &path(&["tables", table], &[]), None).await
+        self.call(Method::DELETE, &path::<&str>(&["tables", table], &[]), None).await
     }
 
     /// The names of all tables, as the target node knows them.
@@ -539,7 +586,8 @@ impl Client {
         struct Tables {
             tables: Vec<String>,
         }
-        let r: Response<Tables> = self.call(Method::GET, &path(&["tables"], &[]), None).await?;
+        let r: Response<Tables> =
+            self.call(Method::GET, &path::<&str>(&["tables"], &[]), None).await?;
         Ok(r.map(|t| t.tables))
     }
 
@@ -553,7 +601,7 @@ impl Client {
             table: TableDescription,
         }
         let r: Response<Described> =
-            self.call(Method::GET, &path(&["tables", table], &[]), None).await?;
+            self.call(Method::GET, &path::<&str>(&["tables", table], &[]), None).await?;
         Ok(r.map(|d| d.table))
     }
 
@@ -566,7 +614,8 @@ impl Client {
         table: &str,
         item: &Value,
     ) -> Result<Response<Written>, ClientError> {
-        self.call(Method::PUT, &path(&["tables", table, "items"], &[]), Some(to_body(item)?)).await
+        self.call(Method::PUT, &path::<&str>(&["tables", table, "items"], &[]), Some(to_body(item)))
+            .await
     }
 
     /// Reads one item from the target node. A missing item is an error with
@@ -577,7 +626,10 @@ impl Client {
         pk: &str,
         sk: Option<&str>,
     ) -> Result<Response<VersionedItem>, ClientError> {
-        self.call(Method::GET, &item_path(table, pk, sk), None).await
+        let mut q = vec![("pk", pk.to_string())];
+        q.extend(sk.map(|sk| ("sk", sk.to_string())));
+        q.extend(self.consistency_pairs());
+        self.call(Method::GET, &path(&["tables", table, "items"], &q), None).await
     }
 
     /// Deletes one item; `deleted` says whether it existed.
@@ -587,7 +639,9 @@ impl Client {
         pk: &str,
         sk: Option<&str>,
     ) -> Result<Response<ItemDeleted>, ClientError> {
-        self.call(Method::DELETE, &item_path(table, pk, sk), None).await
+        let mut q = vec![("pk", pk.to_string())];
+        q.extend(sk.map(|sk| ("sk", sk.to_string())));
+        self.call(Method::DELETE, &path(&["tables", table, "items"], &q), None).await
     }
 
     /// One page of one partition's items, in sort key order.
@@ -596,9 +650,9 @@ impl Client {
         table: &str,
         params: &QueryParams,
     ) -> Result<Response<Page>, ClientError> {
-        let pairs = params.to_pairs();
-        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.call(Method::GET, &path(&["tables", table, "query"], &pairs), None).await
+        let mut q = params.to_pairs();
+        q.extend(self.consistency_pairs());
+        self.call(Method::GET, &path(&["tables", table, "query"], &q), None).await
     }
 
     /// One page of all the table's items. Pass the previous page's `next` as
@@ -609,15 +663,11 @@ impl Client {
         limit: Option<u64>,
         start_after: Option<&str>,
     ) -> Result<Response<Page>, ClientError> {
-        let limit = limit.map(|l| l.to_string());
-        let mut pairs = Vec::new();
-        if let Some(l) = &limit {
-            pairs.push(("limit", l.as_str()));
-        }
-        if let Some(c) = start_after {
-            pairs.push(("start_after", c));
-        }
-        self.call(Method::GET, &path(&["tables", table, "scan"], &pairs), None).await
+        let mut q = Vec::new();
+        q.extend(limit.map(|l| ("limit", l.to_string())));
+        q.extend(start_after.map(|c| ("start_after", c.to_string())));
+        q.extend(self.consistency_pairs());
+        self.call(Method::GET, &path(&["tables", table, "scan"], &q), None).await
     }
 
     // ----- nodes -----
@@ -636,11 +686,24 @@ impl Client {
         path_and_query: &str,
         body: Option<&Value>,
     ) -> Result<Response<Value>, ClientError> {
-        let body = body.map(to_body).transpose()?;
+        let body = body.map(to_body);
         self.call(method, path_and_query, body).await
     }
 
     // ----- the machinery -----
+
+    /// The query parameters that ask the node for this client's read consistency.
+    fn consistency_pairs(&self) -> Vec<(&'static str, String)> {
+        match self.consistency {
+            Consistency::Eventual => vec![],
+            Consistency::AfterIndex(i) => vec![("after_index", i.to_string())],
+            Consistency::Session => match self.last_written_index() {
+                Some(i) => vec![("after_index", i.to_string())],
+                None => vec![],
+            },
+            Consistency::Strong => vec![("consistency", "strong".to_string())],
+        }
+    }
 
     /// Sends a request, judges the answer and decodes a 2xx body as `T`.
     async fn call<T: DeserializeOwned>(
@@ -710,6 +773,9 @@ impl Client {
                     Ok(reply) => {
                         if reply.status.is_success() {
                             self.remember_leader(&reply.addr);
+                            if let Some(i) = header_u64(&reply.headers, "x-raft-index") {
+                                self.inner.written.fetch_max(i, Ordering::SeqCst);
+                            }
                         }
                         return Ok(reply);
                     }
@@ -897,32 +963,23 @@ fn api_error(reply: &Reply) -> ClientError {
     ClientError::Api { status: reply.status.as_u16(), code, message, addr: reply.addr.clone() }
 }
 
-fn to_body<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, ClientError> {
-    serde_json::to_vec(value).map(Bytes::from).map_err(|e| ClientError::Decode {
-        addr: String::new(),
-        message: format!("cannot encode the request: {e}"),
-    })
+/// Encodes a request body. Serializing a `serde_json::Value` or a schema cannot fail
+/// (every map key is a string), so this returns the bytes directly.
+fn to_body<T: Serialize + ?Sized>(value: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).expect("JSON values and schemas always serialize"))
 }
 
 /// `/seg/seg?k=v`, every part percent-encoded.
-fn path(segments: &[&str], query: &[(&str, &str)]) -> String {
+fn path<V: AsRef<str>>(segments: &[&str], query: &[(&str, V)]) -> String {
     let mut url = Url::parse("http://localhost/").expect("static URL");
     url.path_segments_mut().expect("http URL has a path").clear().extend(segments);
     if !query.is_empty() {
-        url.query_pairs_mut().extend_pairs(query);
+        url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (k, v.as_ref())));
     }
     match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     }
-}
-
-fn item_path(table: &str, pk: &str, sk: Option<&str>) -> String {
-    let mut q = vec![("pk", pk)];
-    if let Some(sk) = sk {
-        q.push(("sk", sk));
-    }
-    path(&["tables", table, "items"], &q)
 }
 
 /// `host:port` from a user: trims, drops an `http://` prefix and a trailing `/`.
@@ -972,7 +1029,7 @@ mod tests {
     //! The client against small in-process warp servers that play leader, follower and
     //! leaderless node.
 
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use serde_json::json;
     use warp::Filter;
@@ -1253,6 +1310,38 @@ mod tests {
         assert_eq!(
             *seen.lock().unwrap(),
             "/tables/Music/query?pk=Journey&sk_prefix=Don%27t&sk_ge=A&start_after=B&limit=10&desc=true"
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_ask_for_the_chosen_consistency() {
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        let (addr, _) = mock(move |s| {
+            log.lock().unwrap().push(s.path_and_query.clone());
+            let body = match s.method.as_str() {
+                "GET" => json!({"items": [], "count": 0, "next": null}),
+                _ => json!({"version": 42}),
+            };
+            (200, vec![("x-raft-index", "42".into())], body.to_string())
+        })
+        .await;
+        let client = Client::builder([addr]).consistency(Consistency::Session).build().unwrap();
+        client.scan("T", None, None).await.unwrap(); // no write yet: eventual
+        client.put_item("T", &json!({"k": "v"})).await.unwrap();
+        assert_eq!(client.last_written_index(), Some(42));
+        client.scan("T", Some(5), None).await.unwrap();
+        client.with_consistency(Consistency::Strong).scan("T", None, None).await.unwrap();
+        client.with_consistency(Consistency::AfterIndex(7)).scan("T", None, None).await.unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "/tables/T/scan",
+                "/tables/T/items",
+                "/tables/T/scan?limit=5&after_index=42",
+                "/tables/T/scan?consistency=strong",
+                "/tables/T/scan?after_index=7",
+            ]
         );
     }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::{GlobalOpts, EXIT_FAILURE, EXIT_USAGE};
 use crate::client::{
-    Client, ClientError, NodeStatus, Page, QueryParams, Response, TableDescription,
+    Client, ClientError, Consistency, NodeStatus, Page, QueryParams, Response, TableDescription,
 };
 use crate::model::{KeyAttr, KeyType, TableSchema};
 
@@ -54,7 +54,7 @@ pub enum DataCommand {
     #[command(
         after_help = "Example:\n  raft-nosql get-item --target-addr localhost:8101 --table-name Music \\\n    --partition-key Queen --sort-key 'Bohemian Rhapsody'"
     )]
-    GetItem(KeyArgs),
+    GetItem(GetItemArgs),
     /// Delete one item
     #[command(
         after_help = "Example:\n  raft-nosql delete-item --target-addr localhost:8100 --table-name Music \\\n    --partition-key 'The Beatles' --sort-key 'Let It Be'"
@@ -182,6 +182,45 @@ pub struct KeyArgs {
     pub conn: ConnArgs,
 }
 
+/// Freshness of a read (get-item, query-items, scan).
+#[derive(Debug, Clone, Args)]
+pub struct ReadArgs {
+    /// How fresh the answer must be
+    #[arg(long, value_enum, default_value_t = ConsistencyArg::Eventual, value_name = "LEVEL")]
+    pub consistency: ConsistencyArg,
+    /// Wait until the target node has applied this log index (the "version" a write
+    /// printed): read your own write through any node
+    #[arg(long, value_name = "INDEX")]
+    pub after_index: Option<u64>,
+}
+
+/// `--consistency` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsistencyArg {
+    /// Whatever the target node has applied (may lag behind the leader on a follower)
+    Eventual,
+    /// Linearizable: answered by the leader after it confirms it still leads
+    Strong,
+}
+
+impl ReadArgs {
+    fn consistency(&self) -> Consistency {
+        match (self.consistency, self.after_index) {
+            (ConsistencyArg::Strong, _) => Consistency::Strong,
+            (ConsistencyArg::Eventual, Some(i)) => Consistency::AfterIndex(i),
+            (ConsistencyArg::Eventual, None) => Consistency::Eventual,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GetItemArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    pub read: ReadArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// Name of the table
@@ -215,6 +254,8 @@ pub struct QueryArgs {
     #[arg(long)]
     pub desc: bool,
     #[command(flatten)]
+    pub read: ReadArgs,
+    #[command(flatten)]
     pub conn: ConnArgs,
 }
 
@@ -229,6 +270,8 @@ pub struct ScanArgs {
     /// Continue after this cursor (the "next" of the previous page)
     #[arg(long, value_name = "CURSOR")]
     pub start_after: Option<String>,
+    #[command(flatten)]
+    pub read: ReadArgs,
     #[command(flatten)]
     pub conn: ConnArgs,
 }
@@ -318,8 +361,8 @@ async fn execute(global: &GlobalOpts, cmd: DataCommand) -> Result<(), Failure> {
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
             emit(&a.conn, &r.value, || fields([("version", r.value.version.to_string())]))
         }
-        DataCommand::GetItem(a) => {
-            let client = connect(global, &a.conn)?;
+        DataCommand::GetItem(GetItemArgs { key: a, read }) => {
+            let client = connect(global, &a.conn)?.with_consistency(read.consistency());
             let r = client.get_item(&a.table_name, &a.partition_key, a.sort_key.as_deref()).await;
             let r = check(r, &a.conn, key_subject(&a))?;
             emit(&a.conn, &r.value, || items_table(std::slice::from_ref(&r.value)))
@@ -348,13 +391,13 @@ async fn execute(global: &GlobalOpts, cmd: DataCommand) -> Result<(), Failure> {
                 start_after: a.start_after,
                 descending: a.desc,
             };
-            let client = connect(global, &a.conn)?;
+            let client = connect(global, &a.conn)?.with_consistency(a.read.consistency());
             let r = client.query(&a.table_name, &params).await;
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
             emit(&a.conn, &r.value, || page_table(&r.value))
         }
         DataCommand::Scan(a) => {
-            let client = connect(global, &a.conn)?;
+            let client = connect(global, &a.conn)?.with_consistency(a.read.consistency());
             let r = client.scan(&a.table_name, a.limit, a.start_after.as_deref()).await;
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
             emit(&a.conn, &r.value, || page_table(&r.value))
