@@ -283,7 +283,7 @@ pub struct Page {
 }
 
 /// One node's view of the cluster (`GET /status`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NodeStatus {
     /// The node's id.
@@ -316,6 +316,13 @@ pub struct NodeStatus {
     pub items: u64,
     /// Whether the cluster has been initialised.
     pub initialized: bool,
+    /// How many entries this node's applied index is behind the leader's commit.
+    pub lag_entries: Option<u64>,
+    /// How long ago (ms) this node last heard from the leader, as replication lag.
+    pub lag_ms: Option<u64>,
+    /// Every other field the node reported (newer nodes report more), kept as JSON.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
 }
 
 /// Conditions of a [`Client::query`]: one partition, optionally narrowed by sort key.
@@ -1343,6 +1350,20 @@ mod tests {
                 "/tables/T/scan?after_index=7",
             ]
         );
+    }
+
+    #[test]
+    fn node_status_keeps_fields_it_does_not_know() {
+        let text = r#"{"node_id":1,"role":"Follower","term":3,"leader_id":0,"applied":12,
+            "lag_entries":2,"digest":"ab12","digest_index":12,"apply_delay_ms":0,"x":1.50}"#;
+        let s: NodeStatus = serde_json::from_str(text).unwrap();
+        assert_eq!((s.node_id, s.term, s.leader_id, s.applied), (1, 3, Some(0), Some(12)));
+        assert_eq!((s.lag_entries, s.lag_ms), (Some(2), None));
+        assert_eq!(s.extra["digest"], "ab12");
+        assert_eq!(s.extra["digest_index"], 12);
+        let back = serde_json::to_value(&s).unwrap();
+        assert_eq!(back["x"].to_string(), "1.50");
+        assert_eq!(back["apply_delay_ms"], 0);
     }
 
     #[test]

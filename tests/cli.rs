@@ -287,6 +287,57 @@ fn errors_tables_and_default_target() {
     put.json();
 }
 
+/// A write through the config's node list survives a leader crash: the client skips the
+/// dead node, waits out the election (503s, redirects to the dead leader) and lands the
+/// write on the new leader, all within its deadline.
+#[test]
+fn write_survives_a_leader_crash() {
+    let mut cluster = TestCluster::start(3);
+    let config = cluster.config.to_str().unwrap().to_string();
+    let old = cluster.wait_leader();
+    let create = [
+        "create-table",
+        "--config",
+        &config,
+        "--table-name",
+        "Crash",
+        "--partition-key-name",
+        "id",
+    ];
+    cli(&create).json();
+
+    cluster.kill(old);
+    let put = cli(&[
+        "put-item",
+        "--config",
+        &config,
+        "--table-name",
+        "Crash",
+        "--item-data",
+        r#"{"id":"after"}"#,
+        "-v",
+    ]);
+    put.json();
+    let new = cluster.wait_leader();
+    assert_ne!(new, old);
+    assert!(put.stderr.contains(&format!("answered by node{new} (Leader)")), "{put:#?}");
+
+    let survivor = cluster.addrs[(old + 1) % 3].as_str();
+    let got = at(
+        survivor,
+        &[
+            "get-item",
+            "--table-name",
+            "Crash",
+            "--partition-key",
+            "after",
+            "--consistency",
+            "strong",
+        ],
+    );
+    assert_eq!(got.json()["item"]["id"], "after");
+}
+
 /// Bad input is a usage error (exit 2) and never reaches a node.
 #[test]
 fn bad_input_exits_2() {

@@ -621,19 +621,28 @@ fn status_table(s: &NodeStatus) -> String {
         .map(|(id, addr)| format!("node{id}={addr}"))
         .collect::<Vec<_>>()
         .join(" ");
-    fields([
-        ("node", format!("node{} at {}", s.node_id, s.addr)),
-        ("role", s.role.clone()),
-        ("term", s.term.to_string()),
-        ("leader", leader),
-        ("last log index", opt(s.last_log_index)),
-        ("committed", opt(s.committed)),
-        ("applied", opt(s.applied)),
-        ("snapshot index", opt(s.snapshot_index)),
-        ("purged index", opt(s.purged_index)),
-        ("members", members),
-        ("tables", s.tables.to_string()),
-        ("items", s.items.to_string()),
-        ("initialized", s.initialized.to_string()),
-    ])
+    let lag = match (s.lag_entries, s.lag_ms) {
+        (Some(e), Some(ms)) => format!("{e} entries, {ms} ms"),
+        (Some(e), None) => format!("{e} entries"),
+        (None, Some(ms)) => format!("{ms} ms"),
+        (None, None) => "-".to_string(),
+    };
+    let mut rows = vec![
+        ("node".to_string(), format!("node{} at {}", s.node_id, s.addr)),
+        ("role".to_string(), s.role.clone()),
+        ("term".to_string(), s.term.to_string()),
+        ("leader".to_string(), leader),
+        ("last log index".to_string(), opt(s.last_log_index)),
+        ("committed".to_string(), opt(s.committed)),
+        ("applied".to_string(), opt(s.applied)),
+        ("snapshot index".to_string(), opt(s.snapshot_index)),
+        ("purged index".to_string(), opt(s.purged_index)),
+        ("members".to_string(), members),
+        ("tables".to_string(), s.tables.to_string()),
+        ("items".to_string(), s.items.to_string()),
+        ("initialized".to_string(), s.initialized.to_string()),
+        ("lag".to_string(), lag),
+    ];
+    rows.extend(s.extra.iter().map(|(k, v)| (k.replace('_', " "), cell_text(v))));
+    fields(rows)
 }
