@@ -62,7 +62,12 @@ fn diff(prev: &Seen, m: &RaftMetrics) -> Seen {
                 tracing::info!(event = "became_leader", term, "became leader");
             }
             ServerState::Follower => {
-                tracing::info!(event = "became_follower", term, leader = ?m.current_leader, "became follower");
+                tracing::info!(
+                    event = "became_follower",
+                    term,
+                    leader = m.current_leader,
+                    "became follower"
+                );
             }
             ServerState::Learner | ServerState::Shutdown => {}
         }
@@ -70,8 +75,8 @@ fn diff(prev: &Seen, m: &RaftMetrics) -> Seen {
     if prev.leader != m.current_leader && (prev.state.is_some() || m.current_leader.is_some()) {
         tracing::info!(
             event = "leader_changed",
-            old = ?prev.leader,
-            new = ?m.current_leader,
+            old = prev.leader,
+            new = m.current_leader,
             term,
             "leader changed"
         );
