@@ -430,3 +430,41 @@ fn follow_prints_appended_lines() {
     let got = collect_lines(&rx, 1, timeout);
     assert_eq!(got, [late]);
 }
+
+/// Colour only when asked for (CLICOLOR_FORCE stands in for a terminal here), and never
+/// with `--no-color` or NO_COLOR.
+#[test]
+fn colour_follows_terminal_and_opt_outs() {
+    let f = Fixture::new();
+    f.standard();
+    let run = |args: &[&str], no_color: bool| {
+        let mut cmd = Command::new(bin());
+        cmd.arg("logs").arg("--config").arg(&f.config).args(args).env("CLICOLOR_FORCE", "1");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        String::from_utf8(cmd.output().unwrap().stdout).unwrap()
+    };
+    let coloured = run(&[], false);
+    assert!(coloured.contains("\x1b[33m"), "WARN in yellow: {coloured}");
+    assert!(!run(&["--no-color"], false).contains('\x1b'));
+    assert!(!run(&[], true).contains('\x1b'));
+    assert!(!run(&["--json"], false).contains('\x1b'), "--json is never coloured");
+}
+
+/// The supervisor's JSON lines about a node join that node's timeline; its other lines
+/// are ignored.
+#[test]
+fn supervisor_log_lines_naming_a_node_are_merged() {
+    let f = Fixture::new();
+    f.standard();
+    let spawned = f.line(1, 55, "INFO", Some("node_spawned"), r#","pid":4321"#);
+    let text = format!("supervisor listening\n{spawned}\n");
+    std::fs::write(f.dir.path().join("data").join("supervisor.log"), text).unwrap();
+    let lines = f.json(&["--node", "1", "--timeline"]);
+    assert_eq!(events(&lines), ["node_started", "node_spawned", "became_follower"]);
+    let out = f.logs(&[]);
+    assert!(!stderr(&out).contains("supervisor.log"), "{}", stderr(&out));
+}
