@@ -37,6 +37,32 @@ pub struct ClusterConfig {
     pub raft: RaftConfig,
     /// The supervisor (`raft-nosql server` / `cluster start`).
     pub supervisor: SupervisorConfig,
+    /// Knobs that make replication visible on one machine. They change when entries
+    /// become visible, never what is durable or safe.
+    pub simulation: SimulationConfig,
+}
+
+/// Simulation knobs (all off by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulationConfig {
+    /// Delay, in ms, before a node applies committed entries to its state machine, so
+    /// eventual reads on it are visibly stale. Can be changed at runtime with
+    /// `raft-nosql cluster set-delay`. Default 0.
+    pub apply_delay_ms: u64,
+    /// The nodes the delay applies to; empty = every node. Default empty.
+    pub apply_delay_nodes: Vec<u64>,
+}
+
+impl SimulationConfig {
+    /// The apply delay node `id` starts with.
+    pub fn apply_delay_for(&self, id: u64) -> u64 {
+        if self.apply_delay_nodes.is_empty() || self.apply_delay_nodes.contains(&id) {
+            self.apply_delay_ms
+        } else {
+            0
+        }
+    }
 }
 
 /// One member of the cluster.
@@ -112,6 +138,7 @@ impl Default for ClusterConfig {
                 .collect(),
             raft: RaftConfig::default(),
             supervisor: SupervisorConfig::default(),
+            simulation: SimulationConfig::default(),
         }
     }
 }

@@ -1,1 +1,120 @@
-//! Errors.
+//! The one error type of a node's request path, and its mapping to HTTP.
+//!
+//! Every failure a client can see is one [`Error`] variant. [`Error::status`] and
+//! [`Error::code`] are the single place where errors become HTTP status codes and the
+//! JSON body `{"error": {"code": "...", "message": "..."}}`. Storage failures inside
+//! Raft are not here: those are fatal and stop the node (see `node.rs`).
+
+use serde::Serialize;
+use warp::http::StatusCode;
+
+use crate::model::ModelError;
+use crate::raft::Rejection;
+
+/// What went wrong with a client request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request itself is malformed: bad JSON, bad query parameter, wrong type.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The item, key or schema breaks a data-model rule.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// No table with this name.
+    #[error("table {0:?} not found")]
+    TableNotFound(String),
+    /// No item with this key.
+    #[error("item not found")]
+    ItemNotFound,
+    /// A table with this name exists already.
+    #[error("table {0:?} already exists")]
+    TableExists(String),
+    /// This node is not the leader; the leader is `leader_id` at `leader_addr`. Becomes
+    /// a 307 redirect to the same path on the leader.
+    #[error("node is not the leader; the leader is node {leader_id} at {leader_addr}")]
+    NotLeader { leader_id: u64, leader_addr: String },
+    /// This node is not the leader and does not know who is (election in progress,
+    /// or partitioned away). Retry later; `Retry-After` says when.
+    #[error("no leader is known at the moment; retry shortly")]
+    NoLeader,
+    /// The cluster cannot serve this now (shutting down, quorum unreachable).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The node's storage failed; the node is going down.
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// A bug: something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Model(ModelError::ItemTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Model(_) => StatusCode::BAD_REQUEST,
+            Error::TableNotFound(_) | Error::ItemNotFound => StatusCode::NOT_FOUND,
+            Error::TableExists(_) => StatusCode::CONFLICT,
+            Error::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
+            Error::NoLeader | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable, machine-readable code for the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Model(ModelError::ItemTooLarge { .. }) => "item_too_large",
+            Error::Model(ModelError::InvalidTableName(_)) => "invalid_table_name",
+            Error::Model(_) => "invalid",
+            Error::TableNotFound(_) => "table_not_found",
+            Error::ItemNotFound => "item_not_found",
+            Error::TableExists(_) => "table_exists",
+            Error::NotLeader { .. } => "not_leader",
+            Error::NoLeader => "no_leader",
+            Error::Unavailable(_) => "unavailable",
+            Error::Storage(_) => "storage",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// Whether the same request may succeed if retried later, unchanged.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::NotLeader { .. } | Error::NoLeader | Error::Unavailable(_))
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail { code: self.code().to_string(), message: self.to_string() },
+        }
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::TableNotFound(t) => Error::TableNotFound(t),
+            Rejection::TableExists(t) => Error::TableExists(t),
+            Rejection::Invalid(e) => Error::Model(e),
+        }
+    }
+}
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,1 +1,169 @@
-//! One node lifecycle.
+//! One node's lifecycle: open storage, build Raft, serve HTTP, shut down in order.
+//!
+//! Shutdown (SIGTERM or SIGINT) is drained in this order:
+//! 1. stop accepting HTTP requests and let in-flight ones finish (bounded);
+//! 2. shut openraft down (its tasks stop; nothing more is appended or applied);
+//! 3. persist fjall with `SyncAll`;
+//! 4. exit 0.
+//!
+//! If openraft's core stops by itself (a storage error is fatal to it), the node does
+//! not linger answering HTTP with a dead Raft: [`run`] returns an error and the process
+//! exits non-zero, so the supervisor sees a crash and restarts it.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use tokio::net::TcpListener;
+
+use crate::config::ClusterConfig;
+use crate::raft::network::Network;
+use crate::raft::{openraft_config, Raft};
+use crate::server::{routes, App};
+use crate::storage::{LogStore, StateMachine, Store};
+
+/// How long in-flight HTTP requests get to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An opened node: storage, Raft and the request handlers' shared state, not yet
+/// serving HTTP.
+pub struct Node {
+    pub app: Arc<App>,
+    pub raft: Raft,
+    pub store: Store,
+}
+
+/// Opens node `id` of `config`: its fjall database and its Raft instance.
+pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
+    let me = config.node(id).ok_or_else(|| anyhow!("node id {id} is not in the config"))?.clone();
+    let dir = config.node_dir(id);
+    let store = Store::open(&dir)
+        .with_context(|| format!("cannot open the database in {}", dir.display()))?;
+    let log_store =
+        LogStore::new(store.clone()).map_err(|e| anyhow!("cannot read the raft log: {e}"))?;
+    let committed = log_store.committed_handle();
+    let state_machine = StateMachine::new(store.clone());
+    let tables = state_machine.tables();
+    let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);
+    let raft = Raft::new(id, raft_config, Network::new(), log_store, state_machine)
+        .await
+        .map_err(|e| anyhow!("cannot start raft: {e}"))?;
+    let app = Arc::new(App { id, addr: me.addr, raft: raft.clone(), tables, config, committed });
+    Ok(Node { app, raft, store })
+}
+
+/// Runs node `id` of `config` until `shutdown` resolves (Ok) or Raft dies (Err).
+pub async fn run(
+    config: ClusterConfig,
+    id: u64,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let dir = config.node_dir(id);
+    let Node { app, raft, store } = open(config, id).await?;
+    let addr = app.addr.clone();
+    let listener =
+        TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        warp::serve(routes(app))
+            .incoming(listener)
+            .graceful(async move {
+                let _ = stop_rx.await;
+            })
+            .run(),
+    );
+    tracing::info!(event = "node_started", addr = %addr, data_dir = %dir.display(), "node started");
+
+    let mut metrics = raft.metrics();
+    let raft_died = async move {
+        loop {
+            if let Err(e) = &metrics.borrow().running_state {
+                return e.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return "raft metrics channel closed".to_string();
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        _ = shutdown => Ok(()),
+        why = raft_died => Err(anyhow!("raft stopped: {why}")),
+    };
+    tracing::info!(event = "node_stopping", reason = ?outcome.as_ref().err().map(|e| e.to_string()), "node stopping");
+
+    let _ = stop_tx.send(());
+    if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
+        tracing::warn!("HTTP requests still running after {DRAIN_TIMEOUT:?}; closing anyway");
+    }
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!(error = %e, "raft shutdown reported an error");
+    }
+    let db = store.db.clone();
+    tokio::task::spawn_blocking(move || db.persist(fjall::PersistMode::SyncAll))
+        .await?
+        .context("final persist failed")?;
+    tracing::info!(event = "node_stopped", "node stopped");
+    outcome
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Sets up JSON-lines logging on stdout; every line carries `node_id`.
+///
+/// The filter is `RUST_LOG` if set, else the config's `log_level` with openraft's noisy
+/// transient errors (unreachable peers during elections) turned down.
+pub fn init_logging(id: u64, level: &str) {
+    use tracing_subscriber::fmt::format::{FmtSpan, Format, JsonFields};
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn")));
+    let format = NodeIdJson { node_id: id, inner: Format::default().json().flatten_event(true) };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .fmt_fields(JsonFields::new())
+        .with_span_events(FmtSpan::NONE)
+        .event_format(format)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+/// tracing's JSON format with `"node_id": N` added to every line.
+struct NodeIdJson<F> {
+    node_id: u64,
+    inner: F,
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for NodeIdJson<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.inner.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"node_id\":{},{}", self.node_id, rest),
+            None => writer.write_str(&line),
+        }
+    }
+}

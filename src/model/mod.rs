@@ -1,5 +1,6 @@
 //! The data model: tables, items and keys. Pure data, no I/O, nothing of ours imported.
 //!
+//! - [`number`]: exact decimal numbers: syntax, DynamoDB's limits, canonical form.
 //! - [`attr`]: DynamoDB-style attribute values and the exact mapping from plain JSON.
 //! - [`schema`]: table schemas, key attributes and item validation.
 //! - [`key`]: the order-preserving, self-delimiting binary encoding of item keys.
@@ -9,6 +10,7 @@
 
 pub mod attr;
 pub mod key;
+pub mod number;
 pub mod schema;
 
 pub use attr::{AttributeValue, Item};
@@ -29,4 +31,5 @@ pub enum ModelError {
     ItemTooLarge { size: usize, limit: usize },
 }
 
+/// The result of every fallible function in this module.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;

@@ -1,9 +1,44 @@
 //! Table schemas, key attributes and item validation.
+//!
+//! A table has a partition key and, optionally, a sort key; each is an attribute name
+//! with a type, `S` (string) or `N` (number). This file owns the rules that turn user
+//! input into keys:
+//!
+//! - [`validate_table_name`] / [`TableSchema::validate`]: names of tables and key
+//!   attributes.
+//! - [`TableSchema::item_key`] / [`TableSchema::validate_item`]: the key of a whole
+//!   item, and the whole item's validity (values, size).
+//! - [`TableSchema::key_from_params`] and friends: keys and range bounds from URL
+//!   query text, where the schema says how to read the text.
+//!
+//! Invariants of the keys built here: an `S` key value is a non-empty string, an `N`
+//! key value is a number in canonical form (see [`crate::model::attr::normalize_number`]),
+//! so equal keys are equal values and [`crate::model::key`] can encode them as bytes.
+//! A partition key value is at most [`MAX_PK_BYTES`], a sort key value at most
+//! [`MAX_SK_BYTES`] (UTF-8 bytes of the string, or of the canonical number text).
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::attr::{self, AttributeValue, Item};
+use super::{ModelError, Result};
+
+/// The largest item, in bytes as counted by [`attr::item_size`] (DynamoDB's 400 KB).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// The largest partition key value, in bytes.
+pub const MAX_PK_BYTES: usize = 2048;
+/// The largest sort key value, in bytes.
+pub const MAX_SK_BYTES: usize = 1024;
+
+/// The shortest table name.
+const MIN_TABLE_NAME: usize = 3;
+/// The longest table name.
+const MAX_TABLE_NAME: usize = 255;
+
 /// The type of a key attribute.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KeyType {
     /// String; sorts by UTF-8 bytes.
     #[default]
@@ -12,10 +47,50 @@ pub enum KeyType {
     N,
 }
 
+impl KeyType {
+    /// A phrase for error messages: `a string (S)` or `a number (N)`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyType::S => "a string (S)",
+            KeyType::N => "a number (N)",
+        }
+    }
+}
+
+impl fmt::Display for KeyType {
+    /// `S` or `N`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyType::S => "S",
+            KeyType::N => "N",
+        })
+    }
+}
+
+impl FromStr for KeyType {
+    type Err = ModelError;
+
+    /// Accepts `S`/`string` and `N`/`number`, in any case.
+    fn from_str(s: &str) -> Result<KeyType> {
+        if s.eq_ignore_ascii_case("s") || s.eq_ignore_ascii_case("string") {
+            Ok(KeyType::S)
+        } else if s.eq_ignore_ascii_case("n") || s.eq_ignore_ascii_case("number") {
+            Ok(KeyType::N)
+        } else {
+            let head: String = s.chars().take(32).collect();
+            Err(ModelError::Invalid(format!(
+                "unknown key type {head:?}: use S (string) or N (number)"
+            )))
+        }
+    }
+}
+
 /// A key attribute: its name and type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyAttr {
+    /// The attribute's name.
     pub name: String,
+    /// The attribute's type; `S` when omitted.
     #[serde(rename = "type", default)]
     pub key_type: KeyType,
 }
@@ -24,23 +99,515 @@ pub struct KeyAttr {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableSchema {
+    /// The table's name (see [`validate_table_name`]).
     pub table_name: String,
+    /// The partition (hash) key.
     pub partition_key: KeyAttr,
+    /// The sort (range) key, if the table has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sort_key: Option<KeyAttr>,
 }
 
 /// One key attribute's value. `N` holds the number in canonical form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KeyValue {
+    /// A non-empty string.
     S(String),
+    /// A number, canonical decimal text.
     N(String),
 }
 
+impl KeyValue {
+    /// The value as an attribute value (`S` or `N`).
+    pub fn to_attr(&self) -> AttributeValue {
+        match self {
+            KeyValue::S(s) => AttributeValue::S(s.clone()),
+            KeyValue::N(n) => AttributeValue::N(n.clone()),
+        }
+    }
+
+    /// The value's text: the string, or the canonical number.
+    pub fn as_text(&self) -> &str {
+        match self {
+            KeyValue::S(s) | KeyValue::N(s) => s,
+        }
+    }
+
+    /// `S` or `N`.
+    pub fn key_type(&self) -> KeyType {
+        match self {
+            KeyValue::S(_) => KeyType::S,
+            KeyValue::N(_) => KeyType::N,
+        }
+    }
+}
+
+impl fmt::Display for KeyValue {
+    /// The value's text, as [`KeyValue::as_text`].
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_text())
+    }
+}
+
 /// An item's primary key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ItemKey {
+    /// The partition key's value.
     pub pk: KeyValue,
+    /// The sort key's value, when the table has a sort key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sk: Option<KeyValue>,
+}
+
+impl ItemKey {
+    /// A key from its parts.
+    pub fn new(pk: KeyValue, sk: Option<KeyValue>) -> Self {
+        ItemKey { pk, sk }
+    }
+}
+
+/// Checks a table name: 3–255 characters of `A-Z a-z 0-9 _ . -` (DynamoDB's rule).
+pub fn validate_table_name(name: &str) -> Result<()> {
+    let ok = (MIN_TABLE_NAME..=MAX_TABLE_NAME).contains(&name.len())
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidTableName(name.to_string()))
+    }
+}
+
+/// Which key of the table a value is for; picks the size limit and the wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Partition,
+    Sort,
+}
+
+impl Role {
+    fn word(self) -> &'static str {
+        match self {
+            Role::Partition => "partition",
+            Role::Sort => "sort",
+        }
+    }
+
+    fn limit(self) -> usize {
+        match self {
+            Role::Partition => MAX_PK_BYTES,
+            Role::Sort => MAX_SK_BYTES,
+        }
+    }
+}
+
+impl TableSchema {
+    /// Checks the table name and the key attributes: names 1–255 bytes, and the sort
+    /// key's name differs from the partition key's.
+    pub fn validate(&self) -> Result<()> {
+        validate_table_name(&self.table_name)?;
+        let check = |attr: &KeyAttr, role: Role| {
+            attr::validate_attribute_name(&attr.name).map_err(|e| match e {
+                ModelError::Invalid(msg) => {
+                    ModelError::Invalid(format!("{} key: {msg}", role.word()))
+                }
+                other => other,
+            })
+        };
+        check(&self.partition_key, Role::Partition)?;
+        if let Some(sk) = &self.sort_key {
+            check(sk, Role::Sort)?;
+            if sk.name == self.partition_key.name {
+                return Err(ModelError::Invalid(format!(
+                    "the sort key must differ from the partition key (both are {:?})",
+                    sk.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a key value (already of the declared type) against the rules for its
+    /// role: non-empty string, size limit. Numbers are canonicalised.
+    fn check_key_value(&self, attr: &KeyAttr, role: Role, value: KeyValue) -> Result<KeyValue> {
+        let value = match value {
+            KeyValue::S(s) => {
+                if s.is_empty() {
+                    return Err(ModelError::Invalid(format!(
+                        "{} key attribute {:?} must not be an empty string",
+                        role.word(),
+                        attr.name
+                    )));
+                }
+                KeyValue::S(s)
+            }
+            KeyValue::N(n) => KeyValue::N(attr::normalize_number(&n).map_err(|e| {
+                ModelError::Invalid(format!(
+                    "{} key attribute {:?} must be a number: {e}",
+                    role.word(),
+                    attr.name
+                ))
+            })?),
+        };
+        let len = value.as_text().len();
+        if len > role.limit() {
+            return Err(ModelError::Invalid(format!(
+                "{} key attribute {:?} is {len} bytes, the limit is {} bytes",
+                role.word(),
+                attr.name,
+                role.limit()
+            )));
+        }
+        Ok(value)
+    }
+
+    /// One key attribute's value from an item.
+    fn key_from_item(&self, attr: &KeyAttr, role: Role, item: &Item) -> Result<KeyValue> {
+        let Some(value) = item.get(&attr.name) else {
+            return Err(ModelError::Invalid(format!(
+                "missing {} key attribute {:?}",
+                role.word(),
+                attr.name
+            )));
+        };
+        let value = match (attr.key_type, value) {
+            (KeyType::S, AttributeValue::S(s)) => KeyValue::S(s.clone()),
+            (KeyType::N, AttributeValue::N(n)) => KeyValue::N(n.clone()),
+            (expected, got) => {
+                return Err(ModelError::Invalid(format!(
+                    "{} key attribute {:?} must be {}, got {}",
+                    role.word(),
+                    attr.name,
+                    expected.describe(),
+                    got.type_name()
+                )))
+            }
+        };
+        self.check_key_value(attr, role, value)
+    }
+
+    /// One key attribute's value from URL query text.
+    fn key_from_text(&self, attr: &KeyAttr, role: Role, text: &str) -> Result<KeyValue> {
+        let value = match attr.key_type {
+            KeyType::S => KeyValue::S(text.to_string()),
+            KeyType::N => KeyValue::N(text.to_string()),
+        };
+        self.check_key_value(attr, role, value)
+    }
+
+    /// The item's primary key. The key attributes must be present with the declared
+    /// type (`S`: a non-empty string; `N`: a valid number, returned canonical) and
+    /// within [`MAX_PK_BYTES`] / [`MAX_SK_BYTES`]. Does not look at other attributes.
+    pub fn item_key(&self, item: &Item) -> Result<ItemKey> {
+        let pk = self.key_from_item(&self.partition_key, Role::Partition, item)?;
+        let sk = match &self.sort_key {
+            Some(attr) => Some(self.key_from_item(attr, Role::Sort, item)?),
+            None => None,
+        };
+        Ok(ItemKey { pk, sk })
+    }
+
+    /// Checks a whole item and returns its key: [`TableSchema::item_key`], every
+    /// attribute name 1–255 bytes, every value valid ([`attr::validate_value`]), and
+    /// [`attr::item_size`] at most [`MAX_ITEM_BYTES`] (else
+    /// [`ModelError::ItemTooLarge`]).
+    ///
+    /// Numbers inside the item are validated, not rewritten: callers that store the
+    /// item should have built it with [`attr::item_from_json`] or
+    /// [`attr::canonicalize`]d its values.
+    pub fn validate_item(&self, item: &Item) -> Result<ItemKey> {
+        let key = self.item_key(item)?;
+        for (name, value) in item {
+            attr::validate_attribute_name(name)?;
+            attr::validate_value(value).map_err(|e| match e {
+                ModelError::Invalid(msg) => {
+                    ModelError::Invalid(format!("attribute {name:?}: {msg}"))
+                }
+                other => other,
+            })?;
+        }
+        let size = attr::item_size(item);
+        if size > MAX_ITEM_BYTES {
+            return Err(ModelError::ItemTooLarge { size, limit: MAX_ITEM_BYTES });
+        }
+        Ok(key)
+    }
+
+    /// A key from URL query text: `pk` (and `sk`) are read by the declared type (`S`:
+    /// the text itself, non-empty; `N`: a number, canonicalised). The sort key must be
+    /// given exactly when the table has one.
+    pub fn key_from_params(&self, pk: &str, sk: Option<&str>) -> Result<ItemKey> {
+        let pk = self.partition_key_value(pk)?;
+        let sk = match (&self.sort_key, sk) {
+            (Some(attr), Some(text)) => Some(self.key_from_text(attr, Role::Sort, text)?),
+            (None, None) => None,
+            (Some(attr), None) => {
+                return Err(ModelError::Invalid(format!(
+                    "missing sort key: table {:?} has sort key {:?}, give its value too",
+                    self.table_name, attr.name
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(ModelError::Invalid(format!(
+                    "table {:?} has no sort key, but a sort key value was given",
+                    self.table_name
+                )))
+            }
+        };
+        Ok(ItemKey { pk, sk })
+    }
+
+    /// A sort-key value from text, by the sort key's type (for range bounds such as
+    /// `sk_gt`). Invalid if the table has no sort key.
+    pub fn sort_key_value(&self, text: &str) -> Result<KeyValue> {
+        let Some(attr) = &self.sort_key else {
+            return Err(ModelError::Invalid(format!(
+                "table {:?} has no sort key, so sort key conditions do not apply",
+                self.table_name
+            )));
+        };
+        self.key_from_text(attr, Role::Sort, text)
+    }
+
+    /// A partition-key value from text, by the partition key's type.
+    pub fn partition_key_value(&self, text: &str) -> Result<KeyValue> {
+        self.key_from_text(&self.partition_key, Role::Partition, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn music() -> TableSchema {
+        TableSchema {
+            table_name: "Music".into(),
+            partition_key: KeyAttr { name: "artist".into(), key_type: KeyType::S },
+            sort_key: Some(KeyAttr { name: "year".into(), key_type: KeyType::N }),
+        }
+    }
+
+    fn users() -> TableSchema {
+        TableSchema {
+            table_name: "users".into(),
+            partition_key: KeyAttr { name: "id".into(), key_type: KeyType::S },
+            sort_key: None,
+        }
+    }
+
+    fn item(v: serde_json::Value) -> Item {
+        attr::item_from_json(&v).unwrap()
+    }
+
+    fn invalid_message<T: fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(ModelError::Invalid(msg)) => msg,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn table_names_follow_dynamodb_rules() {
+        for ok in ["abc", "Music", "a_b.c-d", "123", &"x".repeat(255)] {
+            assert_eq!(validate_table_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["ab", "", "a b", "../x", "a/b", "täble", "a\0b", &"x".repeat(256)] {
+            assert_eq!(
+                validate_table_name(bad),
+                Err(ModelError::InvalidTableName(bad.to_string())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn schema_validation_checks_names_and_distinct_keys() {
+        assert_eq!(music().validate(), Ok(()));
+        let mut s = music();
+        s.table_name = "ab".into();
+        assert!(matches!(s.validate(), Err(ModelError::InvalidTableName(_))));
+        let mut s = music();
+        s.partition_key.name = String::new();
+        assert!(invalid_message(s.validate()).contains("partition key"));
+        let mut s = music();
+        s.sort_key.as_mut().unwrap().name = "k".repeat(256);
+        assert!(invalid_message(s.validate()).contains("sort key"));
+        let mut s = music();
+        s.sort_key.as_mut().unwrap().name = "artist".into();
+        assert!(invalid_message(s.validate()).contains("must differ"));
+    }
+
+    #[test]
+    fn schema_serde_form_defaults_key_type_to_string() {
+        let s: TableSchema = serde_json::from_value(json!({
+            "table_name": "Music",
+            "partition_key": {"name": "artist"},
+            "sort_key": {"name": "year", "type": "N"}
+        }))
+        .unwrap();
+        assert_eq!(s, music());
+        assert!(serde_json::from_value::<TableSchema>(json!({
+            "table_name": "Music", "partition_key": {"name": "a"}, "extra": 1
+        }))
+        .is_err());
+    }
+
+    #[test]
+    fn item_key_extracts_and_canonicalises_the_key() {
+        let key =
+            music().item_key(&item(json!({"artist": "Bach", "year": 1.7e3, "x": 1}))).unwrap();
+        assert_eq!(key, ItemKey::new(KeyValue::S("Bach".into()), Some(KeyValue::N("1700".into()))));
+        // Typed items (not from JSON) get their key numbers canonicalised too.
+        let typed = Item::from([
+            ("artist".to_string(), AttributeValue::S("Bach".into())),
+            ("year".to_string(), AttributeValue::N("17e2".into())),
+        ]);
+        assert_eq!(music().item_key(&typed), Ok(key));
+    }
+
+    #[test]
+    fn missing_key_attributes_are_named() {
+        assert_eq!(
+            invalid_message(music().item_key(&item(json!({"year": 1})))),
+            r#"missing partition key attribute "artist""#
+        );
+        assert_eq!(
+            invalid_message(music().item_key(&item(json!({"artist": "a"})))),
+            r#"missing sort key attribute "year""#
+        );
+    }
+
+    #[test]
+    fn wrong_key_types_are_explained() {
+        assert_eq!(
+            invalid_message(music().item_key(&item(json!({"artist": "a", "year": "1999"})))),
+            r#"sort key attribute "year" must be a number (N), got S"#
+        );
+        assert_eq!(
+            invalid_message(music().item_key(&item(json!({"artist": 5, "year": 1})))),
+            r#"partition key attribute "artist" must be a string (S), got N"#
+        );
+        let typed = Item::from([
+            ("artist".to_string(), AttributeValue::S("a".into())),
+            ("year".to_string(), AttributeValue::N("nineteen".into())),
+        ]);
+        assert!(invalid_message(music().item_key(&typed)).contains("invalid number"));
+    }
+
+    #[test]
+    fn empty_string_keys_are_rejected() {
+        let msg = invalid_message(music().item_key(&item(json!({"artist": "", "year": 1}))));
+        assert_eq!(msg, r#"partition key attribute "artist" must not be an empty string"#);
+        assert!(music().key_from_params("", Some("1")).is_err());
+    }
+
+    #[test]
+    fn key_size_limits_apply_per_role() {
+        let ok = item(json!({"id": "k".repeat(MAX_PK_BYTES)}));
+        assert!(users().item_key(&ok).is_ok());
+        let long = item(json!({"id": "k".repeat(MAX_PK_BYTES + 1)}));
+        assert_eq!(
+            invalid_message(users().item_key(&long)),
+            r#"partition key attribute "id" is 2049 bytes, the limit is 2048 bytes"#
+        );
+        // Multi-byte characters count in bytes.
+        let wide = item(json!({"id": "é".repeat(MAX_PK_BYTES / 2 + 1)}));
+        assert!(users().item_key(&wide).is_err());
+
+        let mut s = music();
+        s.sort_key.as_mut().unwrap().key_type = KeyType::S;
+        assert!(s.key_from_params("a", Some(&"s".repeat(MAX_SK_BYTES))).is_ok());
+        let msg = invalid_message(s.key_from_params("a", Some(&"s".repeat(MAX_SK_BYTES + 1))));
+        assert!(msg.contains("sort key") && msg.contains("1024"), "{msg}");
+    }
+
+    #[test]
+    fn items_over_400_kb_are_too_large() {
+        let big = item(json!({"id": "a", "blob": "x".repeat(MAX_ITEM_BYTES)}));
+        let size = attr::item_size(&big);
+        assert_eq!(
+            users().validate_item(&big),
+            Err(ModelError::ItemTooLarge { size, limit: MAX_ITEM_BYTES })
+        );
+        // Just under the limit is fine: "id" + "a" + "blob" + value.
+        let fits = item(json!({"id": "a", "blob": "x".repeat(MAX_ITEM_BYTES - 7)}));
+        assert_eq!(attr::item_size(&fits), MAX_ITEM_BYTES);
+        assert!(users().validate_item(&fits).is_ok());
+    }
+
+    #[test]
+    fn validate_item_checks_every_value() {
+        let mut it = item(json!({"id": "a"}));
+        it.insert("s".into(), AttributeValue::SS(vec![]));
+        let msg = invalid_message(users().validate_item(&it));
+        assert!(msg.contains("\"s\"") && msg.contains("must not be empty"), "{msg}");
+        let mut it = item(json!({"id": "a"}));
+        it.insert(String::new(), AttributeValue::BOOL(true));
+        assert!(users().validate_item(&it).is_err());
+        assert_eq!(
+            users().validate_item(&item(json!({"id": "a", "n": [1, {"m": null}]}))),
+            Ok(ItemKey::new(KeyValue::S("a".into()), None))
+        );
+    }
+
+    #[test]
+    fn keys_from_url_text_follow_the_schema_types() {
+        assert_eq!(
+            music().key_from_params("Bach", Some("1.70e3")),
+            Ok(ItemKey::new(KeyValue::S("Bach".into()), Some(KeyValue::N("1700".into()))))
+        );
+        let msg = invalid_message(music().key_from_params("Bach", Some("soon")));
+        assert!(msg.contains("\"year\"") && msg.contains("invalid number"), "{msg}");
+        assert_eq!(
+            users().key_from_params("u1", None),
+            Ok(ItemKey::new(KeyValue::S("u1".into()), None))
+        );
+    }
+
+    #[test]
+    fn sort_key_presence_must_match_the_table() {
+        let msg = invalid_message(users().key_from_params("u1", Some("x")));
+        assert!(msg.contains("has no sort key"), "{msg}");
+        let msg = invalid_message(music().key_from_params("Bach", None));
+        assert!(msg.contains("missing sort key") && msg.contains("\"year\""), "{msg}");
+        assert!(invalid_message(users().sort_key_value("x")).contains("has no sort key"));
+    }
+
+    #[test]
+    fn range_bound_values_use_the_key_types() {
+        assert_eq!(music().sort_key_value("-0.50"), Ok(KeyValue::N("-0.5".into())));
+        assert!(music().sort_key_value("x").is_err());
+        assert_eq!(music().partition_key_value("5"), Ok(KeyValue::S("5".into())));
+    }
+
+    #[test]
+    fn key_types_parse_and_print() {
+        for (text, want) in [
+            ("S", KeyType::S),
+            ("s", KeyType::S),
+            ("string", KeyType::S),
+            ("STRING", KeyType::S),
+            ("N", KeyType::N),
+            ("n", KeyType::N),
+            ("Number", KeyType::N),
+        ] {
+            assert_eq!(text.parse::<KeyType>(), Ok(want), "{text}");
+        }
+        assert!("B".parse::<KeyType>().is_err());
+        assert!("".parse::<KeyType>().is_err());
+        assert_eq!(KeyType::S.to_string(), "S");
+        assert_eq!(KeyType::N.to_string(), "N");
+    }
+
+    #[test]
+    fn key_values_convert_to_attributes_and_text() {
+        let n = KeyValue::N("1.5".into());
+        assert_eq!(n.to_attr(), AttributeValue::N("1.5".into()));
+        assert_eq!(n.as_text(), "1.5");
+        assert_eq!(n.key_type(), KeyType::N);
+        let s = KeyValue::S("x".into());
+        assert_eq!(s.to_attr(), AttributeValue::S("x".into()));
+        assert_eq!(s.key_type(), KeyType::S);
+        assert_eq!(s.to_string(), "x");
+    }
 }

@@ -1,1 +1,165 @@
-//! warp routes.
+//! The HTTP side of a node: one warp server for the client API (`api`), the Raft peer
+//! RPC (`raft`) and administration (`admin`).
+//!
+//! Every response, success or error, carries `x-raft-node`, `x-raft-role` and
+//! `x-raft-applied`, so a client can always see who answered and how far that node has
+//! applied the log (staleness made visible). Every error is
+//! `{"error": {"code", "message"}}`; the mapping from [`Error`] to a status code lives in
+//! `error.rs` and is applied only here.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use warp::http::{header, HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::config::ClusterConfig;
+use crate::error::Error;
+use crate::raft::{NodeId, Raft};
+use crate::storage::Tables;
+
+pub mod admin;
+pub mod api;
+pub mod raft;
+
+/// Largest client request body: a 400 KB item plus JSON overhead.
+pub const MAX_API_BODY: u64 = 1024 * 1024;
+/// Largest Raft RPC body (AppendEntries batches, snapshot chunks as JSON).
+pub const MAX_RAFT_BODY: u64 = 64 * 1024 * 1024;
+
+/// Everything a request handler needs. Shared by all handlers.
+pub struct App {
+    pub id: NodeId,
+    pub addr: String,
+    pub raft: Raft,
+    pub tables: Tables,
+    pub config: ClusterConfig,
+    /// Committed index as last saved by openraft (`u64::MAX` = none).
+    pub committed: Arc<AtomicU64>,
+}
+
+impl App {
+    /// The committed log index this node knows of.
+    pub fn committed(&self) -> Option<u64> {
+        Some(self.committed.load(Ordering::Relaxed)).filter(|c| *c != u64::MAX)
+    }
+
+    /// The HTTP address of node `id` from the current membership, else the config.
+    pub fn addr_of(&self, id: NodeId) -> Option<String> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        m.membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .or_else(|| self.config.node(id).map(|n| n.addr.clone()))
+    }
+}
+
+/// All routes of a node, with the `x-raft-*` headers added to every response.
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let with_headers = app.clone();
+    api::routes(app.clone())
+        .or(raft::routes(app.clone()))
+        .unify()
+        .or(admin::routes(app))
+        .unify()
+        .recover(recover)
+        .unify()
+        .map(move |mut resp: Response| {
+            add_raft_headers(&with_headers, &mut resp);
+            resp
+        })
+}
+
+fn add_raft_headers(app: &App, resp: &mut Response) {
+    let m = app.raft.metrics().borrow().clone();
+    let h = resp.headers_mut();
+    h.insert("x-raft-node", HeaderValue::from(app.id));
+    if let Ok(v) = HeaderValue::from_str(&format!("{:?}", m.state)) {
+        h.insert("x-raft-role", v);
+    }
+    let applied = m.last_applied.map(|l| l.index.to_string()).unwrap_or_else(|| "0".into());
+    if let Ok(v) = HeaderValue::from_str(&applied) {
+        h.insert("x-raft-applied", v);
+    }
+}
+
+/// A JSON response with this status.
+pub fn json_reply<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+/// The response for an error. A redirect to the leader keeps the path and query.
+pub fn error_reply(e: &Error, path_and_query: &str) -> Response {
+    let mut resp = json_reply(e.status(), &e.body());
+    match e {
+        Error::NotLeader { leader_addr, .. } => {
+            if let Ok(v) = HeaderValue::from_str(&format!("http://{leader_addr}{path_and_query}")) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+        }
+        Error::NoLeader | Error::Unavailable(_) => {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
+    }
+    resp
+}
+
+/// Turns a handler result into a response.
+pub fn respond<T: Serialize>(
+    r: Result<T, Error>,
+    ok: StatusCode,
+    path_and_query: &str,
+) -> Response {
+    match r {
+        Ok(body) => json_reply(ok, &body),
+        Err(e) => error_reply(&e, path_and_query),
+    }
+}
+
+/// Turns warp's rejections (no route, bad method, body too large, …) into JSON errors.
+async fn recover(r: Rejection) -> Result<Response, Infallible> {
+    let (status, code, message) = if r.is_not_found() {
+        (StatusCode::NOT_FOUND, "no_route", "no such endpoint".to_string())
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body over {MAX_API_BODY} bytes"),
+        )
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "a Content-Length header is required".into(),
+        )
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here".into())
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        (StatusCode::BAD_REQUEST, "bad_request", "malformed query string".into())
+    } else if r.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send JSON".into())
+    } else {
+        (StatusCode::BAD_REQUEST, "bad_request", format!("{r:?}"))
+    };
+    let body = crate::error::ErrorBody {
+        error: crate::error::ErrorDetail { code: code.to_string(), message },
+    };
+    Ok(json_reply(status, &body))
+}
+
+/// Path and query of the request, for redirects.
+pub fn path_and_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::path::full().and(warp::query::raw().or(warp::any().map(String::new)).unify()).map(
+        |p: warp::path::FullPath, q: String| {
+            if q.is_empty() {
+                p.as_str().to_string()
+            } else {
+                format!("{}?{}", p.as_str(), q)
+            }
+        },
+    )
+}

@@ -1,1 +1,74 @@
-//! fjall storage.
+//! Storage on fjall: the Raft log, the vote and the state machine of one node, all in
+//! one fjall `Database` (one journal, so one fsync makes everything before it durable).
+//!
+//! Keyspaces (fjall's column families):
+//!
+//! | keyspace    | key                           | value                               |
+//! |-------------|-------------------------------|-------------------------------------|
+//! | `raft_log`  | log index, u64 big-endian     | JSON `Entry`                        |
+//! | `raft_meta` | `vote`, `committed`, `last_purged` | JSON                           |
+//! | `sm_meta`   | `last_applied`, `membership`, `count/<table id>` | JSON / u64 BE     |
+//! | `tables`    | table name                    | JSON [`tables::TableMeta`]          |
+//! | `items`     | [`crate::model::key::item_key_bytes`] | version u64 BE + JSON item  |
+//! | `snapshot`  | `meta`, `data`                | the last built or installed snapshot|
+//!
+//! Durability rules (the ones that keep Raft safe):
+//! - `save_vote` and `append` return / call back only after `persist(SyncAll)`.
+//! - `purge` persists `last_purged` before deleting entries.
+//! - apply writes items, `last_applied` and membership in one batch without fsync:
+//!   after a crash openraft re-applies the committed log from `last_applied`.
+//! - a built snapshot is persisted (synced) before it is served.
+//!
+//! Any storage failure is returned to openraft as a `StorageError`, which stops Raft;
+//! the node then exits and the supervisor restarts it.
+
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+
+pub mod log_store;
+pub mod state_machine;
+pub mod tables;
+
+pub use log_store::LogStore;
+pub use state_machine::StateMachine;
+pub use tables::Tables;
+
+/// The fjall database of one node and its keyspaces.
+#[derive(Clone)]
+pub struct Store {
+    pub db: Database,
+    pub raft_log: Keyspace,
+    pub raft_meta: Keyspace,
+    pub sm_meta: Keyspace,
+    pub tables: Keyspace,
+    pub items: Keyspace,
+    pub snapshot: Keyspace,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`. fjall takes a file lock: a second
+    /// process cannot open the same directory.
+    pub fn open(dir: &Path) -> fjall::Result<Store> {
+        std::fs::create_dir_all(dir)?;
+        let db = Database::builder(dir.join("db"))
+            // 32 MiB block cache: enough for a teaching cluster, small RSS.
+            .cache_size(32 * 1024 * 1024)
+            .open()?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default);
+        Ok(Store {
+            raft_log: ks("raft_log")?,
+            raft_meta: ks("raft_meta")?,
+            sm_meta: ks("sm_meta")?,
+            tables: ks("tables")?,
+            items: ks("items")?,
+            snapshot: ks("snapshot")?,
+            db,
+        })
+    }
+}
+
+/// Wraps any error as openraft's opaque error source.
+pub(crate) fn any(e: impl std::error::Error + 'static) -> openraft::AnyError {
+    openraft::AnyError::new(&e)
+}

@@ -44,7 +44,8 @@ pub fn http() -> reqwest::blocking::Client {
 }
 
 /// Writes a cluster config for `n` nodes on free ports under `dir`, returns its path and
-/// the node addresses (index = node id).
+/// the node addresses (index = node id). `extra` is TOML appended right after the
+/// `[raft]` keys: more `[raft]` keys first, then any other sections.
 pub fn write_config(dir: &Path, n: usize, extra: &str) -> (PathBuf, Vec<String>) {
     let addrs: Vec<String> = (0..n).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let mut text = format!(
@@ -56,6 +57,7 @@ pub fn write_config(dir: &Path, n: usize, extra: &str) -> (PathBuf, Vec<String>)
         "[raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n\n",
     );
     text.push_str(extra);
+    text.push('\n');
     for (i, a) in addrs.iter().enumerate() {
         text.push_str(&format!("\n[[nodes]]\nid = {i}\naddr = \"{a}\"\n"));
     }
@@ -79,8 +81,7 @@ impl TestCluster {
         Self::start_with(n, "")
     }
 
-    /// Like [`start`](Self::start), with extra TOML (e.g. a `[raft]` override is not
-    /// allowed twice, so pass other sections) appended to the config.
+    /// Like [`start`](Self::start), with extra TOML for the config (see [`write_config`]).
     pub fn start_with(n: usize, extra: &str) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let (config, addrs) = write_config(dir.path(), n, extra);

@@ -1,0 +1,360 @@
+//! The client API: tables and items.
+//!
+//! Writes go through Raft (`raft.client_write`) and only the leader takes them: a
+//! follower answers **307** with `Location` = the same path and query on the leader, or
+//! **503** + `Retry-After` while no leader is known. Bad input is refused before
+//! anything is proposed (400/404/409/413), and apply checks again, because state can
+//! change between proposal and apply (a table deleted meanwhile).
+//!
+//! Reads are answered from this node's state machine, whatever it has applied:
+//! eventually consistent, like the original project.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::{path_and_query, respond, App, MAX_API_BODY};
+use crate::error::Error;
+use crate::model::schema::validate_table_name;
+use crate::model::{attr, KeyAttr, TableSchema};
+use crate::raft::{Applied, Command, CommandResponse};
+use crate::storage::tables::{Page, QuerySpec, StoredItem, TableMeta};
+
+/// Default and largest page size of query and scan.
+pub const DEFAULT_LIMIT: usize = 1000;
+pub const MAX_LIMIT: usize = 10_000;
+
+type Params = Vec<(String, String)>;
+
+fn with_app(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Arc<App>,), Error = std::convert::Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+fn params() -> impl Filter<Extract = (Params,), Error = Rejection> + Clone {
+    warp::query::<Params>()
+}
+
+fn body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(MAX_API_BODY).and(warp::body::bytes())
+}
+
+/// The routes under `/tables`.
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let base = warp::path("tables").and(with_app(app)).and(path_and_query());
+    let create = base.clone().and(warp::path::end()).and(warp::post()).and(body()).then(
+        |app: Arc<App>, pq: String, body: Bytes| async move {
+            respond(create_table(&app, &body).await, StatusCode::CREATED, &pq)
+        },
+    );
+    let list = base
+        .clone()
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|app: Arc<App>, pq: String| respond(list_tables(&app), StatusCode::OK, &pq));
+    let describe = base
+        .clone()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::get())
+        .map(|app: Arc<App>, pq: String, t: String| {
+            respond(describe_table(&app, &t), StatusCode::OK, &pq)
+        });
+    let delete = base
+        .clone()
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::delete())
+        .then(|app: Arc<App>, pq: String, t: String| async move {
+            respond(delete_table(&app, &t).await, StatusCode::OK, &pq)
+        });
+    let items = base
+        .clone()
+        .and(warp::path::param::<String>())
+        .and(warp::path("items"))
+        .and(warp::path::end());
+    let put = items.clone().and(warp::put()).and(body()).then(
+        |app: Arc<App>, pq: String, t: String, body: Bytes| async move {
+            respond(put_item(&app, &t, &body).await, StatusCode::OK, &pq)
+        },
+    );
+    let get = items.clone().and(warp::get()).and(params()).map(
+        |app: Arc<App>, pq: String, t: String, p: Params| {
+            respond(get_item(&app, &t, &p), StatusCode::OK, &pq)
+        },
+    );
+    let del = items.and(warp::delete()).and(params()).then(
+        |app: Arc<App>, pq: String, t: String, p: Params| async move {
+            respond(delete_item(&app, &t, &p).await, StatusCode::OK, &pq)
+        },
+    );
+    let query = base
+        .clone()
+        .and(warp::path::param::<String>())
+        .and(warp::path("query"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(params())
+        .map(|app: Arc<App>, pq: String, t: String, p: Params| {
+            respond(query(&app, &t, &p), StatusCode::OK, &pq)
+        });
+    let scan = base
+        .and(warp::path::param::<String>())
+        .and(warp::path("scan"))
+        .and(warp::path::end())
+        .and(warp::get())
+        .and(params())
+        .map(|app: Arc<App>, pq: String, t: String, p: Params| {
+            respond(scan(&app, &t, &p), StatusCode::OK, &pq)
+        });
+    create
+        .or(list)
+        .unify()
+        .or(describe)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(put)
+        .unify()
+        .or(get)
+        .unify()
+        .or(del)
+        .unify()
+        .or(query)
+        .unify()
+        .or(scan)
+        .unify()
+}
+
+// ---- the write path ----------------------------------------------------------------
+
+/// Fails with a redirect (or 503) unless this node is the leader.
+pub fn ensure_leader(app: &App) -> Result<(), Error> {
+    let leader = app.raft.metrics().borrow().current_leader;
+    match leader {
+        Some(l) if l == app.id => Ok(()),
+        Some(l) => match app.addr_of(l) {
+            Some(addr) => Err(Error::NotLeader { leader_id: l, leader_addr: addr }),
+            None => Err(Error::NoLeader),
+        },
+        None => Err(Error::NoLeader),
+    }
+}
+
+/// Proposes `cmd` and waits until it is committed and applied here.
+pub async fn propose(app: &App, cmd: Command) -> Result<Applied, Error> {
+    use openraft::error::{ClientWriteError, RaftError};
+    match app.raft.client_write(cmd).await {
+        Ok(resp) => match resp.data {
+            CommandResponse::Applied(a) => Ok(a),
+            CommandResponse::Rejected(r) => Err(r.into()),
+            CommandResponse::None => Err(Error::Internal("write produced no result".into())),
+        },
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            match (f.leader_id, f.leader_node) {
+                (Some(id), Some(node)) => {
+                    Err(Error::NotLeader { leader_id: id, leader_addr: node.addr })
+                }
+                _ => Err(Error::NoLeader),
+            }
+        }
+        Err(RaftError::APIError(e)) => Err(Error::Unavailable(e.to_string())),
+        Err(RaftError::Fatal(e)) => Err(Error::Unavailable(format!("raft stopped: {e}"))),
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, Error> {
+    serde_json::from_slice(body)
+        .map_err(|e| Error::BadRequest(format!("request body is not valid JSON: {e}")))
+}
+
+fn table_meta(app: &App, name: &str) -> Result<TableMeta, Error> {
+    validate_table_name(name)?;
+    app.tables.table(name)
+}
+
+fn describe(app: &App, meta: &TableMeta) -> Result<Value, Error> {
+    Ok(json!({
+        "table_name": meta.schema.table_name,
+        "partition_key": meta.schema.partition_key,
+        "sort_key": meta.schema.sort_key,
+        "version": meta.id,
+        "item_count": app.tables.item_count(meta.id)?,
+    }))
+}
+
+async fn create_table(app: &App, body: &[u8]) -> Result<Value, Error> {
+    let v = parse_json(body)?;
+    let schema: TableSchema = serde_json::from_value(v).map_err(|e| {
+        Error::BadRequest(format!(
+            "bad table definition: {e}; expected {{\"table_name\": \"...\", \"partition_key\": {{\"name\": \"...\", \"type\": \"S|N\"}}, \"sort_key\"?: {{...}}}}"
+        ))
+    })?;
+    schema.validate()?;
+    ensure_leader(app)?;
+    if app.tables.get_table(&schema.table_name)?.is_some() {
+        return Err(Error::TableExists(schema.table_name));
+    }
+    let applied = propose(app, Command::CreateTable { schema: schema.clone() }).await?;
+    let meta = TableMeta { id: applied.version, schema };
+    Ok(json!({ "table": describe(app, &meta)?, "version": applied.version }))
+}
+
+fn list_tables(app: &App) -> Result<Value, Error> {
+    let names: Vec<String> =
+        app.tables.list_tables()?.into_iter().map(|t| t.schema.table_name).collect();
+    Ok(json!({ "tables": names }))
+}
+
+fn describe_table(app: &App, name: &str) -> Result<Value, Error> {
+    let meta = table_meta(app, name)?;
+    Ok(json!({ "table": describe(app, &meta)? }))
+}
+
+async fn delete_table(app: &App, name: &str) -> Result<Value, Error> {
+    validate_table_name(name)?;
+    ensure_leader(app)?;
+    table_meta(app, name)?;
+    let applied = propose(app, Command::DeleteTable { table: name.to_string() }).await?;
+    Ok(json!({ "deleted": name, "version": applied.version }))
+}
+
+async fn put_item(app: &App, table: &str, body: &[u8]) -> Result<Value, Error> {
+    let item = attr::item_from_json(&parse_json(body)?)?;
+    ensure_leader(app)?;
+    let meta = table_meta(app, table)?;
+    meta.schema.validate_item(&item)?;
+    let applied = propose(app, Command::PutItem { table: table.to_string(), item }).await?;
+    Ok(json!({ "version": applied.version, "replaced": applied.existed }))
+}
+
+// ---- reads -------------------------------------------------------------------------
+
+/// Query parameters, checked against the names a route accepts.
+struct Query<'a> {
+    map: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Query<'a> {
+    fn new(p: &'a Params, allowed: &[&str]) -> Result<Query<'a>, Error> {
+        let mut map = BTreeMap::new();
+        for (k, v) in p {
+            if !allowed.contains(&k.as_str()) {
+                return Err(Error::BadRequest(format!(
+                    "unknown query parameter {k:?}; allowed here: {}",
+                    allowed.join(", ")
+                )));
+            }
+            if map.insert(k.as_str(), v.as_str()).is_some() {
+                return Err(Error::BadRequest(format!("query parameter {k:?} given twice")));
+            }
+        }
+        Ok(Query { map })
+    }
+
+    fn get(&self, k: &str) -> Option<&'a str> {
+        self.map.get(k).copied()
+    }
+
+    fn limit(&self) -> Result<usize, Error> {
+        match self.get("limit") {
+            None => Ok(DEFAULT_LIMIT),
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+                _ => Err(Error::BadRequest(format!(
+                    "limit must be a number from 1 to {MAX_LIMIT}, got {s:?}"
+                ))),
+            },
+        }
+    }
+
+    fn flag(&self, k: &str) -> Result<bool, Error> {
+        match self.get(k) {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") | Some("") => Ok(true),
+            Some(s) => Err(Error::BadRequest(format!("{k} must be true or false, got {s:?}"))),
+        }
+    }
+}
+
+fn key_from(meta: &TableMeta, q: &Query) -> Result<crate::model::ItemKey, Error> {
+    let pk = q.get("pk").ok_or_else(|| {
+        Error::BadRequest("query parameter pk (the partition key) is required".into())
+    })?;
+    Ok(meta.schema.key_from_params(pk, q.get("sk"))?)
+}
+
+fn item_json(s: &StoredItem) -> Value {
+    json!({ "item": attr::item_to_json(&s.item), "version": s.version })
+}
+
+fn page_json(p: Page) -> Value {
+    let items: Vec<Value> = p.items.iter().map(item_json).collect();
+    json!({ "count": items.len(), "items": items, "next": p.next })
+}
+
+fn get_item(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
+    let q = Query::new(p, &["pk", "sk"])?;
+    let meta = table_meta(app, table)?;
+    let key = key_from(&meta, &q)?;
+    let item = app.tables.get_item(&meta, &key)?.ok_or(Error::ItemNotFound)?;
+    Ok(item_json(&item))
+}
+
+async fn delete_item(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
+    let q = Query::new(p, &["pk", "sk"])?;
+    validate_table_name(table)?;
+    ensure_leader(app)?;
+    let meta = table_meta(app, table)?;
+    let key = key_from(&meta, &q)?;
+    let applied = propose(app, Command::DeleteItem { table: table.to_string(), key }).await?;
+    Ok(json!({ "deleted": applied.existed, "version": applied.version }))
+}
+
+fn query(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
+    let q = Query::new(
+        p,
+        &["pk", "sk_prefix", "sk_gt", "sk_ge", "sk_lt", "sk_le", "limit", "start_after", "desc"],
+    )?;
+    let meta = table_meta(app, table)?;
+    let pk = q.get("pk").ok_or_else(|| {
+        Error::BadRequest("query parameter pk (the partition key) is required".into())
+    })?;
+    let sk = |name: &str| -> Result<_, Error> {
+        q.get(name).map(|v| meta.schema.sort_key_value(v)).transpose().map_err(Error::from)
+    };
+    let prefix = q.get("sk_prefix").map(str::to_string);
+    if prefix.is_some() {
+        match &meta.schema.sort_key {
+            Some(KeyAttr { key_type: crate::model::KeyType::S, .. }) => {}
+            Some(_) => {
+                return Err(Error::BadRequest("sk_prefix needs a string (S) sort key".into()))
+            }
+            None => return Err(Error::BadRequest(format!("table {table:?} has no sort key"))),
+        }
+    }
+    let spec = QuerySpec {
+        pk: Some(meta.schema.partition_key_value(pk)?),
+        prefix,
+        gt: sk("sk_gt")?,
+        ge: sk("sk_ge")?,
+        lt: sk("sk_lt")?,
+        le: sk("sk_le")?,
+        start_after: sk("start_after")?,
+        desc: q.flag("desc")?,
+        limit: q.limit()?,
+    };
+    Ok(page_json(app.tables.query(&meta, &spec)?))
+}
+
+fn scan(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
+    let q = Query::new(p, &["limit", "start_after"])?;
+    let meta = table_meta(app, table)?;
+    Ok(page_json(app.tables.scan(&meta, q.limit()?, q.get("start_after"))?))
+}

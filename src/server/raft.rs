@@ -1,0 +1,56 @@
+//! The server side of the Raft RPC: `POST /raft/append`, `/raft/vote`, `/raft/snapshot`.
+//!
+//! Each takes openraft's request as JSON and answers with the whole
+//! `Result<Response, RaftError>` as JSON, which `raft::network` decodes on the caller.
+//! A body that does not decode is a 400 JSON error and never reaches openraft.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::{json_reply, App, MAX_RAFT_BODY};
+use crate::error::Error;
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        let e = Error::BadRequest(format!("not a valid Raft RPC request: {e}"));
+        json_reply(e.status(), &e.body())
+    })
+}
+
+/// The routes under `/raft`.
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let base = warp::path("raft")
+        .and(warp::post())
+        .and(warp::any().map(move || app.clone()))
+        .and(warp::path::param::<String>())
+        .and(warp::path::end())
+        .and(warp::body::content_length_limit(MAX_RAFT_BODY))
+        .and(warp::body::bytes());
+    base.then(|app: Arc<App>, rpc: String, body: Bytes| async move {
+        match rpc.as_str() {
+            "append" => match decode(&body) {
+                Ok(req) => json_reply(StatusCode::OK, &app.raft.append_entries(req).await),
+                Err(resp) => resp,
+            },
+            "vote" => match decode(&body) {
+                Ok(req) => json_reply(StatusCode::OK, &app.raft.vote(req).await),
+                Err(resp) => resp,
+            },
+            "snapshot" => match decode(&body) {
+                Ok(req) => json_reply(StatusCode::OK, &app.raft.install_snapshot(req).await),
+                Err(resp) => resp,
+            },
+            other => {
+                let e = Error::BadRequest(format!("no Raft RPC called {other:?}"));
+                let mut resp = json_reply(StatusCode::NOT_FOUND, &e.body());
+                *resp.status_mut() = StatusCode::NOT_FOUND;
+                resp
+            }
+        }
+    })
+}

@@ -1,0 +1,225 @@
+//! The Raft log and vote (`RaftLogStorage`) on fjall.
+//!
+//! Invariants:
+//! - entries are consecutive: no holes between `last_purged + 1` and the last entry;
+//! - the vote and every appended entry are on disk (`PersistMode::SyncAll`) before
+//!   openraft is told so: a vote that could be forgotten allows two leaders in one term,
+//!   an acknowledged entry that could be forgotten loses committed writes;
+//! - `last_purged` is made durable before any entry is deleted, so a crash in between
+//!   leaves extra entries, never a hole.
+//!
+//! Shortcuts taken: entries are stored as JSON (easy to inspect, not the most compact).
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use fjall::PersistMode;
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{any, Store};
+use crate::raft::{Entry, LogId, StorageError, TypeConfig, Vote};
+
+const KEY_VOTE: &[u8] = b"vote";
+const KEY_COMMITTED: &[u8] = b"committed";
+const KEY_LAST_PURGED: &[u8] = b"last_purged";
+
+/// The log store. Cheap to clone: clones share the same fjall handles.
+#[derive(Clone)]
+pub struct LogStore {
+    store: Store,
+    /// The last committed index openraft told us about (for `/status`), or `u64::MAX`
+    /// for none.
+    committed: Arc<AtomicU64>,
+}
+
+fn io_err(
+    subject: ErrorSubject<u64>,
+    verb: ErrorVerb,
+    e: impl std::error::Error + 'static,
+) -> StorageError {
+    StorageIOError::new(subject, verb, any(e)).into()
+}
+
+fn read_json<T: DeserializeOwned>(
+    ks: &fjall::Keyspace,
+    key: &[u8],
+) -> Result<Option<T>, StorageError> {
+    let Some(v) = ks.get(key).map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&v)
+        .map(Some)
+        .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("raft state serializes to JSON")
+}
+
+impl LogStore {
+    pub fn new(store: Store) -> Result<LogStore, StorageError> {
+        let committed: Option<LogId> = read_json(&store.raft_meta, KEY_COMMITTED)?;
+        let c = committed.map(|l| l.index).unwrap_or(u64::MAX);
+        Ok(LogStore { store, committed: Arc::new(AtomicU64::new(c)) })
+    }
+
+    /// The committed index last reported by openraft (shared with `/status`).
+    pub fn committed_handle(&self) -> Arc<AtomicU64> {
+        self.committed.clone()
+    }
+
+    /// fsyncs the journal: everything written before is durable after this returns.
+    async fn sync(&self, subject: ErrorSubject<u64>) -> Result<(), StorageError> {
+        let db = self.store.db.clone();
+        tokio::task::spawn_blocking(move || db.persist(PersistMode::SyncAll))
+            .await
+            .map_err(|e| io_err(subject.clone(), ErrorVerb::Write, e))?
+            .map_err(|e| io_err(subject, ErrorVerb::Write, e))
+    }
+
+    fn last_entry_log_id(&self) -> Result<Option<LogId>, StorageError> {
+        let Some(g) = self.store.raft_log.last_key_value() else { return Ok(None) };
+        let v = g.value().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let entry: Entry = serde_json::from_slice(&v)
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        Ok(Some(entry.log_id))
+    }
+
+    /// Removes every entry with an index in `range` in one atomic batch.
+    fn remove_range(&self, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> Result<(), StorageError> {
+        let mut batch = self.store.db.batch();
+        for g in self.store.raft_log.range(range) {
+            let k = g.key().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            batch.remove(&self.store.raft_log, k);
+        }
+        batch.commit().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+    }
+}
+
+fn bound_be(b: Bound<&u64>) -> Bound<[u8; 8]> {
+    match b {
+        Bound::Included(i) => Bound::Included(i.to_be_bytes()),
+        Bound::Excluded(i) => Bound::Excluded(i.to_be_bytes()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let r = (bound_be(range.start_bound()), bound_be(range.end_bound()));
+        let mut out = Vec::new();
+        for g in self.store.raft_log.range(r) {
+            let v = g.value().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            let entry: Entry = serde_json::from_slice(&v)
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged: Option<LogId> = read_json(&self.store.raft_meta, KEY_LAST_PURGED)?;
+        let last = self.last_entry_log_id()?.or(last_purged);
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.store
+            .raft_meta
+            .insert(KEY_VOTE, to_json(vote))
+            .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))?;
+        // Durable before we return: a forgotten vote allows a second vote in this term.
+        self.sync(ErrorSubject::Vote).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        read_json(&self.store.raft_meta, KEY_VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // No fsync: losing it only means re-applying from `last_applied` after a crash.
+        let key = KEY_COMMITTED;
+        match committed {
+            Some(c) => {
+                self.store
+                    .raft_meta
+                    .insert(key, to_json(&c))
+                    .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
+                self.committed.store(c.index, Ordering::Relaxed);
+            }
+            None => {
+                self.store
+                    .raft_meta
+                    .remove(key)
+                    .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Delete, e))?;
+                self.committed.store(u64::MAX, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        read_json(&self.store.raft_meta, KEY_COMMITTED)
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = self.store.db.batch();
+        for entry in entries {
+            batch.insert(&self.store.raft_log, entry.log_id.index.to_be_bytes(), to_json(&entry));
+        }
+        batch.commit().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+        // The entries are readable now; they are acknowledged only once fsynced
+        // (SyncAll), because the leader counts this node's ack towards commit.
+        let res = self.sync(ErrorSubject::Logs).await;
+        match res {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(e)
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Delete [log_id.index, +inf): conflicting entries from an old leader.
+        self.remove_range((Bound::Included(log_id.index.to_be_bytes()), Bound::Unbounded))?;
+        self.sync(ErrorSubject::Logs).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Persist last_purged first: a crash after this leaves extra entries, no hole.
+        self.store
+            .raft_meta
+            .insert(KEY_LAST_PURGED, to_json(&log_id))
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
+        self.sync(ErrorSubject::Store).await?;
+        self.remove_range((Bound::Unbounded, Bound::Included(log_id.index.to_be_bytes())))
+    }
+}

@@ -1,0 +1,439 @@
+//! Tables and items in fjall: the reads the HTTP API serves and the writes apply makes.
+//!
+//! A table is a row in the `tables` keyspace (name → [`TableMeta`]). Its id is the log
+//! index of the `CreateTable` that made it, so a table deleted and created again gets a
+//! fresh id and can never see the old table's items. An item lives in `items` under
+//! `table id ‖ pk ‖ sk` (order-preserving encoding, see `model::key`), so one partition
+//! is one contiguous key range, in sort-key order: a query is one range scan.
+//!
+//! An item's value is `version (u64 BE) ‖ JSON item`; the version is the log index of
+//! the write that stored it, the last-write-wins timestamp.
+//!
+//! Apply is deterministic: it reads only state written by earlier entries, and every
+//! rejection is a value returned to the client, never an error. fjall errors are
+//! returned as errors and stop Raft (see `storage` module docs).
+
+use std::ops::Bound;
+
+use base64::Engine;
+use fjall::{Keyspace, OwnedWriteBatch};
+use serde::{Deserialize, Serialize};
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::model::{key, Item, ItemKey, KeyValue, TableSchema};
+use crate::raft::{Applied, Command, CommandResponse, Rejection};
+
+/// A table as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableMeta {
+    /// The log index of the `CreateTable` entry; the prefix of the table's item keys.
+    pub id: u64,
+    pub schema: TableSchema,
+}
+
+/// An item as read back, with its version (the log index that wrote it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredItem {
+    pub item: Item,
+    pub version: u64,
+}
+
+/// What a query asks for: one partition, optionally narrowed by sort-key conditions.
+#[derive(Debug, Clone, Default)]
+pub struct QuerySpec {
+    pub pk: Option<KeyValue>,
+    /// Sort key starts with this text (string sort keys only).
+    pub prefix: Option<String>,
+    pub gt: Option<KeyValue>,
+    pub ge: Option<KeyValue>,
+    pub lt: Option<KeyValue>,
+    pub le: Option<KeyValue>,
+    /// Continue after this sort key (the `next` of the previous page).
+    pub start_after: Option<KeyValue>,
+    pub desc: bool,
+    pub limit: usize,
+}
+
+/// One page of results; `next` continues it (a sort key text for queries, an opaque
+/// cursor for scans), `None` when there is nothing more.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<StoredItem>,
+    pub next: Option<String>,
+}
+
+const COUNT_PREFIX: &[u8] = b"count/";
+
+fn count_key(table_id: u64) -> Vec<u8> {
+    let mut k = COUNT_PREFIX.to_vec();
+    k.extend_from_slice(&table_id.to_be_bytes());
+    k
+}
+
+fn storage(e: impl std::fmt::Display) -> Error {
+    Error::Storage(e.to_string())
+}
+
+/// Encodes a stored item value: version ‖ JSON.
+pub fn encode_item_value(version: u64, item: &Item) -> Vec<u8> {
+    let mut v = version.to_be_bytes().to_vec();
+    serde_json::to_writer(&mut v, item).expect("items serialize to JSON");
+    v
+}
+
+/// Decodes a stored item value.
+pub fn decode_item_value(bytes: &[u8]) -> Result<StoredItem> {
+    if bytes.len() < 8 {
+        return Err(Error::Storage("item value too short".into()));
+    }
+    let version = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let item = serde_json::from_slice(&bytes[8..]).map_err(storage)?;
+    Ok(StoredItem { item, version })
+}
+
+fn version_of(bytes: &[u8]) -> u64 {
+    bytes.get(..8).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0)
+}
+
+/// Range bounds under construction: the intersection of several conditions.
+struct KeyRange {
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+}
+
+impl KeyRange {
+    fn prefix(p: Vec<u8>) -> KeyRange {
+        let hi = key::prefix_end(&p).map(Bound::Excluded).unwrap_or(Bound::Unbounded);
+        KeyRange { lo: Bound::Included(p), hi }
+    }
+
+    fn raise_lo(&mut self, b: Bound<Vec<u8>>) {
+        let tighter = match (&self.lo, &b) {
+            (_, Bound::Unbounded) => false,
+            (Bound::Unbounded, _) => true,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(n)) => n > a,
+            (Bound::Included(a), Bound::Excluded(n)) => n >= a,
+            (Bound::Excluded(a), Bound::Excluded(n)) => n > a,
+        };
+        if tighter {
+            self.lo = b;
+        }
+    }
+
+    fn lower_hi(&mut self, b: Bound<Vec<u8>>) {
+        let tighter = match (&self.hi, &b) {
+            (_, Bound::Unbounded) => false,
+            (Bound::Unbounded, _) => true,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(n)) => n < a,
+            (Bound::Included(a), Bound::Excluded(n)) => n <= a,
+            (Bound::Excluded(a), Bound::Excluded(n)) => n < a,
+        };
+        if tighter {
+            self.hi = b;
+        }
+    }
+
+    fn intersect(&mut self, other: KeyRange) {
+        self.raise_lo(other.lo);
+        self.lower_hi(other.hi);
+    }
+
+    fn is_empty(&self) -> bool {
+        match (&self.lo, &self.hi) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+            | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+            _ => false,
+        }
+    }
+}
+
+/// Reads and writes tables and items. Cheap to clone.
+#[derive(Clone)]
+pub struct Tables {
+    store: Store,
+}
+
+impl Tables {
+    pub fn new(store: Store) -> Tables {
+        Tables { store }
+    }
+
+    fn items(&self) -> &Keyspace {
+        &self.store.items
+    }
+
+    // ---- reads -------------------------------------------------------------------
+
+    /// The table called `name`, if any.
+    pub fn get_table(&self, name: &str) -> Result<Option<TableMeta>> {
+        let Some(v) = self.store.tables.get(name.as_bytes()).map_err(storage)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&v).map(Some).map_err(storage)
+    }
+
+    /// The table called `name`, or `TableNotFound`.
+    pub fn table(&self, name: &str) -> Result<TableMeta> {
+        self.get_table(name)?.ok_or_else(|| Error::TableNotFound(name.to_string()))
+    }
+
+    /// All tables, by name.
+    pub fn list_tables(&self) -> Result<Vec<TableMeta>> {
+        let mut out = Vec::new();
+        for g in self.store.tables.iter() {
+            let v = g.value().map_err(storage)?;
+            out.push(serde_json::from_slice(&v).map_err(storage)?);
+        }
+        Ok(out)
+    }
+
+    /// Number of items in the table with this id.
+    pub fn item_count(&self, table_id: u64) -> Result<u64> {
+        let v = self.store.sm_meta.get(count_key(table_id)).map_err(storage)?;
+        Ok(v.map(|b| version_of(&b)).unwrap_or(0))
+    }
+
+    /// Numbers of tables and items.
+    pub fn counts(&self) -> Result<(u64, u64)> {
+        let mut items = 0;
+        for g in self.store.sm_meta.prefix(COUNT_PREFIX) {
+            items += version_of(&g.value().map_err(storage)?);
+        }
+        Ok((self.store.tables.iter().count() as u64, items))
+    }
+
+    /// The item with this key, if any.
+    pub fn get_item(&self, table: &TableMeta, k: &ItemKey) -> Result<Option<StoredItem>> {
+        let Some(v) = self.items().get(key::item_key_bytes(table.id, k)).map_err(storage)? else {
+            return Ok(None);
+        };
+        decode_item_value(&v).map(Some)
+    }
+
+    /// Items of one partition in sort-key order (see [`QuerySpec`]).
+    pub fn query(&self, table: &TableMeta, q: &QuerySpec) -> Result<Page> {
+        let pk = q.pk.as_ref().ok_or_else(|| Error::BadRequest("pk is required".into()))?;
+        let part = key::partition_prefix(table.id, pk);
+        let mut range = KeyRange::prefix(part.clone());
+        let k = |sk: &KeyValue| {
+            key::item_key_bytes(table.id, &ItemKey::new(pk.clone(), Some(sk.clone())))
+        };
+        if let Some(p) = &q.prefix {
+            range.intersect(KeyRange::prefix(key::sort_key_string_prefix(table.id, pk, p)));
+        }
+        if let Some(v) = &q.gt {
+            range.raise_lo(Bound::Excluded(k(v)));
+        }
+        if let Some(v) = &q.ge {
+            range.raise_lo(Bound::Included(k(v)));
+        }
+        if let Some(v) = &q.lt {
+            range.lower_hi(Bound::Excluded(k(v)));
+        }
+        if let Some(v) = &q.le {
+            range.lower_hi(Bound::Included(k(v)));
+        }
+        if let Some(v) = &q.start_after {
+            if q.desc {
+                range.lower_hi(Bound::Excluded(k(v)));
+            } else {
+                range.raise_lo(Bound::Excluded(k(v)));
+            }
+        }
+        let sk_type = table.schema.sort_key.as_ref().map(|s| s.key_type);
+        self.page(range, q.desc, q.limit, |key_bytes| {
+            let (_, ik) =
+                key::decode_item_key(table.schema.partition_key.key_type, sk_type, key_bytes)?;
+            Ok(ik.sk.map(|s| s.as_text().to_string()).unwrap_or_default())
+        })
+    }
+
+    /// All items of a table in key order, `limit` at a time; `cursor` is a `next`.
+    pub fn scan(&self, table: &TableMeta, limit: usize, cursor: Option<&str>) -> Result<Page> {
+        let tp = key::table_prefix(table.id);
+        let mut range = KeyRange::prefix(tp.clone());
+        if let Some(c) = cursor {
+            let rest =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| {
+                    Error::BadRequest("start_after is not a cursor returned by scan".into())
+                })?;
+            let mut after = tp.clone();
+            after.extend_from_slice(&rest);
+            range.raise_lo(Bound::Excluded(after));
+        }
+        let n = tp.len();
+        self.page(range, false, limit, |key_bytes| {
+            Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key_bytes[n..]))
+        })
+    }
+
+    fn page(
+        &self,
+        range: KeyRange,
+        desc: bool,
+        limit: usize,
+        next_of: impl Fn(&[u8]) -> Result<String>,
+    ) -> Result<Page> {
+        let mut items = Vec::new();
+        let mut next = None;
+        if range.is_empty() || limit == 0 {
+            return Ok(Page { items, next });
+        }
+        let iter = self.items().range((range.lo, range.hi));
+        let iter: Box<dyn Iterator<Item = fjall::Guard>> =
+            if desc { Box::new(iter.rev()) } else { Box::new(iter) };
+        let mut last_key = None;
+        for g in iter {
+            if items.len() == limit {
+                next = last_key.as_deref().map(&next_of).transpose()?;
+                break;
+            }
+            let (k, v) = g.into_inner().map_err(storage)?;
+            items.push(decode_item_value(&v)?);
+            last_key = Some(k);
+        }
+        Ok(Page { items, next })
+    }
+
+    // ---- writes (apply) ------------------------------------------------------------
+
+    /// Applies one command at log index `index`, staging its writes in `batch`.
+    ///
+    /// Reads see only what earlier entries committed (each entry is its own batch), so
+    /// the verdict is the same on every node.
+    pub fn apply(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        index: u64,
+        cmd: Command,
+    ) -> Result<CommandResponse> {
+        let verdict = match cmd {
+            Command::CreateTable { schema } => self.apply_create(batch, index, schema),
+            Command::DeleteTable { table } => self.apply_delete_table(batch, index, &table),
+            Command::PutItem { table, item } => self.apply_put(batch, index, &table, item),
+            Command::DeleteItem { table, key } => {
+                self.apply_delete_item(batch, index, &table, &key)
+            }
+        }?;
+        Ok(match verdict {
+            Ok(applied) => CommandResponse::Applied(applied),
+            Err(rejection) => CommandResponse::Rejected(rejection),
+        })
+    }
+
+    fn apply_create(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        index: u64,
+        schema: TableSchema,
+    ) -> Result<Result<Applied, Rejection>> {
+        if let Err(e) = schema.validate() {
+            return Ok(Err(e.into()));
+        }
+        if self.get_table(&schema.table_name)?.is_some() {
+            return Ok(Err(Rejection::TableExists(schema.table_name)));
+        }
+        let meta = TableMeta { id: index, schema };
+        let v = serde_json::to_vec(&meta).expect("table meta serializes");
+        batch.insert(&self.store.tables, meta.schema.table_name.as_bytes(), v);
+        Ok(Ok(Applied { version: index, existed: false }))
+    }
+
+    fn apply_delete_table(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        index: u64,
+        name: &str,
+    ) -> Result<Result<Applied, Rejection>> {
+        let Some(meta) = self.get_table(name)? else {
+            return Ok(Err(Rejection::TableNotFound(name.to_string())));
+        };
+        for g in self.items().prefix(key::table_prefix(meta.id)) {
+            batch.remove(self.items(), g.key().map_err(storage)?);
+        }
+        batch.remove(&self.store.sm_meta, count_key(meta.id));
+        batch.remove(&self.store.tables, name.as_bytes());
+        Ok(Ok(Applied { version: index, existed: true }))
+    }
+
+    fn apply_put(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        index: u64,
+        table: &str,
+        item: Item,
+    ) -> Result<Result<Applied, Rejection>> {
+        let Some(meta) = self.get_table(table)? else {
+            return Ok(Err(Rejection::TableNotFound(table.to_string())));
+        };
+        let ik = match meta.schema.validate_item(&item) {
+            Ok(k) => k,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let k = key::item_key_bytes(meta.id, &ik);
+        let old = self.items().get(&k).map_err(storage)?;
+        if let Some(old) = &old {
+            // Last write wins: an entry never overwrites a newer version (this only
+            // matters if an entry were ever applied twice; the log applies in order).
+            if version_of(old) >= index {
+                return Ok(Ok(Applied { version: version_of(old), existed: true }));
+            }
+        } else {
+            self.add_count(batch, meta.id, 1)?;
+        }
+        batch.insert(self.items(), k, encode_item_value(index, &item));
+        Ok(Ok(Applied { version: index, existed: old.is_some() }))
+    }
+
+    fn apply_delete_item(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        index: u64,
+        table: &str,
+        ik: &ItemKey,
+    ) -> Result<Result<Applied, Rejection>> {
+        let Some(meta) = self.get_table(table)? else {
+            return Ok(Err(Rejection::TableNotFound(table.to_string())));
+        };
+        let k = key::item_key_bytes(meta.id, ik);
+        let existed = match self.items().get(&k).map_err(storage)? {
+            Some(old) if version_of(&old) >= index => {
+                return Ok(Ok(Applied { version: version_of(&old), existed: true }))
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if existed {
+            batch.remove(self.items(), k);
+            self.add_count(batch, meta.id, -1)?;
+        }
+        Ok(Ok(Applied { version: index, existed }))
+    }
+
+    fn add_count(&self, batch: &mut OwnedWriteBatch, table_id: u64, delta: i64) -> Result<()> {
+        let n = self.item_count(table_id)?.saturating_add_signed(delta);
+        batch.insert(&self.store.sm_meta, count_key(table_id), n.to_be_bytes().to_vec());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_range_keeps_the_tightest_bounds() {
+        let mut r = KeyRange::prefix(vec![5]);
+        r.raise_lo(Bound::Excluded(vec![5, 1]));
+        r.raise_lo(Bound::Included(vec![5, 0]));
+        assert_eq!(r.lo, Bound::Excluded(vec![5, 1]));
+        r.lower_hi(Bound::Included(vec![5, 9]));
+        r.lower_hi(Bound::Excluded(vec![7]));
+        assert_eq!(r.hi, Bound::Included(vec![5, 9]));
+        assert!(!r.is_empty());
+        r.lower_hi(Bound::Excluded(vec![5, 1]));
+        assert!(r.is_empty());
+    }
+}
