@@ -136,7 +136,8 @@ pub async fn run(global: &GlobalOpts, cmd: ClusterCommand) -> ExitCode {
     };
     let addr = config.supervisor.control_addr.clone();
     // A node stop may take stop_timeout_ms; leave room on top of it.
-    let timeout = Duration::from_millis(config.supervisor.stop_timeout_ms) + Duration::from_secs(15);
+    let timeout =
+        Duration::from_millis(config.supervisor.stop_timeout_ms) + Duration::from_secs(15);
     let client = ControlClient::new(&addr, timeout);
     let action = match cmd {
         ClusterCommand::Start => return start(global, &config).await,
@@ -258,7 +259,8 @@ async fn stop(config: &ClusterConfig, client: &ControlClient) -> ExitCode {
         Ok(r) => r.pid,
         Err(e) if e.is_not_running() => {
             let pid_file = sup::pid_file(&absolute(&config.data_root));
-            if let Some(pid) = process::read_pid_file(&pid_file).filter(|p| process::pid_alive(*p)) {
+            if let Some(pid) = process::read_pid_file(&pid_file).filter(|p| process::pid_alive(*p))
+            {
                 return fail(format!(
                     "supervisor pid {pid} (from {}) is alive but its control API at {} does not answer",
                     pid_file.display(),
@@ -273,7 +275,10 @@ async fn stop(config: &ClusterConfig, client: &ControlClient) -> ExitCode {
     let deadline = Instant::now() + wait;
     while process::pid_alive(pid) {
         if Instant::now() > deadline {
-            return fail(format!("supervisor pid {pid} is still running after {}s", wait.as_secs()));
+            return fail(format!(
+                "supervisor pid {pid} is still running after {}s",
+                wait.as_secs()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded by the deadline
     }

@@ -143,7 +143,8 @@ pub fn routes<C: Control>(
                 .into_reply();
             };
             let Ok(id) = id.trim_start_matches("node").parse::<u64>() else {
-                return ApiError::NodeNotFound(format!("no node {id:?} in the cluster")).into_reply();
+                return ApiError::NodeNotFound(format!("no node {id:?} in the cluster"))
+                    .into_reply();
             };
             match c.act(id, action).await {
                 Ok(report) => warp::reply::json(&report).into_response(),

@@ -194,10 +194,9 @@ impl Supervisor {
                             view.nodes.len()
                         ));
                     }
-                    Ok(r) => self.events.emit(format!(
-                        "POST {url} answered {}; retrying",
-                        r.status()
-                    )),
+                    Ok(r) => {
+                        self.events.emit(format!("POST {url} answered {}; retrying", r.status()))
+                    }
                     Err(e) => self.events.emit(format!("POST {url} failed: {e}; retrying")),
                 }
             }
@@ -252,10 +251,9 @@ impl Supervisor {
                 (Some(l), _) => {
                     self.events.emit(format!("leader changed to node {} in term {}", l.id, l.term))
                 }
-                (None, Some(old)) => self.events.emit(format!(
-                    "no leader known (node {} led in term {})",
-                    old.id, old.term
-                )),
+                (None, Some(old)) => self
+                    .events
+                    .emit(format!("no leader known (node {} led in term {})", old.id, old.term)),
                 (None, None) => {}
             }
             last = now;
@@ -264,12 +262,15 @@ impl Supervisor {
 }
 
 /// Checks that no node of this cluster is still running from an earlier supervisor.
-fn check_no_leftover_nodes(config: &ClusterConfig, spec: &LaunchSpec) -> Result<(), SupervisorError> {
+fn check_no_leftover_nodes(
+    config: &ClusterConfig,
+    spec: &LaunchSpec,
+) -> Result<(), SupervisorError> {
     for n in &config.nodes {
         let file = spec.pid_file(n.id);
         let Some(pid) = process::read_pid_file(&file) else { continue };
-        let ours = process::cmdline(pid)
-            .is_some_and(|c| c.contains(&format!("node --id {} ", n.id)));
+        let ours =
+            process::cmdline(pid).is_some_and(|c| c.contains(&format!("node --id {} ", n.id)));
         if process::pid_alive(pid) && ours {
             return Err(SupervisorError::NodeAlreadyRunning { id: n.id, pid, file });
         }
@@ -317,7 +318,13 @@ pub async fn run(
         .nodes
         .iter()
         .map(|n| {
-            NodeHandle::spawn(n.id, n.addr.clone(), spec.clone(), &config.supervisor, events.clone())
+            NodeHandle::spawn(
+                n.id,
+                n.addr.clone(),
+                spec.clone(),
+                &config.supervisor,
+                events.clone(),
+            )
         })
         .collect();
     let (stop_tx, mut stop_rx) = watch::channel(false);

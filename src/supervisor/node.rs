@@ -290,9 +290,8 @@ impl NodeActor {
     }
 
     fn start_process(&mut self) -> Result<u32, String> {
-        let child = process::spawn_node(&self.spec, self.id).map_err(|e| {
-            format!("cannot start {}: {e}", self.spec.exe.display())
-        })?;
+        let child = process::spawn_node(&self.spec, self.id)
+            .map_err(|e| format!("cannot start {}: {e}", self.spec.exe.display()))?;
         let pid = child.id();
         self.child = Some(child);
         self.state = ProcState::Running;
@@ -486,7 +485,9 @@ impl NodeActor {
                 }
             }
             NodeAction::Pause => match (self.state, self.child.as_ref()) {
-                (ProcState::Paused, Some(c)) => format!("node {id} is already paused (pid {})", c.id()),
+                (ProcState::Paused, Some(c)) => {
+                    format!("node {id} is already paused (pid {})", c.id())
+                }
                 (ProcState::Running, Some(c)) => {
                     process::signal(c, libc::SIGSTOP)
                         .map_err(|e| ActionError::Failed(format!("SIGSTOP failed: {e}")))?;
@@ -511,12 +512,12 @@ impl NodeActor {
                     self.state = ProcState::Running;
                     format!("node {id} resumed (SIGCONT, pid {pid})")
                 }
-                (ProcState::Running, Some(c)) => format!("node {id} is not paused (running, pid {})", c.id()),
-                (state, _) => {
-                    return Err(ActionError::Conflict(format!(
-                        "node {id} is not running ({state}); use 'raft-nosql cluster start-node {id}'"
-                    )))
+                (ProcState::Running, Some(c)) => {
+                    format!("node {id} is not paused (running, pid {})", c.id())
                 }
+                (state, _) => return Err(ActionError::Conflict(format!(
+                    "node {id} is not running ({state}); use 'raft-nosql cluster start-node {id}'"
+                ))),
             },
         };
         Ok(self.report(action, msg))
