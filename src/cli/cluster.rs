@@ -122,7 +122,14 @@ pub async fn run_server(global: &GlobalOpts, args: ServerArgs) -> ExitCode {
         config_file: config_file(global),
         data_root: absolute(&config.data_root),
     };
-    match sup::run(config, spec, sup::Options { detached: args.detached }, sup::signals()).await {
+    match sup::run(
+        config,
+        spec,
+        sup::Options { detached: args.detached },
+        sup::signals(args.detached),
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }

@@ -63,6 +63,9 @@ pub enum SupervisorError {
     /// A pid file names a live node process of this cluster.
     #[error("node {id} is already running as pid {pid} (see {file}); stop it first")]
     NodeAlreadyRunning { id: u64, pid: u32, file: PathBuf },
+    /// A node's address is taken by another process (another cluster on the same ports?).
+    #[error("node {id}'s address {addr} is in use by another process ({source}); is another cluster running on these ports?")]
+    NodeAddrInUse { id: u64, addr: String, source: io::Error },
     /// The data root cannot be created or written.
     #[error("cannot write {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
@@ -103,13 +106,22 @@ fn time_of_day(t: SystemTime) -> String {
     format!("{:02}:{:02}:{:02}.{:03}Z", s / 3600 % 24, s / 60 % 60, s % 60, d.subsec_millis())
 }
 
-/// Resolves on SIGINT (Ctrl+C) or SIGTERM.
-pub async fn signals() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("install SIGTERM handler");
+/// Resolves on SIGINT (Ctrl+C) or SIGTERM, and on SIGHUP (the terminal went away) unless
+/// `detached`: a detached supervisor inherits SIGHUP as ignored from `cluster start`, and
+/// installing a handler would undo that.
+pub async fn signals(detached: bool) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let hangup = async {
+        match detached {
+            false => signal(SignalKind::hangup()).expect("install SIGHUP handler").recv().await,
+            true => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = hangup => {}
     }
 }
 
@@ -261,7 +273,8 @@ impl Supervisor {
     }
 }
 
-/// Checks that no node of this cluster is still running from an earlier supervisor.
+/// Checks that no node of this cluster is still running from an earlier supervisor, and
+/// that the nodes' ports are free.
 fn check_no_leftover_nodes(
     config: &ClusterConfig,
     spec: &LaunchSpec,
@@ -276,6 +289,12 @@ fn check_no_leftover_nodes(
         }
         // A stale file from a supervisor that was killed: the process is gone.
         process::remove_pid_file(&file);
+    }
+    for n in &config.nodes {
+        // A listener bound for a moment and dropped at once; the node binds it for real.
+        if let Err(source) = std::net::TcpListener::bind(&n.addr) {
+            return Err(SupervisorError::NodeAddrInUse { id: n.id, addr: n.addr.clone(), source });
+        }
     }
     Ok(())
 }

@@ -515,9 +515,11 @@ impl NodeActor {
                 (ProcState::Running, Some(c)) => {
                     format!("node {id} is not paused (running, pid {})", c.id())
                 }
-                (state, _) => return Err(ActionError::Conflict(format!(
+                (state, _) => {
+                    return Err(ActionError::Conflict(format!(
                     "node {id} is not running ({state}); use 'raft-nosql cluster start-node {id}'"
-                ))),
+                )))
+                }
             },
         };
         Ok(self.report(action, msg))
