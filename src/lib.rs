@@ -9,8 +9,10 @@
 
 pub mod cli;
 pub mod client;
+pub mod check;
 pub mod config;
 pub mod error;
+pub mod logs;
 pub mod model;
 pub mod node;
 pub mod raft;

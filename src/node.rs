@@ -21,7 +21,7 @@ use crate::config::ClusterConfig;
 use crate::raft::network::Network;
 use crate::raft::{openraft_config, Raft};
 use crate::server::{routes, App};
-use crate::storage::{LogStore, StateMachine, Store};
+use crate::storage::{LogStore, Progress, StateMachine, Store};
 
 /// How long in-flight HTTP requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,16 +40,18 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     let dir = config.node_dir(id);
     let store = Store::open(&dir)
         .with_context(|| format!("cannot open the database in {}", dir.display()))?;
-    let log_store =
-        LogStore::new(store.clone()).map_err(|e| anyhow!("cannot read the raft log: {e}"))?;
-    let committed = log_store.committed_handle();
-    let state_machine = StateMachine::new(store.clone());
+    let progress = Arc::new(Progress::default());
+    progress.set_apply_delay_ms(config.simulation.apply_delay_for(id));
+    let log_store = LogStore::new(store.clone(), progress.clone())
+        .map_err(|e| anyhow!("cannot read the raft log: {e}"))?;
+    let state_machine = StateMachine::new(store.clone(), progress.clone())
+        .map_err(|e| anyhow!("cannot read the state machine: {e}"))?;
     let tables = state_machine.tables();
     let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);
     let raft = Raft::new(id, raft_config, Network::new(), log_store, state_machine)
         .await
         .map_err(|e| anyhow!("cannot start raft: {e}"))?;
-    let app = Arc::new(App { id, addr: me.addr, raft: raft.clone(), tables, config, committed });
+    let app = Arc::new(App { id, addr: me.addr, raft: raft.clone(), tables, config, progress });
     Ok(Node { app, raft, store })
 }
 

@@ -2,7 +2,7 @@
 
 use openraft::testing::{StoreBuilder, Suite};
 use raft_nosql::raft::{StorageError, TypeConfig};
-use raft_nosql::storage::{LogStore, StateMachine, Store};
+use raft_nosql::storage::{LogStore, Progress, StateMachine, Store};
 
 struct FjallBuilder;
 
@@ -10,8 +10,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Fja
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path()).expect("open fjall");
-        let log = LogStore::new(store.clone())?;
-        Ok((dir, log, StateMachine::new(store)))
+        let progress = std::sync::Arc::new(Progress::default());
+        let log = LogStore::new(store.clone(), progress.clone())?;
+        Ok((dir, log, StateMachine::new(store, progress)?))
     }
 }
 

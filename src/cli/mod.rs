@@ -11,6 +11,7 @@ use crate::config::{self, ClusterConfig, Overrides};
 
 pub mod cluster;
 pub mod data;
+pub mod logs;
 pub mod node;
 
 /// Exit code for "not found", "rejected" or "unreachable".
@@ -56,6 +57,8 @@ pub enum Command {
     Cluster(cluster::ClusterCommand),
     #[command(flatten)]
     Data(data::DataCommand),
+    /// Show the nodes' logs merged in time order, filtered; --timeline for the cluster's story
+    Logs(logs::LogsArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -73,6 +76,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Server(args) => cluster::run_server(&cli.global, args).await,
             Command::Cluster(cmd) => cluster::run(&cli.global, cmd).await,
             Command::Data(cmd) => data::run(&cli.global, cmd).await,
+            Command::Logs(args) => logs::run(&cli.global, args).await,
         }
     })
 }

@@ -18,7 +18,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{path_and_query, respond, App, MAX_API_BODY};
+use super::{path_and_query, respond, respond_write, App, MAX_API_BODY};
 use crate::error::Error;
 use crate::model::schema::validate_table_name;
 use crate::model::{attr, KeyAttr, TableSchema};
@@ -50,7 +50,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
     let base = warp::path("tables").and(with_app(app)).and(path_and_query());
     let create = base.clone().and(warp::path::end()).and(warp::post()).and(body()).then(
         |app: Arc<App>, pq: String, body: Bytes| async move {
-            respond(create_table(&app, &body).await, StatusCode::CREATED, &pq)
+            respond_write(create_table(&app, &body).await, StatusCode::CREATED, &pq)
         },
     );
     let list = base
@@ -72,7 +72,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::path::end())
         .and(warp::delete())
         .then(|app: Arc<App>, pq: String, t: String| async move {
-            respond(delete_table(&app, &t).await, StatusCode::OK, &pq)
+            respond_write(delete_table(&app, &t).await, StatusCode::OK, &pq)
         });
     let items = base
         .clone()
@@ -81,17 +81,17 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::path::end());
     let put = items.clone().and(warp::put()).and(body()).then(
         |app: Arc<App>, pq: String, t: String, body: Bytes| async move {
-            respond(put_item(&app, &t, &body).await, StatusCode::OK, &pq)
+            respond_write(put_item(&app, &t, &body).await, StatusCode::OK, &pq)
         },
     );
-    let get = items.clone().and(warp::get()).and(params()).map(
-        |app: Arc<App>, pq: String, t: String, p: Params| {
-            respond(get_item(&app, &t, &p), StatusCode::OK, &pq)
+    let get = items.clone().and(warp::get()).and(params()).then(
+        |app: Arc<App>, pq: String, t: String, p: Params| async move {
+            respond(get_item(&app, &t, &p).await, StatusCode::OK, &pq)
         },
     );
     let del = items.and(warp::delete()).and(params()).then(
         |app: Arc<App>, pq: String, t: String, p: Params| async move {
-            respond(delete_item(&app, &t, &p).await, StatusCode::OK, &pq)
+            respond_write(delete_item(&app, &t, &p).await, StatusCode::OK, &pq)
         },
     );
     let query = base
@@ -101,8 +101,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::path::end())
         .and(warp::get())
         .and(params())
-        .map(|app: Arc<App>, pq: String, t: String, p: Params| {
-            respond(query(&app, &t, &p), StatusCode::OK, &pq)
+        .then(|app: Arc<App>, pq: String, t: String, p: Params| async move {
+            respond(query(&app, &t, &p).await, StatusCode::OK, &pq)
         });
     let scan = base
         .and(warp::path::param::<String>())
@@ -110,8 +110,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::path::end())
         .and(warp::get())
         .and(params())
-        .map(|app: Arc<App>, pq: String, t: String, p: Params| {
-            respond(scan(&app, &t, &p), StatusCode::OK, &pq)
+        .then(|app: Arc<App>, pq: String, t: String, p: Params| async move {
+            respond(scan(&app, &t, &p).await, StatusCode::OK, &pq)
         });
     create
         .or(list)
@@ -283,6 +283,89 @@ impl<'a> Query<'a> {
     }
 }
 
+/// How fresh a read must be, chosen per request with `consistency=` (and
+/// `after_index=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadLevel {
+    /// Whatever this node has applied (the default, as in the original project).
+    Eventual,
+    /// At least this log index applied here: read-your-writes through any node.
+    Session(u64),
+    /// Linearizable: only the leader answers, after confirming its leadership with a
+    /// quorum (read index) and applying up to the read index.
+    Strong,
+}
+
+/// How long a session read waits for this node to apply the index it asks for.
+pub const SESSION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn read_level(q: &Query) -> Result<ReadLevel, Error> {
+    let after = match q.get("after_index") {
+        None => None,
+        Some(s) => Some(s.parse::<u64>().map_err(|_| {
+            Error::BadRequest(format!(
+                "after_index must be a log index (a whole number), got {s:?}"
+            ))
+        })?),
+    };
+    match (q.get("consistency"), after) {
+        (None | Some("eventual"), None) => Ok(ReadLevel::Eventual),
+        (None | Some("session") | Some("eventual"), Some(i)) => Ok(ReadLevel::Session(i)),
+        (Some("session"), None) => Err(Error::BadRequest(
+            "consistency=session needs after_index=N (the version your write returned)".into(),
+        )),
+        (Some("strong"), _) => Ok(ReadLevel::Strong),
+        (Some(other), _) => Err(Error::BadRequest(format!(
+            "consistency must be eventual, session or strong, got {other:?}"
+        ))),
+    }
+}
+
+/// Waits until a read at `level` may be answered from this node's state machine.
+pub async fn read_barrier(app: &App, level: ReadLevel) -> Result<(), Error> {
+    use openraft::error::{CheckIsLeaderError, RaftError};
+    match level {
+        ReadLevel::Eventual => Ok(()),
+        ReadLevel::Session(index) => {
+            if app.progress.applied().is_some_and(|a| a >= index) {
+                return Ok(());
+            }
+            app.raft
+                .wait(Some(SESSION_WAIT))
+                .applied_index_at_least(Some(index), "session read")
+                .await
+                .map(|_| ())
+                .map_err(|_| {
+                    Error::Unavailable(format!(
+                        "node {} has applied up to index {} but the read asks for index {index}; \
+                         not reached within {} ms (is the node lagging or partitioned?)",
+                        app.id,
+                        app.progress.applied().unwrap_or(0),
+                        SESSION_WAIT.as_millis()
+                    ))
+                })
+        }
+        ReadLevel::Strong => {
+            ensure_leader(app)?;
+            match app.raft.ensure_linearizable().await {
+                Ok(_) => Ok(()),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    match (f.leader_id, f.leader_node) {
+                        (Some(id), Some(node)) => {
+                            Err(Error::NotLeader { leader_id: id, leader_addr: node.addr })
+                        }
+                        _ => Err(Error::NoLeader),
+                    }
+                }
+                Err(RaftError::APIError(e)) => Err(Error::Unavailable(format!(
+                    "cannot confirm leadership for a strong read: {e}"
+                ))),
+                Err(RaftError::Fatal(e)) => Err(Error::Unavailable(format!("raft stopped: {e}"))),
+            }
+        }
+    }
+}
+
 fn key_from(meta: &TableMeta, q: &Query) -> Result<crate::model::ItemKey, Error> {
     let pk = q.get("pk").ok_or_else(|| {
         Error::BadRequest("query parameter pk (the partition key) is required".into())
@@ -299,8 +382,9 @@ fn page_json(p: Page) -> Value {
     json!({ "count": items.len(), "items": items, "next": p.next })
 }
 
-fn get_item(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
-    let q = Query::new(p, &["pk", "sk"])?;
+async fn get_item(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
+    let q = Query::new(p, &["pk", "sk", "consistency", "after_index"])?;
+    read_barrier(app, read_level(&q)?).await?;
     let meta = table_meta(app, table)?;
     let key = key_from(&meta, &q)?;
     let item = app.tables.get_item(&meta, &key)?.ok_or(Error::ItemNotFound)?;
@@ -317,11 +401,24 @@ async fn delete_item(app: &App, table: &str, p: &Params) -> Result<Value, Error>
     Ok(json!({ "deleted": applied.existed, "version": applied.version }))
 }
 
-fn query(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
+async fn query(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
     let q = Query::new(
         p,
-        &["pk", "sk_prefix", "sk_gt", "sk_ge", "sk_lt", "sk_le", "limit", "start_after", "desc"],
+        &[
+            "pk",
+            "sk_prefix",
+            "sk_gt",
+            "sk_ge",
+            "sk_lt",
+            "sk_le",
+            "limit",
+            "start_after",
+            "desc",
+            "consistency",
+            "after_index",
+        ],
     )?;
+    read_barrier(app, read_level(&q)?).await?;
     let meta = table_meta(app, table)?;
     let pk = q.get("pk").ok_or_else(|| {
         Error::BadRequest("query parameter pk (the partition key) is required".into())
@@ -353,8 +450,9 @@ fn query(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
     Ok(page_json(app.tables.query(&meta, &spec)?))
 }
 
-fn scan(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
-    let q = Query::new(p, &["limit", "start_after"])?;
+async fn scan(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
+    let q = Query::new(p, &["limit", "start_after", "consistency", "after_index"])?;
+    read_barrier(app, read_level(&q)?).await?;
     let meta = table_meta(app, table)?;
     Ok(page_json(app.tables.scan(&meta, q.limit()?, q.get("start_after"))?))
 }

@@ -8,7 +8,6 @@
 //! `error.rs` and is applied only here.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -19,7 +18,7 @@ use warp::{Filter, Rejection, Reply};
 use crate::config::ClusterConfig;
 use crate::error::Error;
 use crate::raft::{NodeId, Raft};
-use crate::storage::Tables;
+use crate::storage::{Progress, Tables};
 
 pub mod admin;
 pub mod api;
@@ -37,16 +36,11 @@ pub struct App {
     pub raft: Raft,
     pub tables: Tables,
     pub config: ClusterConfig,
-    /// Committed index as last saved by openraft (`u64::MAX` = none).
-    pub committed: Arc<AtomicU64>,
+    /// Committed/applied indexes, lag, digest and apply delay.
+    pub progress: Arc<Progress>,
 }
 
 impl App {
-    /// The committed log index this node knows of.
-    pub fn committed(&self) -> Option<u64> {
-        Some(self.committed.load(Ordering::Relaxed)).filter(|c| *c != u64::MAX)
-    }
-
     /// The HTTP address of node `id` from the current membership, else the config.
     pub fn addr_of(&self, id: NodeId) -> Option<String> {
         let m = self.raft.metrics().borrow().membership_config.clone();
@@ -118,6 +112,21 @@ pub fn respond<T: Serialize>(
         Ok(body) => json_reply(ok, &body),
         Err(e) => error_reply(&e, path_and_query),
     }
+}
+
+/// Like [`respond`] for a write: the log index of the write (the body's `version`) is
+/// also sent as the `x-raft-index` header, for session (read-your-writes) reads.
+pub fn respond_write(
+    r: Result<serde_json::Value, Error>,
+    ok: StatusCode,
+    path_and_query: &str,
+) -> Response {
+    let index = r.as_ref().ok().and_then(|b| b.get("version")).and_then(|v| v.as_u64());
+    let mut resp = respond(r, ok, path_and_query);
+    if let Some(i) = index {
+        resp.headers_mut().insert("x-raft-index", HeaderValue::from(i));
+    }
+    resp
 }
 
 /// Turns warp's rejections (no route, bad method, body too large, …) into JSON errors.

@@ -12,7 +12,6 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use fjall::PersistMode;
@@ -21,7 +20,7 @@ use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOEr
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{any, Store};
+use super::{any, Progress, Store};
 use crate::raft::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -32,9 +31,8 @@ const KEY_LAST_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     store: Store,
-    /// The last committed index openraft told us about (for `/status`), or `u64::MAX`
-    /// for none.
-    committed: Arc<AtomicU64>,
+    /// Shared with `/status`: the committed index openraft told us about.
+    progress: Arc<Progress>,
 }
 
 fn io_err(
@@ -62,15 +60,10 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl LogStore {
-    pub fn new(store: Store) -> Result<LogStore, StorageError> {
+    pub fn new(store: Store, progress: Arc<Progress>) -> Result<LogStore, StorageError> {
         let committed: Option<LogId> = read_json(&store.raft_meta, KEY_COMMITTED)?;
-        let c = committed.map(|l| l.index).unwrap_or(u64::MAX);
-        Ok(LogStore { store, committed: Arc::new(AtomicU64::new(c)) })
-    }
-
-    /// The committed index last reported by openraft (shared with `/status`).
-    pub fn committed_handle(&self) -> Arc<AtomicU64> {
-        self.committed.clone()
+        progress.set_committed(committed.map(|l| l.index));
+        Ok(LogStore { store, progress })
     }
 
     /// fsyncs the journal: everything written before is durable after this returns.
@@ -161,14 +154,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     .raft_meta
                     .insert(key, to_json(&c))
                     .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
-                self.committed.store(c.index, Ordering::Relaxed);
+                self.progress.set_committed(Some(c.index));
             }
             None => {
                 self.store
                     .raft_meta
                     .remove(key)
                     .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Delete, e))?;
-                self.committed.store(u64::MAX, Ordering::Relaxed);
+                self.progress.set_committed(None);
             }
         }
         Ok(())

@@ -27,10 +27,12 @@ use std::path::Path;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 pub mod log_store;
+pub mod progress;
 pub mod state_machine;
 pub mod tables;
 
 pub use log_store::LogStore;
+pub use progress::Progress;
 pub use state_machine::StateMachine;
 pub use tables::Tables;
 

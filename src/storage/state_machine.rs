@@ -25,7 +25,7 @@ use fjall::{Keyspace, PersistMode, Readable};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 
-use super::{any, Store, Tables};
+use super::{any, Progress, Store, Tables};
 use crate::raft::{
     CommandResponse, Entry, LogId, Snapshot, SnapshotData, SnapshotMeta, StorageError,
     StoredMembership, TypeConfig,
@@ -33,6 +33,7 @@ use crate::raft::{
 
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
+const KEY_DIGEST: &[u8] = b"digest";
 const KEY_SNAP_META: &[u8] = b"meta";
 const KEY_SNAP_DATA: &[u8] = b"data";
 const MAGIC: &[u8] = b"RNSS1";
@@ -58,11 +59,38 @@ pub struct StateMachine {
     tables: Tables,
     /// Counter making snapshot ids unique within this process.
     snapshot_seq: Arc<AtomicU64>,
+    /// Applied index, digest and apply delay, shared with `/status`.
+    progress: Arc<Progress>,
 }
 
 impl StateMachine {
-    pub fn new(store: Store) -> StateMachine {
-        StateMachine { tables: Tables::new(store.clone()), store, snapshot_seq: Arc::default() }
+    pub fn new(store: Store, progress: Arc<Progress>) -> Result<StateMachine, StorageError> {
+        let sm = StateMachine {
+            tables: Tables::new(store.clone()),
+            store,
+            snapshot_seq: Arc::default(),
+            progress,
+        };
+        sm.load_progress()?;
+        Ok(sm)
+    }
+
+    /// Publishes the stored applied index and digest to [`Progress`].
+    fn load_progress(&self) -> Result<(), StorageError> {
+        let (last, _) = self.read_applied()?;
+        let digest =
+            match self.store.sm_meta.get(KEY_DIGEST).map_err(|e| sm_err(ErrorVerb::Read, e))? {
+                Some(v) => u128::from_be_bytes(
+                    v.as_ref()
+                        .try_into()
+                        .map_err(|_| sm_err(ErrorVerb::Read, "bad digest value"))?,
+                ),
+                None => 0,
+            };
+        let index = last.map(|l| l.index);
+        self.progress.set_digest(digest, index.unwrap_or(0));
+        self.progress.set_applied(index);
+        Ok(())
     }
 
     /// The table/item reader over the same state.
@@ -188,14 +216,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
+        // Simulation: hold committed entries back before they become visible here.
+        let delay = self.progress.apply_delay_ms();
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
         let mut responses = Vec::new();
+        let (mut digest, _) = self.progress.digest();
         for entry in entries {
             let log_id = entry.log_id;
             let mut batch = self.store.db.batch();
             let response = match entry.payload {
                 EntryPayload::Blank => CommandResponse::None,
                 EntryPayload::Normal(cmd) => {
-                    self.tables.apply(&mut batch, log_id.index, cmd).map_err(|e| {
+                    self.tables.apply(&mut batch, log_id.index, cmd, &mut digest).map_err(|e| {
                         StorageError::from(StorageIOError::apply(
                             log_id,
                             any(std::io::Error::other(e.to_string())),
@@ -224,6 +258,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     any(std::io::Error::other(e.to_string())),
                 ))
             })?;
+            self.progress.set_digest(digest, log_id.index);
+            self.progress.set_applied(Some(log_id.index));
             responses.push(response);
         }
         Ok(responses)
@@ -275,6 +311,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         })
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))??;
+        self.load_progress()?;
         tracing::info!(
             event = "snapshot_installed",
             index = meta.last_log_id.map(|l| l.index),

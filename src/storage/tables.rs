@@ -65,6 +65,22 @@ pub struct Page {
 
 const COUNT_PREFIX: &[u8] = b"count/";
 
+/// Digest contribution of one stored record. The state digest is the wrapping sum of
+/// these over every table and item, so apply updates it in O(1) per write (subtract
+/// the old record, add the new one) and two nodes with the same state have the same
+/// digest, whatever order they got there in.
+pub fn record_hash(tag: u8, key: &[u8], value: &[u8]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&[tag]);
+    h.update(&(key.len() as u64).to_be_bytes());
+    h.update(key);
+    h.update(value);
+    h.digest128()
+}
+
+const TAG_TABLE: u8 = b't';
+const TAG_ITEM: u8 = b'i';
+
 fn count_key(table_id: u64) -> Vec<u8> {
     let mut k = COUNT_PREFIX.to_vec();
     k.extend_from_slice(&table_id.to_be_bytes());
@@ -302,19 +318,21 @@ impl Tables {
     /// Applies one command at log index `index`, staging its writes in `batch`.
     ///
     /// Reads see only what earlier entries committed (each entry is its own batch), so
-    /// the verdict is the same on every node.
+    /// the verdict is the same on every node. `digest` is updated for every record
+    /// written or removed.
     pub fn apply(
         &self,
         batch: &mut OwnedWriteBatch,
         index: u64,
         cmd: Command,
+        digest: &mut u128,
     ) -> Result<CommandResponse> {
         let verdict = match cmd {
-            Command::CreateTable { schema } => self.apply_create(batch, index, schema),
-            Command::DeleteTable { table } => self.apply_delete_table(batch, index, &table),
-            Command::PutItem { table, item } => self.apply_put(batch, index, &table, item),
+            Command::CreateTable { schema } => self.apply_create(batch, index, schema, digest),
+            Command::DeleteTable { table } => self.apply_delete_table(batch, index, &table, digest),
+            Command::PutItem { table, item } => self.apply_put(batch, index, &table, item, digest),
             Command::DeleteItem { table, key } => {
-                self.apply_delete_item(batch, index, &table, &key)
+                self.apply_delete_item(batch, index, &table, &key, digest)
             }
         }?;
         Ok(match verdict {
@@ -328,6 +346,7 @@ impl Tables {
         batch: &mut OwnedWriteBatch,
         index: u64,
         schema: TableSchema,
+        digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
         if let Err(e) = schema.validate() {
             return Ok(Err(e.into()));
@@ -337,7 +356,9 @@ impl Tables {
         }
         let meta = TableMeta { id: index, schema };
         let v = serde_json::to_vec(&meta).expect("table meta serializes");
-        batch.insert(&self.store.tables, meta.schema.table_name.as_bytes(), v);
+        let name = meta.schema.table_name.as_bytes();
+        *digest = digest.wrapping_add(record_hash(TAG_TABLE, name, &v));
+        batch.insert(&self.store.tables, name, v);
         Ok(Ok(Applied { version: index, existed: false }))
     }
 
@@ -346,12 +367,17 @@ impl Tables {
         batch: &mut OwnedWriteBatch,
         index: u64,
         name: &str,
+        digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
-        let Some(meta) = self.get_table(name)? else {
+        let Some(raw) = self.store.tables.get(name.as_bytes()).map_err(storage)? else {
             return Ok(Err(Rejection::TableNotFound(name.to_string())));
         };
+        let meta: TableMeta = serde_json::from_slice(&raw).map_err(storage)?;
+        *digest = digest.wrapping_sub(record_hash(TAG_TABLE, name.as_bytes(), &raw));
         for g in self.items().prefix(key::table_prefix(meta.id)) {
-            batch.remove(self.items(), g.key().map_err(storage)?);
+            let (k, v) = g.into_inner().map_err(storage)?;
+            *digest = digest.wrapping_sub(record_hash(TAG_ITEM, &k, &v));
+            batch.remove(self.items(), k);
         }
         batch.remove(&self.store.sm_meta, count_key(meta.id));
         batch.remove(&self.store.tables, name.as_bytes());
@@ -364,6 +390,7 @@ impl Tables {
         index: u64,
         table: &str,
         item: Item,
+        digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
         let Some(meta) = self.get_table(table)? else {
             return Ok(Err(Rejection::TableNotFound(table.to_string())));
@@ -380,10 +407,13 @@ impl Tables {
             if version_of(old) >= index {
                 return Ok(Ok(Applied { version: version_of(old), existed: true }));
             }
+            *digest = digest.wrapping_sub(record_hash(TAG_ITEM, &k, old));
         } else {
             self.add_count(batch, meta.id, 1)?;
         }
-        batch.insert(self.items(), k, encode_item_value(index, &item));
+        let v = encode_item_value(index, &item);
+        *digest = digest.wrapping_add(record_hash(TAG_ITEM, &k, &v));
+        batch.insert(self.items(), k, v);
         Ok(Ok(Applied { version: index, existed: old.is_some() }))
     }
 
@@ -393,6 +423,7 @@ impl Tables {
         index: u64,
         table: &str,
         ik: &ItemKey,
+        digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
         let Some(meta) = self.get_table(table)? else {
             return Ok(Err(Rejection::TableNotFound(table.to_string())));
@@ -402,7 +433,10 @@ impl Tables {
             Some(old) if version_of(&old) >= index => {
                 return Ok(Ok(Applied { version: version_of(&old), existed: true }))
             }
-            Some(_) => true,
+            Some(old) => {
+                *digest = digest.wrapping_sub(record_hash(TAG_ITEM, &k, &old));
+                true
+            }
             None => false,
         };
         if existed {
@@ -410,6 +444,18 @@ impl Tables {
             self.add_count(batch, meta.id, -1)?;
         }
         Ok(Ok(Applied { version: index, existed }))
+    }
+
+    /// Recomputes the digest from scratch (to check the incremental one).
+    pub fn full_digest(&self) -> Result<u128> {
+        let mut d = 0u128;
+        for (tag, ks) in [(TAG_TABLE, &self.store.tables), (TAG_ITEM, &self.store.items)] {
+            for g in ks.iter() {
+                let (k, v) = g.into_inner().map_err(storage)?;
+                d = d.wrapping_add(record_hash(tag, &k, &v));
+            }
+        }
+        Ok(d)
     }
 
     fn add_count(&self, batch: &mut OwnedWriteBatch, table_id: u64, delta: i64) -> Result<()> {

@@ -199,3 +199,26 @@ impl Drop for TestCluster {
         }
     }
 }
+
+/// Sends a request and follows 307 redirects (re-sending the body) up to 5 hops.
+/// Returns the final response, or None on a transport error.
+pub fn send_following(
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&Value>,
+) -> Option<reqwest::blocking::Response> {
+    let client = http();
+    let mut url = url.to_string();
+    for _ in 0..5 {
+        let mut req = client.request(method.clone(), &url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().ok()?;
+        if resp.status() != 307 {
+            return Some(resp);
+        }
+        url = resp.headers().get("location")?.to_str().ok()?.to_string();
+    }
+    None
+}

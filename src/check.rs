@@ -1,0 +1,1 @@
+//! Checking recorded histories for linearizability.

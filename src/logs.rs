@@ -1,0 +1,1 @@
+//! Reading and merging the nodes' JSON logs.

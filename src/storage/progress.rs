@@ -1,0 +1,102 @@
+//! What a node can say about its own progress without asking openraft: the committed
+//! index it was told, how long applying has lagged behind it, the state digest and the
+//! simulated apply delay. Shared by the log store, the state machine and `/status`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// No index yet.
+const NONE: u64 = u64::MAX;
+
+/// Shared progress counters of one node.
+#[derive(Debug)]
+pub struct Progress {
+    committed: AtomicU64,
+    applied: AtomicU64,
+    /// Since when `applied < committed` without interruption (None: caught up).
+    behind_since: Mutex<Option<Instant>>,
+    /// The state digest and the applied index it covers.
+    digest: Mutex<(u128, u64)>,
+    apply_delay_ms: AtomicU64,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            committed: AtomicU64::new(NONE),
+            applied: AtomicU64::new(NONE),
+            behind_since: Mutex::new(None),
+            digest: Mutex::new((0, 0)),
+            apply_delay_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+fn opt(v: u64) -> Option<u64> {
+    (v != NONE).then_some(v)
+}
+
+impl Progress {
+    /// The committed index this node knows of.
+    pub fn committed(&self) -> Option<u64> {
+        opt(self.committed.load(Ordering::Acquire))
+    }
+
+    /// The last applied index.
+    pub fn applied(&self) -> Option<u64> {
+        opt(self.applied.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_committed(&self, c: Option<u64>) {
+        self.committed.store(c.unwrap_or(NONE), Ordering::Release);
+        self.update_lag();
+    }
+
+    pub(crate) fn set_applied(&self, a: Option<u64>) {
+        self.applied.store(a.unwrap_or(NONE), Ordering::Release);
+        self.update_lag();
+    }
+
+    fn update_lag(&self) {
+        let behind = self.lag_entries() > 0;
+        let mut since = self.behind_since.lock().expect("progress lock");
+        match (behind, since.is_some()) {
+            (true, false) => *since = Some(Instant::now()),
+            (false, true) => *since = None,
+            _ => {}
+        }
+    }
+
+    /// Committed entries not yet applied here.
+    pub fn lag_entries(&self) -> u64 {
+        let c = self.committed().map(|c| c + 1).unwrap_or(0);
+        let a = self.applied().map(|a| a + 1).unwrap_or(0);
+        c.saturating_sub(a)
+    }
+
+    /// How long this node has been behind its committed index, in ms (0 = caught up).
+    pub fn lag_ms(&self) -> u64 {
+        let since = *self.behind_since.lock().expect("progress lock");
+        since.map(|s| s.elapsed().as_millis() as u64).unwrap_or(0)
+    }
+
+    /// The state digest and the applied index it covers.
+    pub fn digest(&self) -> (u128, u64) {
+        *self.digest.lock().expect("progress lock")
+    }
+
+    pub(crate) fn set_digest(&self, digest: u128, index: u64) {
+        *self.digest.lock().expect("progress lock") = (digest, index);
+    }
+
+    /// The simulated delay before applying committed entries, in ms.
+    pub fn apply_delay_ms(&self) -> u64 {
+        self.apply_delay_ms.load(Ordering::Relaxed)
+    }
+
+    /// Sets the simulated apply delay.
+    pub fn set_apply_delay_ms(&self, ms: u64) {
+        self.apply_delay_ms.store(ms, Ordering::Relaxed);
+    }
+}
