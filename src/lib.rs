@@ -7,9 +7,9 @@
 // its traits return; boxing them at every call site would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod check;
 pub mod cli;
 pub mod client;
-pub mod check;
 pub mod config;
 pub mod error;
 pub mod logs;

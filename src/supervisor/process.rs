@@ -317,9 +317,15 @@ mod tests {
     async fn stop_child_escalates_to_sigkill_and_reports_it() {
         // `sh` ignores SIGTERM here, so the stop must fall back to SIGKILL.
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", "trap '' TERM; while :; do sleep 1; done"]);
+        cmd.args(["-c", "trap '' TERM; echo ready; while :; do sleep 1; done"])
+            .stdout(Stdio::piped());
         let mut child = spawner().spawn(cmd).unwrap();
         let pid = child.id();
+        // Only once the trap is set is SIGTERM ignored.
+        let mut line = String::new();
+        io::BufRead::read_line(&mut io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
         assert!(pid_alive(pid));
         let (status, killed) = stop_child(&mut child, Duration::from_millis(200)).await.unwrap();
         assert!(killed);
