@@ -318,7 +318,8 @@ mod tests {
         // `sh` ignores SIGTERM here, so the stop must fall back to SIGKILL.
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "trap '' TERM; echo ready; while :; do sleep 1; done"])
-            .stdout(Stdio::piped());
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()); // its `sleep` outlives it for a moment; keep it off our stderr
         let mut child = spawner().spawn(cmd).unwrap();
         let pid = child.id();
         // Only once the trap is set is SIGTERM ignored.
