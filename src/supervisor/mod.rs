@@ -89,14 +89,23 @@ pub fn log_file(data_root: &std::path::Path) -> PathBuf {
 }
 
 /// The supervisor's output: one timestamped line per event on stdout.
+///
+/// Writes ignore errors (unlike `println!`, which panics): a closed terminal must not
+/// take down the task that is about to stop a node.
 #[derive(Debug, Clone, Default)]
 pub struct Events;
 
 impl Events {
     /// Prints `msg` with the UTC time of day.
     pub fn emit(&self, msg: impl AsRef<str>) {
-        println!("{} {}", time_of_day(SystemTime::now()), msg.as_ref());
+        say(&format!("{} {}", time_of_day(SystemTime::now()), msg.as_ref()));
     }
+}
+
+/// Prints one line (or several) to stdout, ignoring write errors.
+fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// `HH:MM:SS.mmmZ` (UTC), enough to line events up with the nodes' JSON logs.
@@ -231,23 +240,20 @@ impl Supervisor {
 
     fn print_summary(&self, detached: bool) {
         let view = self.view();
-        println!(
-            "raft-nosql cluster is up: {} nodes, {}; supervisor pid {}",
+        let how_to_stop = if detached {
+            "'raft-nosql cluster stop' stops every node"
+        } else {
+            "Ctrl+C stops every node; 'raft-nosql cluster status' shows them"
+        };
+        say(&format!(
+            "raft-nosql cluster is up: {} nodes, {}; supervisor pid {}\n{}\ndata in {} (node output: node<N>/node.log); control API on {}\n{how_to_stop}",
             view.nodes.len(),
             view::describe_leader(&view),
-            view.supervisor.pid
-        );
-        println!("{}", view::render_table(&view));
-        println!(
-            "data in {} (node output: node<N>/node.log); control API on {}",
+            view.supervisor.pid,
+            view::render_table(&view),
             self.spec.data_root.display(),
             self.config.supervisor.control_addr
-        );
-        if detached {
-            println!("'raft-nosql cluster stop' stops every node");
-        } else {
-            println!("Ctrl+C stops every node; 'raft-nosql cluster status' shows them");
-        }
+        ));
     }
 
     /// Reports every change of leader, forever.
