@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod logs;
+pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod raft;

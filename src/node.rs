@@ -18,7 +18,7 @@ use anyhow::{anyhow, Context};
 use tokio::net::TcpListener;
 
 use crate::config::ClusterConfig;
-use crate::raft::network::Network;
+use crate::raft::network::{Faults, Network};
 use crate::raft::{openraft_config, Raft};
 use crate::server::{routes, App};
 use crate::storage::{LogStore, Progress, StateMachine, Store};
@@ -48,10 +48,13 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         .map_err(|e| anyhow!("cannot read the state machine: {e}"))?;
     let tables = state_machine.tables();
     let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);
-    let raft = Raft::new(id, raft_config, Network::new(), log_store, state_machine)
+    let faults = Arc::new(Faults::default());
+    let network = Network::new(id, faults.clone());
+    let raft = Raft::new(id, raft_config, network, log_store, state_machine)
         .await
         .map_err(|e| anyhow!("cannot start raft: {e}"))?;
-    let app = Arc::new(App { id, addr: me.addr, raft: raft.clone(), tables, config, progress });
+    let app =
+        Arc::new(App { id, addr: me.addr, raft: raft.clone(), tables, config, progress, faults });
     Ok(Node { app, raft, store })
 }
 
@@ -75,6 +78,7 @@ pub async fn run(
             })
             .run(),
     );
+    let watcher = crate::raft::events::spawn_watcher(&raft);
     tracing::info!(event = "node_started", addr = %addr, data_dir = %dir.display(), "node started");
 
     let mut metrics = raft.metrics();
@@ -98,6 +102,7 @@ pub async fn run(
     if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {
         tracing::warn!("HTTP requests still running after {DRAIN_TIMEOUT:?}; closing anyway");
     }
+    watcher.abort();
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "raft shutdown reported an error");
     }

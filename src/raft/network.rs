@@ -10,9 +10,21 @@
 //!   peer returned is a `RemoteError`.
 //!
 //! The server side of these RPCs is `server::raft`.
+//!
+//! **Fault injection** ([`Faults`]) lives here, in the transport and nowhere else, so
+//! it models exactly a bad network: a partition drops RPCs to and from the listed
+//! peers (as `Unreachable`, both directions: every RPC says who sent it in
+//! `x-raft-from` and the receiver refuses blocked senders); a slow link delays each
+//! outgoing RPC by `delay_ms ± jitter_ms` and drops a `drop_rate` fraction of them.
+//! Storage and the client API are untouched, so a partitioned node still answers
+//! clients: stale eventual reads, refused strong reads.
+//!
+//! Peer reachability changes are logged once per change (`peer_unreachable`,
+//! `peer_reachable`), not once per retry.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -23,19 +35,98 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{NodeAddr, NodeId, TypeConfig};
 
+/// Header naming the sending node of a Raft RPC.
+pub const FROM_HEADER: &str = "x-raft-from";
+
+/// The network faults a node currently simulates. Default: none.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultSpec {
+    /// Peers this node cannot exchange Raft messages with (both directions).
+    pub partitioned_from: BTreeSet<NodeId>,
+    /// Added delay of each outgoing Raft message, in ms.
+    pub delay_ms: u64,
+    /// Random extra delay, uniform in [0, jitter_ms], in ms.
+    pub jitter_ms: u64,
+    /// Fraction (0.0–1.0) of outgoing Raft messages dropped.
+    pub drop_rate: f64,
+}
+
+impl FaultSpec {
+    /// Whether anything is being simulated.
+    pub fn is_active(&self) -> bool {
+        !self.partitioned_from.is_empty()
+            || self.delay_ms > 0
+            || self.jitter_ms > 0
+            || self.drop_rate > 0.0
+    }
+
+    /// Checks the values make sense.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.drop_rate) {
+            return Err(format!("drop_rate must be between 0 and 1, got {}", self.drop_rate));
+        }
+        if self.delay_ms > 60_000 || self.jitter_ms > 60_000 {
+            return Err("delay_ms and jitter_ms must be at most 60000".into());
+        }
+        Ok(())
+    }
+}
+
+/// The faults of one node, shared by its transport (outgoing) and its Raft RPC routes
+/// (incoming).
+#[derive(Debug, Default)]
+pub struct Faults {
+    spec: RwLock<FaultSpec>,
+}
+
+impl Faults {
+    pub fn get(&self) -> FaultSpec {
+        self.spec.read().expect("faults lock").clone()
+    }
+
+    pub fn set(&self, spec: FaultSpec) {
+        *self.spec.write().expect("faults lock") = spec;
+    }
+
+    /// Whether Raft messages from/to `peer` are blocked.
+    pub fn blocks(&self, peer: NodeId) -> bool {
+        self.spec.read().expect("faults lock").partitioned_from.contains(&peer)
+    }
+}
+
+/// A small xorshift generator for jitter and drops (no need for a crypto RNG).
+fn random_unit() -> f64 {
+    use std::cell::Cell;
+    thread_local!(static STATE: Cell<u64> = Cell::new(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1
+    ));
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
 /// Builds per-peer connections; keeps one HTTP client per peer.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Network {
+    me: NodeId,
     clients: Arc<Mutex<HashMap<NodeId, reqwest::Client>>>,
+    faults: Arc<Faults>,
+    reachable: Arc<Mutex<HashMap<NodeId, bool>>>,
 }
 
 impl Network {
-    pub fn new() -> Network {
-        Network::default()
+    pub fn new(me: NodeId, faults: Arc<Faults>) -> Network {
+        Network { me, clients: Arc::default(), faults, reachable: Arc::default() }
     }
 
     fn client_for(&self, target: NodeId) -> reqwest::Client {
@@ -59,7 +150,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> PeerConnection {
         // Must not connect here: openraft calls this eagerly; the first RPC connects.
-        PeerConnection { target, addr: node.addr.clone(), client: self.client_for(target) }
+        PeerConnection {
+            target,
+            addr: node.addr.clone(),
+            client: self.client_for(target),
+            net: self.clone(),
+        }
     }
 }
 
@@ -68,9 +164,54 @@ pub struct PeerConnection {
     target: NodeId,
     addr: String,
     client: reqwest::Client,
+    net: Network,
 }
 
 impl PeerConnection {
+    /// Logs a reachability change of this peer (once per change).
+    fn note_reachable(&self, ok: bool) {
+        let mut map = self.net.reachable.lock().expect("reachability lock");
+        let before = map.insert(self.target, ok);
+        match (before, ok) {
+            (Some(true) | None, false) => {
+                tracing::warn!(event = "peer_unreachable", peer = self.target, addr = %self.addr, "peer unreachable")
+            }
+            (Some(false), true) => {
+                tracing::info!(event = "peer_reachable", peer = self.target, addr = %self.addr, "peer reachable")
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies the simulated faults to one outgoing message: Err if it is lost.
+    async fn simulate(&self, ttl: Duration) -> Result<(), std::io::Error> {
+        let f = self.net.faults.get();
+        if f.partitioned_from.contains(&self.target) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "partitioned (simulated)",
+            ));
+        }
+        let delay = f.delay_ms as f64 + f.jitter_ms as f64 * random_unit();
+        if delay > 0.0 {
+            let d = Duration::from_micros((delay * 1000.0) as u64);
+            tokio::time::sleep(d.min(ttl)).await;
+            if d >= ttl {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "delayed past the RPC timeout (simulated)",
+                ));
+            }
+        }
+        if f.drop_rate > 0.0 && random_unit() < f.drop_rate {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "message dropped (simulated)",
+            ));
+        }
+        Ok(())
+    }
+
     async fn send<Req, Resp, E>(
         &self,
         path: &str,
@@ -83,16 +224,41 @@ impl PeerConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let url = format!("http://{}/raft/{}", self.addr, path);
-        let resp =
-            self.client.post(&url).timeout(option.hard_ttl()).json(req).send().await.map_err(
-                |e| {
-                    if e.is_connect() {
-                        RPCError::Unreachable(Unreachable::new(&e))
-                    } else {
-                        RPCError::Network(NetworkError::new(&e))
-                    }
-                },
-            )?;
+        if let Err(e) = self.simulate(option.hard_ttl()).await {
+            self.note_reachable(false);
+            return Err(match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                }
+                _ => RPCError::Network(NetworkError::new(&e)),
+            });
+        }
+        let resp = self
+            .client
+            .post(&url)
+            .header(FROM_HEADER, self.net.me)
+            .timeout(option.hard_ttl())
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| {
+                self.note_reachable(false);
+                if e.is_connect() {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                } else {
+                    RPCError::Network(NetworkError::new(&e))
+                }
+            })?;
+        if resp.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            // The peer refuses us: it simulates a partition on its side.
+            self.note_reachable(false);
+            let e = std::io::Error::other(format!(
+                "peer {} refuses Raft messages from us (partitioned)",
+                self.target
+            ));
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        }
+        self.note_reachable(true);
         if !resp.status().is_success() {
             let msg = format!("peer {} answered {} to {path}", self.target, resp.status());
             return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(msg))));

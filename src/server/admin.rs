@@ -6,10 +6,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::{Filter, Rejection};
+use warp::{Filter, Rejection, Reply};
 
 use super::{respond, App};
 use crate::error::Error;
+use crate::raft::network::FaultSpec;
 use crate::raft::NodeAddr;
 
 /// One node's view of the cluster, as `GET /status` returns it.
@@ -50,6 +51,9 @@ pub struct NodeStatus {
     pub digest_index: u64,
     /// Simulated apply delay in ms (see `[simulation]`).
     pub apply_delay_ms: u64,
+    /// Simulated network faults, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultSpec>,
 }
 
 /// How far one member's log matches the leader's.
@@ -103,6 +107,7 @@ pub fn status(app: &App) -> Result<NodeStatus, Error> {
         digest: format!("{digest:032x}"),
         digest_index,
         apply_delay_ms: app.progress.apply_delay_ms(),
+        faults: Some(app.faults.get()).filter(|f| f.is_active()),
     })
 }
 
@@ -152,6 +157,58 @@ fn set_simulation(app: &App, body: &[u8]) -> Result<serde_json::Value, Error> {
     Ok(serde_json::json!({ "apply_delay_ms": s.apply_delay_ms }))
 }
 
+fn set_faults(app: &App, body: &[u8]) -> Result<FaultSpec, Error> {
+    let spec: FaultSpec = serde_json::from_slice(body).map_err(|e| {
+        Error::BadRequest(format!(
+            "expected {{\"partitioned_from\": [ids], \"delay_ms\": N, \"jitter_ms\": N, \"drop_rate\": 0..1}}: {e}"
+        ))
+    })?;
+    apply_faults(app, spec)
+}
+
+fn apply_faults(app: &App, spec: FaultSpec) -> Result<FaultSpec, Error> {
+    spec.validate().map_err(Error::BadRequest)?;
+    if spec.partitioned_from.contains(&app.id) {
+        return Err(Error::BadRequest("a node cannot be partitioned from itself".into()));
+    }
+    app.faults.set(spec.clone());
+    tracing::info!(
+        event = "faults_changed",
+        partitioned_from = ?spec.partitioned_from,
+        delay_ms = spec.delay_ms,
+        jitter_ms = spec.jitter_ms,
+        drop_rate = spec.drop_rate,
+        "network faults changed"
+    );
+    Ok(spec)
+}
+
+/// Copies Raft's and the state machine's current numbers into the gauges.
+fn refresh_metrics(app: &App) {
+    let m = app.raft.metrics().borrow().clone();
+    let pm = &app.progress.metrics;
+    pm.term.set(m.current_term as i64);
+    for role in ["Leader", "Follower", "Candidate", "Learner", "Shutdown"] {
+        pm.role.with_label_values(&[role]).set((format!("{:?}", m.state) == role) as i64);
+    }
+    pm.last_log_index.set(m.last_log_index.unwrap_or(0) as i64);
+    pm.committed_index.set(app.progress.committed().unwrap_or(0) as i64);
+    pm.applied_index.set(m.last_applied.map(|l| l.index).unwrap_or(0) as i64);
+    pm.matched_index.reset();
+    if let Some(r) = &m.replication {
+        for (id, matched) in r.iter() {
+            pm.matched_index
+                .with_label_values(&[&id.to_string()])
+                .set(matched.map(|l| l.index).unwrap_or(0) as i64);
+        }
+    }
+    if let Ok((tables, items)) = app.tables.counts() {
+        pm.tables.set(tables as i64);
+        pm.items.set(items as i64);
+    }
+    pm.apply_delay_ms.set(app.progress.apply_delay_ms() as i64);
+}
+
 /// The routes `/status` and `/admin/*`.
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let a = app.clone();
@@ -177,5 +234,45 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         let body = serde_json::json!({ "apply_delay_ms": a.progress.apply_delay_ms() });
         respond::<_>(Ok(body), StatusCode::OK, "/admin/simulation")
     });
-    status_route.or(init_route).unify().or(sim_set).unify().or(sim_get).unify()
+    let a = app.clone();
+    let faults_get = warp::path!("admin" / "faults")
+        .and(warp::get())
+        .map(move || respond::<_>(Ok(a.faults.get()), StatusCode::OK, "/admin/faults"));
+    let a = app.clone();
+    let faults_set = warp::path!("admin" / "faults")
+        .and(warp::post())
+        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::bytes())
+        .map(move |body: bytes::Bytes| {
+            respond(set_faults(&a, &body), StatusCode::OK, "/admin/faults")
+        });
+    let a = app.clone();
+    let faults_heal = warp::path!("admin" / "faults").and(warp::delete()).map(move || {
+        respond(apply_faults(&a, FaultSpec::default()), StatusCode::OK, "/admin/faults")
+    });
+    let a = app.clone();
+    let metrics = warp::path("metrics").and(warp::path::end()).and(warp::get()).map(move || {
+        refresh_metrics(&a);
+        warp::reply::with_header(
+            a.progress.metrics.render(),
+            "content-type",
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+        .into_response()
+    });
+    status_route
+        .or(init_route)
+        .unify()
+        .or(sim_set)
+        .unify()
+        .or(sim_get)
+        .unify()
+        .or(faults_get)
+        .unify()
+        .or(faults_set)
+        .unify()
+        .or(faults_heal)
+        .unify()
+        .or(metrics)
+        .unify()
 }

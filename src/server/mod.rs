@@ -17,6 +17,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::config::ClusterConfig;
 use crate::error::Error;
+use crate::raft::network::Faults;
 use crate::raft::{NodeId, Raft};
 use crate::storage::{Progress, Tables};
 
@@ -36,8 +37,10 @@ pub struct App {
     pub raft: Raft,
     pub tables: Tables,
     pub config: ClusterConfig,
-    /// Committed/applied indexes, lag, digest and apply delay.
+    /// Committed/applied indexes, lag, digest, apply delay and metrics.
     pub progress: Arc<Progress>,
+    /// Simulated network faults of the Raft transport.
+    pub faults: Arc<Faults>,
 }
 
 impl App {
@@ -51,8 +54,87 @@ impl App {
     }
 }
 
-/// All routes of a node, with the `x-raft-*` headers added to every response.
+/// All routes of a node, with the `x-raft-*` headers added to every response, and
+/// every client request counted, timed and logged (`request` event).
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let observed = app.clone();
+    request_info().and(inner_routes(app)).map(move |info: RequestInfo, resp: Response| {
+        observe(&observed, &info, &resp);
+        resp
+    })
+}
+
+/// What is remembered of a request until its response is ready.
+struct RequestInfo {
+    start: std::time::Instant,
+    method: warp::http::Method,
+    path: String,
+    query: String,
+}
+
+fn request_info() -> impl Filter<Extract = (RequestInfo,), Error = Infallible> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(|method, path: warp::path::FullPath, query| RequestInfo {
+            start: std::time::Instant::now(),
+            method,
+            path: path.as_str().to_string(),
+            query,
+        })
+}
+
+/// The route pattern of a path, for metric labels (bounded cardinality).
+fn route_of(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["tables"] => "/tables",
+        ["tables", _] => "/tables/{table}",
+        ["tables", _, "items"] => "/tables/{table}/items",
+        ["tables", _, "query"] => "/tables/{table}/query",
+        ["tables", _, "scan"] => "/tables/{table}/scan",
+        ["status"] => "/status",
+        ["metrics"] => "/metrics",
+        ["admin", "init"] => "/admin/init",
+        ["admin", "simulation"] => "/admin/simulation",
+        ["admin", "faults"] => "/admin/faults",
+        ["raft", _] => "/raft",
+        _ => "other",
+    }
+}
+
+/// Counts, times and logs one request. Raft RPC and status polls are counted but not
+/// logged: they are the cluster talking to itself, not clients.
+fn observe(app: &App, info: &RequestInfo, resp: &Response) {
+    let route = route_of(&info.path);
+    let status = resp.status().as_u16();
+    let elapsed = info.start.elapsed();
+    let labels = [route, info.method.as_str(), &status.to_string()];
+    let m = &app.progress.metrics;
+    m.requests.with_label_values(&labels).inc();
+    m.request_seconds.with_label_values(&labels).observe(elapsed.as_secs_f64());
+    if matches!(route, "/raft" | "/status" | "/metrics") {
+        return;
+    }
+    let redirected_to = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok());
+    let consistency = info
+        .query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("consistency="))
+        .unwrap_or(if info.query.contains("after_index=") { "session" } else { "eventual" });
+    tracing::info!(
+        event = "request",
+        method = %info.method,
+        path = %info.path,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        redirected_to,
+        consistency = if info.method == warp::http::Method::GET { Some(consistency) } else { None },
+        "request"
+    );
+}
+
+fn inner_routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let with_headers = app.clone();
     api::routes(app.clone())
         .or(raft::routes(app.clone()))

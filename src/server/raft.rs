@@ -14,6 +14,7 @@ use warp::{Filter, Rejection};
 
 use super::{json_reply, App, MAX_RAFT_BODY};
 use crate::error::Error;
+use crate::raft::network::FROM_HEADER;
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
@@ -29,9 +30,18 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::any().map(move || app.clone()))
         .and(warp::path::param::<String>())
         .and(warp::path::end())
+        .and(warp::header::optional::<u64>(FROM_HEADER))
         .and(warp::body::content_length_limit(MAX_RAFT_BODY))
         .and(warp::body::bytes());
-    base.then(|app: Arc<App>, rpc: String, body: Bytes| async move {
+    base.then(|app: Arc<App>, rpc: String, from: Option<u64>, body: Bytes| async move {
+        if from.is_some_and(|f| app.faults.blocks(f)) {
+            // Simulated partition: refuse the sender's messages (see raft::network).
+            let e = Error::Unavailable(format!(
+                "partitioned from node {} (simulated)",
+                from.unwrap_or(0)
+            ));
+            return json_reply(e.status(), &e.body());
+        }
         match rpc.as_str() {
             "append" => match decode(&body) {
                 Ok(req) => json_reply(StatusCode::OK, &app.raft.append_entries(req).await),

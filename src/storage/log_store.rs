@@ -69,10 +69,20 @@ impl LogStore {
     /// fsyncs the journal: everything written before is durable after this returns.
     async fn sync(&self, subject: ErrorSubject<u64>) -> Result<(), StorageError> {
         let db = self.store.db.clone();
-        tokio::task::spawn_blocking(move || db.persist(PersistMode::SyncAll))
-            .await
-            .map_err(|e| io_err(subject.clone(), ErrorVerb::Write, e))?
-            .map_err(|e| io_err(subject, ErrorVerb::Write, e))
+        let what = match subject {
+            ErrorSubject::Vote => "vote",
+            ErrorSubject::Logs => "log",
+            _ => "meta",
+        };
+        let timer = self.progress.metrics.fsync_seconds.with_label_values(&[what]).start_timer();
+        tokio::task::spawn_blocking(move || {
+            let r = db.persist(PersistMode::SyncAll);
+            timer.observe_duration();
+            r
+        })
+        .await
+        .map_err(|e| io_err(subject.clone(), ErrorVerb::Write, e))?
+        .map_err(|e| io_err(subject, ErrorVerb::Write, e))
     }
 
     fn last_entry_log_id(&self) -> Result<Option<LogId>, StorageError> {

@@ -19,6 +19,8 @@ pub struct Progress {
     /// The state digest and the applied index it covers.
     digest: Mutex<(u128, u64)>,
     apply_delay_ms: AtomicU64,
+    /// This node's Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Default for Progress {
@@ -29,6 +31,7 @@ impl Default for Progress {
             behind_since: Mutex::new(None),
             digest: Mutex::new((0, 0)),
             apply_delay_ms: AtomicU64::new(0),
+            metrics: crate::metrics::Metrics::new(),
         }
     }
 }

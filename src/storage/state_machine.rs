@@ -194,6 +194,8 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         })
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))??;
+        self.progress.metrics.snapshots_built.inc();
+        self.progress.metrics.snapshot_bytes.set(data.len() as f64);
         tracing::info!(
             event = "snapshot_built",
             index = meta.last_log_id.map(|l| l.index),
@@ -279,6 +281,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
+        let size = data.len();
         let this = self.clone();
         let meta2 = meta.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
@@ -312,9 +315,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))??;
         self.load_progress()?;
+        self.progress.metrics.snapshots_installed.inc();
+        self.progress.metrics.snapshot_bytes.set(size as f64);
         tracing::info!(
             event = "snapshot_installed",
             index = meta.last_log_id.map(|l| l.index),
+            size,
             "snapshot installed"
         );
         Ok(())
