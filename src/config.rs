@@ -97,6 +97,9 @@ pub struct RaftConfig {
     pub max_payload_entries: u64,
     /// Timeout for one snapshot chunk transfer, in ms. Default 2000.
     pub install_snapshot_timeout_ms: u64,
+    /// How long a client write waits to be committed and applied before the client is
+    /// told 504 `write_timeout` (the write may still commit later). Default 5000.
+    pub client_write_timeout_ms: u64,
 }
 
 /// How the supervisor runs the node processes.
@@ -153,6 +156,7 @@ impl Default for RaftConfig {
             max_in_snapshot_log_to_keep: 1000,
             max_payload_entries: 300,
             install_snapshot_timeout_ms: 2000,
+            client_write_timeout_ms: 5000,
         }
     }
 }

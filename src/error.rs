@@ -40,6 +40,10 @@ pub enum Error {
     /// The cluster cannot serve this now (shutting down, quorum unreachable).
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A write was proposed but not committed in time. Its outcome is unknown: it may
+    /// still commit later. Retrying may apply it twice.
+    #[error("the write was not committed within {0} ms; it may or may not take effect")]
+    WriteTimeout(u64),
     /// The node's storage failed; the node is going down.
     #[error("storage error: {0}")]
     Storage(String),
@@ -59,6 +63,7 @@ impl Error {
             Error::TableExists(_) => StatusCode::CONFLICT,
             Error::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
             Error::NoLeader | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::WriteTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +81,7 @@ impl Error {
             Error::NotLeader { .. } => "not_leader",
             Error::NoLeader => "no_leader",
             Error::Unavailable(_) => "unavailable",
+            Error::WriteTimeout(_) => "write_timeout",
             Error::Storage(_) => "storage",
             Error::Internal(_) => "internal",
         }

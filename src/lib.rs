@@ -7,6 +7,7 @@
 // its traits return; boxing them at every call site would only add noise.
 #![allow(clippy::result_large_err)]
 
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod client;

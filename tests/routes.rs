@@ -41,7 +41,7 @@ struct Resp {
 async fn call(app: &Arc<App>, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
     let mut req = warp::test::request().method(method).path(path);
     if let Some(b) = body {
-        req = req.header("content-length", b.len()).body(b.to_vec());
+        req = req.header("content-length", b.len()).body(b);
     }
     let r = req.reply(&routes(app.clone())).await;
     let body = serde_json::from_slice(r.body()).unwrap_or_else(|e| {

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, ClusterConfig, Overrides};
 
+pub mod bench;
 pub mod cluster;
 pub mod data;
 pub mod logs;
@@ -59,6 +60,8 @@ pub enum Command {
     Data(data::DataCommand),
     /// Show the nodes' logs merged in time order, filtered; --timeline for the cluster's story
     Logs(logs::LogsArgs),
+    /// Load-test a cluster (or etcd): throughput and latency percentiles
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -77,6 +80,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Cluster(cmd) => cluster::run(&cli.global, cmd).await,
             Command::Data(cmd) => data::run(&cli.global, cmd).await,
             Command::Logs(args) => logs::run(&cli.global, args).await,
+            Command::Bench(args) => bench::run(&cli.global, args).await,
         }
     })
 }

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -150,7 +151,12 @@ pub fn ensure_leader(app: &App) -> Result<(), Error> {
 /// Proposes `cmd` and waits until it is committed and applied here.
 pub async fn propose(app: &App, cmd: Command) -> Result<Applied, Error> {
     use openraft::error::{ClientWriteError, RaftError};
-    match app.raft.client_write(cmd).await {
+    let timeout = app.config.raft.client_write_timeout_ms;
+    let write = tokio::time::timeout(Duration::from_millis(timeout), app.raft.client_write(cmd));
+    let Ok(result) = write.await else {
+        return Err(Error::WriteTimeout(timeout));
+    };
+    match result {
         Ok(resp) => match resp.data {
             CommandResponse::Applied(a) => Ok(a),
             CommandResponse::Rejected(r) => Err(r.into()),
