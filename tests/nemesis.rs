@@ -57,7 +57,12 @@ fn client() -> reqwest::blocking::Client {
 }
 
 /// Sends one request, following 307s; classifies the outcome for the history.
-fn perform(c: &reqwest::blocking::Client, method: Method, url: String, body: Option<&Value>) -> Result<(u16, Value), ()> {
+fn perform(
+    c: &reqwest::blocking::Client,
+    method: Method,
+    url: String,
+    body: Option<&Value>,
+) -> Result<(u16, Value), ()> {
     let mut url = url;
     for _ in 0..5 {
         let mut req = c.request(method.clone(), &url);
@@ -67,7 +72,8 @@ fn perform(c: &reqwest::blocking::Client, method: Method, url: String, body: Opt
         let resp = req.send().map_err(|_| ())?;
         let status = resp.status().as_u16();
         if status == 307 {
-            url = resp.headers().get("location").and_then(|l| l.to_str().ok()).ok_or(())?.to_string();
+            url =
+                resp.headers().get("location").and_then(|l| l.to_str().ok()).ok_or(())?.to_string();
             continue;
         }
         let body: Value = resp.json().unwrap_or(Value::Null);
@@ -81,7 +87,9 @@ fn write_outcome(r: &Result<(u16, Value), ()>) -> Outcome {
     match r {
         Ok((200, _)) => Outcome::Ok(None),
         Ok((307, _)) => Outcome::Fail,
-        Ok((503, b)) if matches!(b["error"]["code"].as_str(), Some("no_leader" | "not_leader")) => Outcome::Fail,
+        Ok((503, b)) if matches!(b["error"]["code"].as_str(), Some("no_leader" | "not_leader")) => {
+            Outcome::Fail
+        }
         Ok((s, _)) if (400..500).contains(s) => Outcome::Fail,
         _ => Outcome::Unknown,
     }
@@ -180,7 +188,12 @@ struct Report {
 /// Runs the workload for `secs` seconds with the nemesis cycling `faults`.
 fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
     let mut c = TestCluster::start(3);
-    let r = send_following(Method::POST, &c.url(0, "/tables"), Some(&serde_json::from_str(TABLE).unwrap())).unwrap();
+    let r = send_following(
+        Method::POST,
+        &c.url(0, "/tables"),
+        Some(&serde_json::from_str(TABLE).unwrap()),
+    )
+    .unwrap();
     assert_eq!(r.status(), 201);
     let addrs = c.addrs.clone();
     let start = Instant::now();
@@ -206,10 +219,16 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
                         seq += 1;
                         let v = format!("c{client_id}-{seq}");
                         let body = json!({"k": key, "v": v});
-                        let r = perform(&http, Method::PUT, format!("http://{node}/tables/regs/items"), Some(&body));
+                        let r = perform(
+                            &http,
+                            Method::PUT,
+                            format!("http://{node}/tables/regs/items"),
+                            Some(&body),
+                        );
                         (OpKind::Write(v), write_outcome(&r))
                     } else {
-                        let url = format!("http://{node}/tables/regs/items?pk={key}&consistency=strong");
+                        let url =
+                            format!("http://{node}/tables/regs/items?pk={key}&consistency=strong");
                         let r = perform(&http, Method::GET, url, None);
                         (OpKind::Read, read_outcome(&r))
                     };
@@ -217,7 +236,15 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
                         Outcome::Unknown => None,
                         _ => Some(now_us()),
                     };
-                    history.lock().unwrap().push(Op { id, client: client_id, key, kind, invoke, complete, outcome });
+                    history.lock().unwrap().push(Op {
+                        id,
+                        client: client_id,
+                        key,
+                        kind,
+                        invoke,
+                        complete,
+                        outcome,
+                    });
                 }
             });
         }
@@ -242,7 +269,12 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
         let key = format!("k{k}");
         let (invoke, outcome) = eventually(Duration::from_secs(30), "a final strong read", || {
             let invoke = now_us();
-            let r = perform(&http, Method::GET, format!("http://{}/tables/regs/items?pk={key}&consistency=strong", addrs[0]), None);
+            let r = perform(
+                &http,
+                Method::GET,
+                format!("http://{}/tables/regs/items?pk={key}&consistency=strong", addrs[0]),
+                None,
+            );
             match read_outcome(&r) {
                 Outcome::Unknown => None,
                 o => Some((invoke, o)),
@@ -252,19 +284,35 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
             final_values.insert(key.clone(), v.clone());
         }
         let id = next_id.fetch_add(1, Ordering::SeqCst);
-        history.lock().unwrap().push(Op { id, client: CLIENTS, key, kind: OpKind::Read, invoke, complete: Some(now_us()), outcome });
+        history.lock().unwrap().push(Op {
+            id,
+            client: CLIENTS,
+            key,
+            kind: OpKind::Read,
+            invoke,
+            complete: Some(now_us()),
+            outcome,
+        });
     }
 
     // Convergence: equal digests at equal indexes on every node.
     eventually(Duration::from_secs(60), "every node to converge to one digest", || {
         let st: Vec<Value> = (0..3).map(|i| c.status(i)).collect::<Option<_>>()?;
-        let same_index = st.iter().all(|s| s["digest_index"] == st[0]["digest_index"] && s["applied"] == s["committed"]);
+        let same_index = st
+            .iter()
+            .all(|s| s["digest_index"] == st[0]["digest_index"] && s["applied"] == s["committed"]);
         (same_index && st.iter().all(|s| s["digest"] == st[0]["digest"])).then_some(())
     });
     // The final values are on every node (eventual reads agree with the strong ones).
     for (key, v) in &final_values {
         for i in 0..3 {
-            let r = perform(&http, Method::GET, c.url(i, &format!("/tables/regs/items?pk={key}")), None).unwrap();
+            let r = perform(
+                &http,
+                Method::GET,
+                c.url(i, &format!("/tables/regs/items?pk={key}")),
+                None,
+            )
+            .unwrap();
             assert_eq!(r.1["item"]["v"].as_str().map(str::to_string), *v, "node {i} key {key}");
         }
     }
@@ -321,7 +369,12 @@ fn whole_cluster_crash_mid_write_load_keeps_every_acknowledged_write() {
     let rounds = env_u64("CRASH_ROUNDS", 3);
     let mut c = TestCluster::start(3);
     let table = r#"{"table_name":"durable","partition_key":{"name":"k","type":"S"}}"#;
-    let r = send_following(Method::POST, &c.url(0, "/tables"), Some(&serde_json::from_str(table).unwrap())).unwrap();
+    let r = send_following(
+        Method::POST,
+        &c.url(0, "/tables"),
+        Some(&serde_json::from_str(table).unwrap()),
+    )
+    .unwrap();
     assert_eq!(r.status(), 201);
     let mut all_acked: Vec<String> = Vec::new();
     for round in 0..rounds {
@@ -338,8 +391,13 @@ fn whole_cluster_crash_mid_write_load_keeps_every_acknowledged_write() {
                     while !stop.load(Ordering::SeqCst) {
                         i += 1;
                         let key = format!("r{round}-w{w}-{i}");
-                        let url = format!("http://{}/tables/durable/items", addrs[(w as usize + i) % addrs.len()]);
-                        if let Ok((200, _)) = perform(&http, Method::PUT, url, Some(&json!({"k": key}))) {
+                        let url = format!(
+                            "http://{}/tables/durable/items",
+                            addrs[(w as usize + i) % addrs.len()]
+                        );
+                        if let Ok((200, _)) =
+                            perform(&http, Method::PUT, url, Some(&json!({"k": key})))
+                        {
                             acked.lock().unwrap().push(key);
                             count.fetch_add(1, Ordering::SeqCst);
                         }
@@ -362,7 +420,8 @@ fn whole_cluster_crash_mid_write_load_keeps_every_acknowledged_write() {
         let http = client();
         for key in &all_acked {
             let r = eventually(Duration::from_secs(10), "a read of an acknowledged key", || {
-                let url = c.url(leader, &format!("/tables/durable/items?pk={key}&consistency=strong"));
+                let url =
+                    c.url(leader, &format!("/tables/durable/items?pk={key}&consistency=strong"));
                 match perform(&http, Method::GET, url, None) {
                     Ok((s, b)) if s == 200 || s == 404 => Some((s, b)),
                     _ => None,

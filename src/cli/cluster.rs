@@ -71,6 +71,46 @@ pub enum ClusterCommand {
         #[arg(value_parser = parse_node)]
         node: u64,
     },
+    /// Delay when a node applies committed entries (makes stale eventual reads visible)
+    #[command(after_help = "Example: raft-nosql cluster set-delay 1 --apply-delay-ms 2000\n\
+        Only visibility changes: entries are still fsynced and acknowledged as before.")]
+    SetDelay {
+        #[arg(value_parser = parse_node)]
+        node: u64,
+        /// Delay in ms before committed entries are applied on that node (0 = off)
+        #[arg(long)]
+        apply_delay_ms: u64,
+    },
+    /// Cut nodes off from each other (Raft messages only; clients still reach every node)
+    #[command(
+        after_help = "Examples:\n  raft-nosql cluster partition 2        # node 2 alone, 0 and 1 together\n  \
+        raft-nosql cluster partition 0,1 2    # two sides: {0,1} and {2}\n  \
+        raft-nosql cluster heal               # undo every partition and slow link"
+    )]
+    Partition {
+        /// Sides of the partition, each a comma list of node ids; nodes not named form one more side
+        #[arg(required = true, num_args = 1..)]
+        sides: Vec<String>,
+    },
+    /// Remove every partition and slow link
+    Heal,
+    /// Delay or drop one node's outgoing Raft messages
+    #[command(
+        after_help = "Example: raft-nosql cluster slow 0 --delay-ms 200 --jitter-ms 100 --drop-rate 0.1"
+    )]
+    Slow {
+        #[arg(value_parser = parse_node)]
+        node: u64,
+        /// Added delay of each message, in ms
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Random extra delay up to this many ms
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: u64,
+        /// Fraction of messages dropped, 0.0-1.0
+        #[arg(long, default_value_t = 0.0)]
+        drop_rate: f64,
+    },
 }
 
 /// A node id: `1` or `node1`.
@@ -156,6 +196,27 @@ pub async fn run(global: &GlobalOpts, cmd: ClusterCommand) -> ExitCode {
         ClusterCommand::Restart { node } => (node, NodeAction::Restart),
         ClusterCommand::Pause { node } => (node, NodeAction::Pause),
         ClusterCommand::Resume { node } => (node, NodeAction::Resume),
+        ClusterCommand::SetDelay { node, apply_delay_ms } => {
+            let body = serde_json::json!({ "apply_delay_ms": apply_delay_ms });
+            return node_admin(
+                &config,
+                node,
+                reqwest::Method::POST,
+                "/admin/simulation",
+                Some(body),
+            )
+            .await
+            .map(|_| {
+                println!("node {node} now applies committed entries {apply_delay_ms} ms late");
+                ExitCode::SUCCESS
+            })
+            .unwrap_or_else(fail);
+        }
+        ClusterCommand::Partition { sides } => return partition(&config, &sides).await,
+        ClusterCommand::Heal => return heal(&config).await,
+        ClusterCommand::Slow { node, delay_ms, jitter_ms, drop_rate } => {
+            return slow(&config, node, delay_ms, jitter_ms, drop_rate).await
+        }
     };
     match client.act(action.0, action.1).await {
         Ok(report) => {
@@ -293,6 +354,140 @@ async fn stop(config: &ClusterConfig, client: &ControlClient) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Calls a node's admin API directly (faults and simulation need no supervisor).
+async fn node_admin(
+    config: &ClusterConfig,
+    node: u64,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, String> {
+    let addr = &config.node(node).ok_or_else(|| format!("node {node} is not in the config"))?.addr;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut req = client.request(method, format!("http://{addr}{path}"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.map_err(|e| format!("cannot reach node {node} at {addr}: {e}"))?;
+    let status = resp.status();
+    let v: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+    if status.is_success() {
+        Ok(v)
+    } else {
+        Err(format!("node {node}: {}", v["error"]["message"].as_str().unwrap_or(status.as_str())))
+    }
+}
+
+/// Parses partition sides (`0,1` `2`) into node-id sets; nodes not named form one more
+/// side. Every node must be in the config and in at most one side.
+fn parse_sides(config: &ClusterConfig, sides: &[String]) -> Result<Vec<Vec<u64>>, String> {
+    let mut out: Vec<Vec<u64>> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for side in sides {
+        let mut ids = Vec::new();
+        for part in side.split(',').filter(|p| !p.is_empty()) {
+            let id = parse_node(part)?;
+            if config.node(id).is_none() {
+                return Err(format!("node {id} is not in the config"));
+            }
+            if !seen.insert(id) {
+                return Err(format!("node {id} is named twice"));
+            }
+            ids.push(id);
+        }
+        out.push(ids);
+    }
+    let rest: Vec<u64> = config.nodes.iter().map(|n| n.id).filter(|i| !seen.contains(i)).collect();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    if out.len() < 2 {
+        return Err("a partition needs at least two sides".to_string());
+    }
+    Ok(out)
+}
+
+/// Each node blocks every node outside its own side, keeping its slow-link settings.
+async fn partition(config: &ClusterConfig, sides: &[String]) -> ExitCode {
+    let sides = match parse_sides(config, sides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    for side in &sides {
+        for &id in side {
+            let others: Vec<u64> = sides.iter().filter(|s| *s != side).flatten().copied().collect();
+            let result = async {
+                let mut spec =
+                    node_admin(config, id, reqwest::Method::GET, "/admin/faults", None).await?;
+                spec["partitioned_from"] = serde_json::json!(others);
+                node_admin(config, id, reqwest::Method::POST, "/admin/faults", Some(spec)).await
+            }
+            .await;
+            if let Err(e) = result {
+                return fail(e);
+            }
+        }
+    }
+    let shown: Vec<String> = sides
+        .iter()
+        .map(|s| format!("{{{}}}", s.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")))
+        .collect();
+    println!("partitioned: {} (Raft messages between sides are dropped; 'raft-nosql cluster heal' undoes it)", shown.join(" | "));
+    ExitCode::SUCCESS
+}
+
+/// Removes every simulated network fault on every node that answers.
+async fn heal(config: &ClusterConfig) -> ExitCode {
+    let mut unreachable = Vec::new();
+    for n in &config.nodes {
+        if let Err(e) =
+            node_admin(config, n.id, reqwest::Method::DELETE, "/admin/faults", None).await
+        {
+            unreachable.push(e);
+        }
+    }
+    println!("healed: no partitions or slow links remain on the nodes that answered");
+    for e in &unreachable {
+        eprintln!("note: {e}");
+    }
+    ExitCode::SUCCESS
+}
+
+async fn slow(
+    config: &ClusterConfig,
+    node: u64,
+    delay_ms: u64,
+    jitter_ms: u64,
+    drop_rate: f64,
+) -> ExitCode {
+    let result = async {
+        let mut spec =
+            node_admin(config, node, reqwest::Method::GET, "/admin/faults", None).await?;
+        spec["delay_ms"] = delay_ms.into();
+        spec["jitter_ms"] = jitter_ms.into();
+        spec["drop_rate"] = drop_rate.into();
+        node_admin(config, node, reqwest::Method::POST, "/admin/faults", Some(spec)).await
+    }
+    .await;
+    match result {
+        Ok(_) => {
+            println!(
+                "node {node}: outgoing Raft messages delayed {delay_ms} ms (+0-{jitter_ms} ms), {:.0}% dropped",
+                drop_rate * 100.0
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
 /// The last `n` lines of a file, for error messages.
 fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -309,5 +504,18 @@ mod tests {
         assert_eq!(parse_node("2"), Ok(2));
         assert_eq!(parse_node("node2"), Ok(2));
         assert!(parse_node("two").is_err());
+    }
+
+    #[test]
+    fn partition_sides_add_the_unnamed_nodes_as_a_side() {
+        let c = ClusterConfig::default();
+        assert_eq!(parse_sides(&c, &["2".into()]).unwrap(), vec![vec![2], vec![0, 1]]);
+        assert_eq!(
+            parse_sides(&c, &["0,1".into(), "2".into()]).unwrap(),
+            vec![vec![0, 1], vec![2]]
+        );
+        assert!(parse_sides(&c, &["0,1,2".into()]).is_err());
+        assert!(parse_sides(&c, &["0".into(), "0".into()]).is_err());
+        assert!(parse_sides(&c, &["7".into()]).is_err());
     }
 }

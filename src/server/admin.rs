@@ -13,8 +13,10 @@ use crate::error::Error;
 use crate::raft::network::FaultSpec;
 use crate::raft::NodeAddr;
 
-/// One node's view of the cluster, as `GET /status` returns it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One node's view of the cluster, as `GET /status` returns it. Missing fields default
+/// when read back, so readers (the supervisor) and nodes can evolve separately.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NodeStatus {
     pub node_id: u64,
     pub addr: String,
@@ -56,8 +58,14 @@ pub struct NodeStatus {
     pub faults: Option<FaultSpec>,
 }
 
+impl NodeStatus {
+    pub fn is_leader(&self) -> bool {
+        self.role == "Leader"
+    }
+}
+
 /// How far one member's log matches the leader's.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FollowerProgress {
     pub matched: Option<u64>,
     pub behind: u64,

@@ -293,6 +293,14 @@ impl NodeActor {
         let child = process::spawn_node(&self.spec, self.id)
             .map_err(|e| format!("cannot start {}: {e}", self.spec.exe.display()))?;
         let pid = child.id();
+        process::log_node_event(
+            &self.spec.log_file(self.id),
+            self.id,
+            "INFO",
+            "node_spawned",
+            "node process started by the supervisor",
+            serde_json::json!({ "pid": pid }),
+        );
         self.child = Some(child);
         self.state = ProcState::Running;
         self.started_at = Instant::now();
@@ -303,6 +311,14 @@ impl NodeActor {
 
     /// Forget a process that has been reaped.
     fn forget_process(&mut self, how: String) {
+        process::log_node_event(
+            &self.spec.log_file(self.id),
+            self.id,
+            "WARN",
+            "node_exited",
+            "node process exited",
+            serde_json::json!({ "status": how }),
+        );
         self.child = None;
         self.status = None;
         self.unreachable = None;

@@ -16,8 +16,6 @@
 //! that has just been resumed has not heard of the new term yet); Raft guarantees at most
 //! one leader *per term*, so the highest term wins.
 
-use std::collections::BTreeMap;
-
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 use serde::{Deserialize, Serialize};
@@ -62,38 +60,9 @@ impl std::fmt::Display for ProcState {
     }
 }
 
-/// A node's own answer to `GET /status` (the fields the supervisor uses; unknown fields
-/// are ignored and missing ones default, so the two sides can evolve separately).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct NodeStatus {
-    pub node_id: u64,
-    pub addr: String,
-    /// `Leader`, `Follower`, `Candidate`, `Learner` or `Shutdown`.
-    pub role: String,
-    pub term: u64,
-    pub leader_id: Option<u64>,
-    pub leader_addr: Option<String>,
-    /// Index of the last entry in this node's log.
-    pub last_log_index: Option<u64>,
-    /// Highest index this node knows to be committed.
-    pub committed: Option<u64>,
-    /// Highest index applied to this node's state machine.
-    pub applied: Option<u64>,
-    pub snapshot_index: Option<u64>,
-    /// Node id (as a string, JSON keys are strings) → address.
-    pub membership: BTreeMap<String, String>,
-    pub tables: u64,
-    pub items: u64,
-    /// Whether this node has been part of an initialised cluster.
-    pub initialized: bool,
-}
-
-impl NodeStatus {
-    pub fn is_leader(&self) -> bool {
-        self.role == "Leader"
-    }
-}
+/// A node's own answer to `GET /status` (missing fields default, unknown ones are
+/// ignored, so the two sides can evolve separately).
+pub use crate::server::admin::NodeStatus;
 
 /// One node as the supervisor sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,8 +163,14 @@ pub fn render_table(view: &ClusterView) -> String {
         "committed",
         "applied",
         "lag",
+        "digest",
+        "faults",
     ]);
     for n in &view.nodes {
+        let (digest, faults) = match &n.status {
+            Some(s) => (s.digest.chars().take(8).collect::<String>(), describe_faults(s)),
+            None => ("-".to_string(), "-".to_string()),
+        };
         let (role, term, leader, last, committed, applied, lag) = match &n.status {
             Some(s) => (
                 s.role.clone(),
@@ -231,6 +206,8 @@ pub fn render_table(view: &ClusterView) -> String {
             Cell::new(committed),
             Cell::new(applied),
             Cell::new(lag),
+            Cell::new(digest),
+            Cell::new(faults),
         ]);
     }
     for i in [0, 2, 5, 6, 7, 8, 9, 10] {
@@ -238,7 +215,55 @@ pub fn render_table(view: &ClusterView) -> String {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    table.to_string()
+    format!("{table}\n{}", convergence(view))
+}
+
+/// The simulated faults and apply delay of a node, in a few words.
+fn describe_faults(s: &NodeStatus) -> String {
+    let mut parts = Vec::new();
+    if let Some(f) = &s.faults {
+        if !f.partitioned_from.is_empty() {
+            let ids: Vec<String> = f.partitioned_from.iter().map(|i| i.to_string()).collect();
+            parts.push(format!("cut off from {}", ids.join(",")));
+        }
+        if f.delay_ms > 0 || f.jitter_ms > 0 {
+            parts.push(format!("slow {}±{} ms", f.delay_ms, f.jitter_ms));
+        }
+        if f.drop_rate > 0.0 {
+            parts.push(format!("drops {:.0}%", f.drop_rate * 100.0));
+        }
+    }
+    if s.apply_delay_ms > 0 {
+        parts.push(format!("apply +{} ms", s.apply_delay_ms));
+    }
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Whether the answering nodes hold identical state: equal digests at one index.
+pub fn convergence(view: &ClusterView) -> String {
+    let answering: Vec<&NodeStatus> = view.nodes.iter().filter_map(|n| n.status.as_ref()).collect();
+    let Some(first) = answering.first() else {
+        return "no node answers".to_string();
+    };
+    let same_index = answering.iter().all(|s| s.digest_index == first.digest_index);
+    let same_digest = answering.iter().all(|s| s.digest == first.digest);
+    let of = format!("{} of {} nodes", answering.len(), view.nodes.len());
+    match (same_index, same_digest) {
+        (true, true) => {
+            format!("converged: {of} hold identical state at index {}", first.digest_index)
+        }
+        (true, false) => {
+            format!("DIVERGED: {of} are at index {} with different digests", first.digest_index)
+        }
+        (false, _) => {
+            let idx: Vec<String> = answering.iter().map(|s| s.digest_index.to_string()).collect();
+            format!("not converged yet: {of} are at indexes {}", idx.join(", "))
+        }
+    }
 }
 
 /// A one-line description of the leader for summaries and events.
