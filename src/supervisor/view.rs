@@ -348,7 +348,8 @@ mod tests {
         let t = render_table(&view);
         assert!(t.contains("unreachable"), "{t}");
         let row0 = t.lines().find(|l| l.contains("127.0.0.1:8100")).unwrap();
-        assert!(row0.trim_end_matches('│').trim_end().ends_with('3'), "{row0}");
+        let cells: Vec<&str> = row0.split(['┆', '│']).map(str::trim).collect();
+        assert_eq!(cells[11], "3", "lag column: {row0}");
         assert_eq!(describe_leader(&view), "node 1 (127.0.0.1:8101) leads in term 2");
     }
 }
