@@ -21,7 +21,10 @@ TABLE=ConsistencyDemo
 failures=0
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*" >&2; "$@"; }
+# Prints a raft-nosql command line, then runs it (stdout and stderr to the caller).
+# The command line goes to fd 3 (the terminal), so $(cli ...) captures only its answer.
+exec 3>&1
+cli() { printf '  $ raft-nosql %s\n' "$*" >&3; "$BIN" --config "$CONFIG" "$@"; }
 ok() { printf '  OK: %s\n' "$*"; }
 bad() { printf '  FAIL: %s\n' "$*"; failures=$((failures + 1)); }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {'d': d}))" "$1"; }
@@ -47,20 +50,26 @@ restore() {
 }
 trap restore EXIT
 
-say "Followers apply committed entries ${DELAY_MS} ms late (simulation; durability unchanged)"
-for f in "${followers[@]}"; do run "$BIN" --config "$CONFIG" cluster set-delay "${f%% *}" --apply-delay-ms "$DELAY_MS"; done
-
-say "Create table $TABLE (if missing)"
+say "Create table $TABLE (if missing) and wait until every node has it"
 "$BIN" --config "$CONFIG" create-table --target-addr "$leader" --table-name "$TABLE" --partition-key-name Key >/dev/null 2>&1 || true
+for m in "${members[@]}"; do
+  for _ in $(seq 1 100); do
+    "$BIN" --config "$CONFIG" describe-table --target-addr "${m#* }" --table-name "$TABLE" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+
+say "Followers apply committed entries ${DELAY_MS} ms late (simulation; durability unchanged)"
+for f in "${followers[@]}"; do cli cluster set-delay "${f%% *}" --apply-delay-ms "$DELAY_MS"; done
 value="v-$(date +%s%N)"
 
 say "Write Key=demo Value=$value through the leader"
-out=$(run "$BIN" --config "$CONFIG" put-item --target-addr "$leader" --table-name "$TABLE" --item-data "{\"Key\":\"demo\",\"Value\":\"$value\"}") || { bad "write failed"; exit 1; }
+out=$(cli put-item --target-addr "$leader" --table-name "$TABLE" --item-data "{\"Key\":\"demo\",\"Value\":\"$value\"}") || { bad "write failed"; exit 1; }
 version=$(echo "$out" | json "d['version']")
 echo "  acknowledged at log index $version (committed on a majority, fsynced)"
 
 say "1. Eventual read on follower node$fid, at once"
-if out=$(run "$BIN" --config "$CONFIG" get-item --target-addr "$faddr" --table-name "$TABLE" --partition-key demo 2>&1); then
+if out=$(cli get-item --target-addr "$faddr" --table-name "$TABLE" --partition-key demo 2>&1); then
   seen=$(echo "$out" | json "d['item'].get('Value')")
   if [ "$seen" = "$value" ]; then echo "  saw the new value already (the delay had passed)"; else echo "  STALE: saw $seen, not $value"; fi
 else
@@ -68,12 +77,12 @@ else
 fi
 
 say "2. Session read on node$fid with --after-index $version (waits until applied there)"
-out=$(run "$BIN" --config "$CONFIG" get-item --target-addr "$faddr" --table-name "$TABLE" --partition-key demo --after-index "$version" 2>&1)
+out=$(cli get-item --target-addr "$faddr" --table-name "$TABLE" --partition-key demo --after-index "$version" 2>&1)
 seen=$(echo "$out" | json "d['item'].get('Value')" 2>/dev/null)
 [ "$seen" = "$value" ] && ok "read-your-writes: $seen" || bad "session read returned ${seen:-$out}"
 
 say "3. Strong read through node$fid (redirected to the leader, read index confirmed by a quorum)"
-out=$(run "$BIN" --config "$CONFIG" get-item --target-addr "$faddr" --table-name "$TABLE" --partition-key demo --consistency strong 2>&1)
+out=$(cli get-item --target-addr "$faddr" --table-name "$TABLE" --partition-key demo --consistency strong 2>&1)
 seen=$(echo "$out" | json "d['item'].get('Value')" 2>/dev/null)
 [ "$seen" = "$value" ] && ok "linearizable: $seen" || bad "strong read returned ${seen:-$out}"
 
@@ -93,7 +102,7 @@ for _ in $(seq 1 150); do
 done
 [ -n "$converged" ] && ok "all nodes applied up to index ${indexes[0]}" || bad "nodes did not reach the same index"
 for m in "${members[@]}"; do
-  out=$(run "$BIN" --config "$CONFIG" get-item --target-addr "${m#* }" --table-name "$TABLE" --partition-key demo 2>&1)
+  out=$(cli get-item --target-addr "${m#* }" --table-name "$TABLE" --partition-key demo 2>&1)
   seen=$(echo "$out" | json "d['item'].get('Value')" 2>/dev/null)
   [ "$seen" = "$value" ] && ok "node${m%% *}: $seen" || bad "node${m%% *} returned ${seen:-$out}"
 done

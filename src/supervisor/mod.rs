@@ -189,12 +189,23 @@ impl Supervisor {
         let t0 = Instant::now();
         let mut warned = false;
         let mut initialised = false;
+        let mut leader_since: Option<Instant> = None;
         let mut tick = tokio::time::interval(node::TICK);
         loop {
             tick.tick().await;
             let view = self.view();
             if let Some(leader) = view.leader {
-                return leader;
+                // Report once every answering node follows this leader (so the summary
+                // shows followers, not learners still waiting for the membership), or
+                // after a short grace period if some node lags.
+                let since = *leader_since.get_or_insert_with(Instant::now);
+                let all_follow = view.nodes.iter().filter_map(|n| n.status.as_ref()).all(|s| {
+                    s.leader_id == Some(leader.id) && s.applied.is_some()
+                });
+                if all_follow || since.elapsed() > Duration::from_secs(5) {
+                    return leader;
+                }
+                continue;
             }
             let answering = view.nodes.iter().filter(|n| n.status.is_some()).count();
             let all = answering == view.nodes.len();
