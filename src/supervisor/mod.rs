@@ -199,9 +199,11 @@ impl Supervisor {
                 // shows followers, not learners still waiting for the membership), or
                 // after a short grace period if some node lags.
                 let since = *leader_since.get_or_insert_with(Instant::now);
-                let all_follow = view.nodes.iter().filter_map(|n| n.status.as_ref()).all(|s| {
-                    s.leader_id == Some(leader.id) && s.applied.is_some()
-                });
+                let all_follow = view
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.status.as_ref())
+                    .all(|s| s.leader_id == Some(leader.id) && s.applied.is_some());
                 if all_follow || since.elapsed() > Duration::from_secs(5) {
                     return leader;
                 }
