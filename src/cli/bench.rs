@@ -1,15 +1,171 @@
-//! `raft-nosql bench`: a load generator with latency percentiles.
+//! `raft-nosql bench`: a load generator with latency percentiles, for a raft-nosql
+//! cluster or, with `--system etcd`, an etcd cluster driven the same way.
+//!
+//! The work happens in [`crate::bench`]; this file turns flags into a
+//! [`BenchConfig`], shows progress on stderr (only when it is a terminal) and prints
+//! the report (a table, or one JSON object with `--json`). Exit codes: 0 when at least
+//! one operation was acknowledged, 1 when every operation failed or setup failed,
+//! 2 for bad flags.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use super::GlobalOpts;
+use super::{GlobalOpts, EXIT_FAILURE, EXIT_USAGE};
+use crate::bench::{self, BenchConfig, BenchError, ReadLevel, Stop, System, Workload};
+
+/// The system `--system` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SystemArg {
+    /// A raft-nosql cluster (default targets: the nodes of the cluster config)
+    RaftNosql,
+    /// An etcd 3.x cluster through its HTTP/JSON gateway (pass --target)
+    Etcd,
+}
+
+/// `--consistency` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LevelArg {
+    /// raft-nosql: any node answers from what it has applied; etcd: serializable reads
+    Eventual,
+    /// raft-nosql: linearizable reads through the leader; etcd: linearizable reads
+    Strong,
+}
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {}
+#[command(after_help = "Examples:\n  \
+    raft-nosql bench --workload write --clients 64 --duration 10\n  \
+    raft-nosql bench --workload mixed:90 --clients 64 --consistency strong --json\n  \
+    raft-nosql bench --system etcd --target 127.0.0.1:2379,127.0.0.1:22379 --workload read")]
+pub struct BenchArgs {
+    /// The system under test
+    #[arg(long, value_enum, default_value_t = SystemArg::RaftNosql)]
+    pub system: SystemArg,
+    /// What to send: write, read, or mixed:R (R = percentage of reads, 0-100)
+    #[arg(long, default_value = "write", value_parser = parse_workload, value_name = "WORKLOAD")]
+    pub workload: Workload,
+    /// Concurrent clients, each with its own connection(s)
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub clients: u32,
+    /// Measure for this many seconds [default: 10 unless --ops is given]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, conflicts_with = "ops")]
+    pub duration: Option<Duration>,
+    /// Measure this many operations in total instead of a duration
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub ops: Option<u64>,
+    /// Bytes per written value
+    #[arg(long, default_value_t = 100, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(0..=300_000))]
+    pub value_size: u32,
+    /// Size of the key space (keys key000000, key000001, ...)
+    #[arg(long, default_value_t = 10_000, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: u64,
+    /// How fresh reads must be
+    #[arg(long, value_enum, default_value_t = LevelArg::Eventual, value_name = "LEVEL")]
+    pub consistency: LevelArg,
+    /// Node(s) to drive, host:port; repeat or separate with commas. Reads go to each in
+    /// turn; raft-nosql writes find the leader [default: every node of the cluster config]
+    #[arg(long = "target", alias = "target-addr", value_delimiter = ',', value_name = "HOST:PORT")]
+    pub targets: Vec<String>,
+    /// raft-nosql table to use; created with partition key `k` (S) if missing
+    #[arg(long, default_value = "bench", value_name = "NAME")]
+    pub table: String,
+    /// Delete and recreate the table (etcd: delete the benchmark keys) first
+    #[arg(long)]
+    pub fresh: bool,
+    /// Run the workload this many seconds before measuring
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub warmup: Option<Duration>,
+    /// Do not write the key space before a workload with reads
+    #[arg(long)]
+    pub no_preload: bool,
+    /// Print the report as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub async fn run(_global: &GlobalOpts, _args: BenchArgs) -> ExitCode {
-    eprintln!("not yet available");
-    ExitCode::from(super::EXIT_FAILURE)
+fn parse_workload(s: &str) -> Result<Workload, String> {
+    s.parse()
+}
+
+/// A positive number of seconds (fractions allowed).
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() && x <= 86_400.0 => Ok(Duration::from_secs_f64(x)),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 86400")),
+    }
+}
+
+pub async fn run(global: &GlobalOpts, args: BenchArgs) -> ExitCode {
+    let system = match args.system {
+        SystemArg::RaftNosql => System::RaftNosql,
+        SystemArg::Etcd => System::Etcd,
+    };
+    let targets = if !args.targets.is_empty() {
+        args.targets.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
+    } else if system == System::Etcd {
+        return usage("--system etcd needs --target HOST:PORT (the members' client addresses)");
+    } else {
+        match global.load_config() {
+            Ok(c) if !c.nodes.is_empty() => c.nodes.into_iter().map(|n| n.addr).collect(),
+            Ok(_) => return usage("the cluster config lists no nodes; pass --target"),
+            Err(e) => return usage(&format!("cannot load the cluster config: {e}")),
+        }
+    };
+    let stop = match (args.duration, args.ops) {
+        (_, Some(n)) => Stop::Ops(n),
+        (Some(d), None) => Stop::After(d),
+        (None, None) => Stop::After(Duration::from_secs(10)),
+    };
+    let cfg = BenchConfig {
+        system,
+        workload: args.workload,
+        clients: args.clients as usize,
+        stop,
+        value_size: args.value_size as usize,
+        keys: args.keys,
+        read_level: match args.consistency {
+            LevelArg::Eventual => ReadLevel::Eventual,
+            LevelArg::Strong => ReadLevel::Strong,
+        },
+        targets,
+        table: args.table,
+        fresh: args.fresh,
+        warmup: args.warmup,
+        preload: !args.no_preload,
+        progress: bench::stderr_is_terminal(),
+    };
+    let report = match bench::run(&cfg).await {
+        Ok(r) => r,
+        Err(BenchError::Usage(m)) => return usage(&m),
+        Err(e @ BenchError::Setup(_)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot encode the report: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+        }
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.ok == 0 {
+        let why = match report.errors_by_kind.iter().max_by_key(|(_, n)| **n) {
+            Some((kind, n)) => format!("most common error: {kind} ({n} times)"),
+            None => "no operation finished".to_string(),
+        };
+        eprintln!("error: every operation failed ({} of {}); {why}", report.errors, report.ops);
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    ExitCode::SUCCESS
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_USAGE)
 }

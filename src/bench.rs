@@ -1,1 +1,0 @@
-//! The load generator behind `raft-nosql bench`.
