@@ -295,6 +295,37 @@ impl Spawner {
     }
 }
 
+/// Appends one supervisor event to a node's own log file, as a JSON line in the nodes'
+/// format, so `raft-nosql logs` shows a node's exit (which the node, if SIGKILLed,
+/// could not log itself) in place among its lines.
+pub fn log_node_event(
+    log: &Path,
+    node: u64,
+    level: &str,
+    event: &str,
+    message: &str,
+    fields: serde_json::Value,
+) {
+    let mut line = serde_json::json!({
+        "node_id": node,
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": level,
+        "message": message,
+        "event": event,
+        "source": "supervisor",
+        "target": "raft_nosql::supervisor",
+    });
+    if let (Some(obj), serde_json::Value::Object(extra)) = (line.as_object_mut(), fields) {
+        obj.extend(extra);
+    }
+    let text = format!("{line}\n");
+    // One append of one short line: atomic with respect to the node's own appends.
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        use std::io::Write;
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,36 +383,5 @@ mod tests {
         assert_eq!(read_pid_file(&f), Some(4242));
         remove_pid_file(&f);
         assert_eq!(read_pid_file(&f), None);
-    }
-}
-
-/// Appends one supervisor event to a node's own log file, as a JSON line in the nodes'
-/// format, so `raft-nosql logs` shows a node's exit (which the node, if SIGKILLed,
-/// could not log itself) in place among its lines.
-pub fn log_node_event(
-    log: &Path,
-    node: u64,
-    level: &str,
-    event: &str,
-    message: &str,
-    fields: serde_json::Value,
-) {
-    let mut line = serde_json::json!({
-        "node_id": node,
-        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "level": level,
-        "message": message,
-        "event": event,
-        "source": "supervisor",
-        "target": "raft_nosql::supervisor",
-    });
-    if let (Some(obj), serde_json::Value::Object(extra)) = (line.as_object_mut(), fields) {
-        obj.extend(extra);
-    }
-    let text = format!("{line}\n");
-    // One append of one short line: atomic with respect to the node's own appends.
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
-        use std::io::Write;
-        let _ = f.write_all(text.as_bytes());
     }
 }
