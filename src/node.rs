@@ -128,8 +128,14 @@ pub async fn shutdown_signal() {
 /// Sets up JSON-lines logging on stdout; every line carries `node_id`.
 ///
 /// The filter is `RUST_LOG` if set, else the config's `log_level` with openraft's noisy
-/// transient errors (unreachable peers during elections) turned down.
-pub fn init_logging(id: u64, level: &str) {
+/// transient errors (unreachable peers during elections) turned down. Lines are handed
+/// to a background writer thread (no write syscall on the request path); keep the
+/// returned guard alive until exit, it flushes what is left when dropped.
+pub fn init_logging(id: u64, level: &str) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        // Never drop a line: when the buffer is full, the logging thread waits.
+        .lossy(false)
+        .finish(std::io::stdout());
     use tracing_subscriber::fmt::format::{FmtSpan, Format, JsonFields};
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
@@ -140,8 +146,9 @@ pub fn init_logging(id: u64, level: &str) {
         .fmt_fields(JsonFields::new())
         .with_span_events(FmtSpan::NONE)
         .event_format(format)
-        .with_writer(std::io::stdout)
+        .with_writer(writer)
         .try_init();
+    guard
 }
 
 /// tracing's JSON format with `"node_id": N` added to every line.

@@ -27,7 +27,7 @@ pub async fn run(global: &GlobalOpts, args: NodeArgs) -> ExitCode {
         eprintln!("error: node id {} is not in the config (ids: {})", args.id, ids.join(", "));
         return ExitCode::from(super::EXIT_USAGE);
     }
-    crate::node::init_logging(args.id, &config.log_level);
+    let _log_guard = crate::node::init_logging(args.id, &config.log_level);
     match crate::node::run(config, args.id, crate::node::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
