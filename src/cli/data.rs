@@ -631,12 +631,13 @@ fn status_table(s: &NodeStatus) -> String {
         .map(|(id, addr)| format!("node{id}={addr}"))
         .collect::<Vec<_>>()
         .join(" ");
-    let lag = match (s.lag_entries, s.lag_ms) {
-        (Some(e), Some(ms)) => format!("{e} entries, {ms} ms"),
-        (Some(e), None) => format!("{e} entries"),
-        (None, Some(ms)) => format!("{ms} ms"),
-        (None, None) => "-".to_string(),
-    };
+    let lag = format!("{} entries, {} ms", s.lag_entries, s.lag_ms);
+    let replication = s
+        .replication
+        .iter()
+        .map(|(id, p)| format!("node{id}: matched {} ({} behind)", opt(p.matched), p.behind))
+        .collect::<Vec<_>>()
+        .join("; ");
     let mut rows = vec![
         ("node".to_string(), format!("node{} at {}", s.node_id, s.addr)),
         ("role".to_string(), s.role.clone()),
@@ -652,7 +653,14 @@ fn status_table(s: &NodeStatus) -> String {
         ("items".to_string(), s.items.to_string()),
         ("initialized".to_string(), s.initialized.to_string()),
         ("lag".to_string(), lag),
+        ("digest".to_string(), format!("{} at index {}", s.digest, s.digest_index)),
+        ("apply delay".to_string(), format!("{} ms", s.apply_delay_ms)),
     ];
-    rows.extend(s.extra.iter().map(|(k, v)| (k.replace('_', " "), cell_text(v))));
+    if !replication.is_empty() {
+        rows.push(("replication".to_string(), replication));
+    }
+    if let Some(f) = &s.faults {
+        rows.push(("faults".to_string(), serde_json::to_string(f).unwrap_or_default()));
+    }
     fields(rows)
 }
