@@ -3,7 +3,7 @@ BIN := target/debug/raft-nosql
 CONFIG ?= cluster.toml
 CARGO ?= cargo
 
-.PHONY: help build release server stop status test verify demo run-consistency-test bench clean
+.PHONY: help build release server stop status test verify demo run-consistency-test bench chaos clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -37,6 +37,15 @@ verify: ## Formatting, lints and tests: what must be green before landing
 
 demo: build ## Run the original project's demo against a running cluster
 	./scripts/demo.sh
+
+run-consistency-test: build ## Eventual vs session vs strong reads against a running cluster
+	./scripts/test_eventual_consistency.sh
+
+bench: ## Benchmark raft-nosql against etcd on this machine (installs etcd-server)
+	./scripts/bench-vs-etcd.sh
+
+chaos: ## Long nemesis run with a linearizability check (DURATION=seconds)
+	./scripts/chaos.sh --duration $${DURATION:-300}
 
 clean: ## Remove build output and the local cluster's data
 	$(CARGO) clean

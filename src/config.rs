@@ -226,7 +226,7 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<ClusterConfig,
             }
         }
     }
-    fig = fig.merge(Env::prefixed("RAFT_NOSQL_").split("__"));
+    fig = fig.merge(Env::prefixed("RAFT_NOSQL_").ignore(&["CONFIG"]).split("__"));
     if let Some(dir) = std::env::var_os("DATA_DIR").filter(|d| !d.is_empty()) {
         fig = fig.merge(Serialized::default("data_root", PathBuf::from(dir)));
     }

@@ -28,29 +28,6 @@ fn put(c: &TestCluster, node: usize, v: &str) -> reqwest::blocking::Response {
         .unwrap()
 }
 
-/// Cuts `side` off from the other nodes (both directions).
-fn partition(c: &TestCluster, side: &[usize]) {
-    for i in 0..c.addrs.len() {
-        let others: Vec<usize> = if side.contains(&i) {
-            (0..c.addrs.len()).filter(|j| !side.contains(j)).collect()
-        } else {
-            side.to_vec()
-        };
-        let r = http()
-            .post(c.url(i, "/admin/faults"))
-            .json(&json!({"partitioned_from": others}))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
-    }
-}
-
-fn heal(c: &TestCluster) {
-    for i in 0..c.addrs.len() {
-        assert_eq!(http().delete(c.url(i, "/admin/faults")).send().unwrap().status(), 200);
-    }
-}
-
 fn read(c: &TestCluster, node: usize, query: &str) -> reqwest::blocking::Response {
     http().get(c.url(node, &format!("/tables/kvs/items?pk=x{query}"))).send().unwrap()
 }
@@ -66,7 +43,7 @@ fn partitioned_follower_is_stale_refuses_strong_reads_and_catches_up_after_heal(
     eventually(Duration::from_secs(10), "follower has the old value", || {
         (read(&c, f, "").status() == 200).then_some(())
     });
-    partition(&c, &[f]);
+    c.partition(&[f]);
     assert_eq!(c.status(f).unwrap()["faults"]["partitioned_from"].as_array().unwrap().len(), 2);
 
     let w = put(&c, leader, "new");
@@ -81,7 +58,7 @@ fn partitioned_follower_is_stale_refuses_strong_reads_and_catches_up_after_heal(
     let s = read(&c, f, "&consistency=strong").status();
     assert!(s == 307 || s == 503, "strong read on the partitioned follower: {s}");
 
-    heal(&c);
+    c.heal();
     eventually(Duration::from_secs(30), "the healed follower to catch up", || {
         let r = read(&c, f, "");
         (r.json::<Value>().ok()?["item"]["v"] == "new").then_some(())
@@ -94,7 +71,7 @@ fn partitioned_follower_is_stale_refuses_strong_reads_and_catches_up_after_heal(
 fn minority_side_cannot_commit_a_write() {
     let c = setup();
     let leader = c.wait_leader();
-    partition(&c, &[leader]);
+    c.partition(&[leader]);
     let r = http()
         .put(c.url(leader, "/tables/kvs/items"))
         .json(&json!({"k": "x", "v": "minority"}))
@@ -116,7 +93,7 @@ fn minority_side_cannot_commit_a_write() {
         (r.status() == 200).then_some(r)
     });
     assert_eq!(w.status(), 200);
-    heal(&c);
+    c.heal();
     for node in 0..3 {
         eventually(Duration::from_secs(30), "every node to hold the majority's value", || {
             (read(&c, node, "").json::<Value>().ok()?["item"]["v"] == "majority").then_some(())

@@ -185,12 +185,15 @@ pub struct KeyArgs {
 /// Freshness of a read (get-item, query-items, scan).
 #[derive(Debug, Clone, Args)]
 pub struct ReadArgs {
-    /// How fresh the answer must be
+    /// How fresh the answer must be (session needs --after-index)
     #[arg(long, value_enum, default_value_t = ConsistencyArg::Eventual, value_name = "LEVEL")]
     pub consistency: ConsistencyArg,
+    /// Shorthand for --consistency strong (as DynamoDB's ConsistentRead)
+    #[arg(long, conflicts_with = "consistency")]
+    pub consistent_read: bool,
     /// Wait until the target node has applied this log index (the "version" a write
     /// printed): read your own write through any node
-    #[arg(long, value_name = "INDEX")]
+    #[arg(long, value_name = "INDEX", required_if_eq("consistency", "session"))]
     pub after_index: Option<u64>,
 }
 
@@ -199,16 +202,23 @@ pub struct ReadArgs {
 pub enum ConsistencyArg {
     /// Whatever the target node has applied (may lag behind the leader on a follower)
     Eventual,
+    /// Read-your-writes: wait until the target node has applied --after-index
+    Session,
     /// Linearizable: answered by the leader after it confirms it still leads
     Strong,
 }
 
 impl ReadArgs {
     fn consistency(&self) -> Consistency {
+        if self.consistent_read {
+            return Consistency::Strong;
+        }
         match (self.consistency, self.after_index) {
             (ConsistencyArg::Strong, _) => Consistency::Strong,
-            (ConsistencyArg::Eventual, Some(i)) => Consistency::AfterIndex(i),
-            (ConsistencyArg::Eventual, None) => Consistency::Eventual,
+            (ConsistencyArg::Eventual | ConsistencyArg::Session, Some(i)) => {
+                Consistency::AfterIndex(i)
+            }
+            (ConsistencyArg::Eventual | ConsistencyArg::Session, None) => Consistency::Eventual,
         }
     }
 }

@@ -13,8 +13,10 @@ use crate::error::Error;
 use crate::raft::network::FaultSpec;
 use crate::raft::NodeAddr;
 
-/// One node's view of the cluster, as `GET /status` returns it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One node's view of the cluster, as `GET /status` returns it. Missing fields default
+/// when read back, so readers (the supervisor) and nodes can evolve separately.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NodeStatus {
     pub node_id: u64,
     pub addr: String,
@@ -56,8 +58,14 @@ pub struct NodeStatus {
     pub faults: Option<FaultSpec>,
 }
 
+impl NodeStatus {
+    pub fn is_leader(&self) -> bool {
+        self.role == "Leader"
+    }
+}
+
 /// How far one member's log matches the leader's.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FollowerProgress {
     pub matched: Option<u64>,
     pub behind: u64,
@@ -183,6 +191,22 @@ fn apply_faults(app: &App, spec: FaultSpec) -> Result<FaultSpec, Error> {
     Ok(spec)
 }
 
+/// Recomputes the state digest from every stored record and compares it with the one
+/// apply keeps incrementally. A mismatch would mean a bug in apply, not a replication
+/// problem; between nodes, compare `/status` digests at equal `digest_index`.
+fn verify_digest(app: &App) -> Result<serde_json::Value, Error> {
+    let (incremental, index) = app.progress.digest();
+    let full = app.tables.full_digest()?;
+    let (again, index_after) = app.progress.digest();
+    Ok(serde_json::json!({
+        "digest": format!("{incremental:032x}"),
+        "recomputed": format!("{full:032x}"),
+        "digest_index": index,
+        "consistent": (incremental == full) || (index != index_after || again != incremental),
+        "note": if index != index_after { "entries were applied during the check; run it again" } else { "" },
+    }))
+}
+
 /// Copies Raft's and the state machine's current numbers into the gauges.
 fn refresh_metrics(app: &App) {
     let m = app.raft.metrics().borrow().clone();
@@ -251,6 +275,10 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         respond(apply_faults(&a, FaultSpec::default()), StatusCode::OK, "/admin/faults")
     });
     let a = app.clone();
+    let verify = warp::path!("admin" / "verify")
+        .and(warp::get())
+        .map(move || respond(verify_digest(&a), StatusCode::OK, "/admin/verify"));
+    let a = app.clone();
     let metrics = warp::path("metrics").and(warp::path::end()).and(warp::get()).map(move || {
         refresh_metrics(&a);
         warp::reply::with_header(
@@ -274,5 +302,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .or(faults_heal)
         .unify()
         .or(metrics)
+        .unify()
+        .or(verify)
         .unify()
 }

@@ -253,6 +253,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 KEY_LAST_APPLIED,
                 serde_json::to_vec(&Some(log_id)).expect("log id"),
             );
+            // The digest travels with last_applied: after a crash both are as of the
+            // same entry.
+            batch.insert(&self.store.sm_meta, KEY_DIGEST, digest.to_be_bytes().to_vec());
             // No fsync: the committed log is durable and is re-applied after a crash.
             batch.commit().map_err(|e| {
                 StorageError::from(StorageIOError::apply(

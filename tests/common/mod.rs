@@ -177,6 +177,56 @@ impl TestCluster {
         }
     }
 
+    /// SIGSTOPs node `i`: frozen, as if the machine hung.
+    pub fn pause(&self, i: usize) {
+        if let Some(c) = &self.children[i] {
+            unsafe { libc::kill(c.id() as i32, libc::SIGSTOP) };
+        }
+    }
+
+    /// SIGCONTs node `i`.
+    pub fn resume(&self, i: usize) {
+        if let Some(c) = &self.children[i] {
+            unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
+        }
+    }
+
+    /// Cuts the nodes in `side` off from all others (Raft messages, both directions).
+    pub fn partition(&self, side: &[usize]) {
+        for i in 0..self.addrs.len() {
+            let others: Vec<usize> = if side.contains(&i) {
+                (0..self.addrs.len()).filter(|j| !side.contains(j)).collect()
+            } else {
+                side.to_vec()
+            };
+            if self.children[i].is_some() {
+                let r = http()
+                    .post(self.url(i, "/admin/faults"))
+                    .json(&serde_json::json!({ "partitioned_from": others }))
+                    .send();
+                assert!(r.is_ok_and(|r| r.status() == 200), "partition node {i}");
+            }
+        }
+    }
+
+    /// Removes every simulated network fault on every running node.
+    pub fn heal(&self) {
+        for i in 0..self.addrs.len() {
+            if self.children[i].is_some() {
+                let _ = http().delete(self.url(i, "/admin/faults")).send();
+            }
+        }
+    }
+
+    /// Whether node `i`'s process is still running (a started node that exited on its
+    /// own is a crash).
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match &mut self.children[i] {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+
     /// Starts node `i` again (same data dir) and waits until it answers.
     pub fn restart(&mut self, i: usize) {
         assert!(self.children[i].is_none(), "node {i} is running");
@@ -194,6 +244,7 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for c in self.children.iter_mut().flatten() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGCONT) };
             let _ = c.kill();
             let _ = c.wait();
         }

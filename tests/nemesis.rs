@@ -1,0 +1,434 @@
+//! Jepsen-style runs: a concurrent workload of writes and strong reads on a few keys,
+//! through random nodes, while a nemesis injects faults (kill and restart a node, kill
+//! the leader, pause/resume, partition/heal, whole-cluster crash). Every operation's
+//! invocation, completion and result is recorded; at the end the history is checked for
+//! linearizability and the cluster for convergence, crashes and panics.
+//!
+//! `make test` runs short versions. `scripts/chaos.sh` runs the same tests longer
+//! through the environment: `NEMESIS_SECS` (workload duration, default 20),
+//! `CRASH_ROUNDS` (whole-cluster crash rounds, default 3), `NEMESIS_SEED`.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{eventually, send_following, TestCluster};
+use raft_nosql::check::{self, Op, OpKind, Outcome};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const TABLE: &str = r#"{"table_name":"regs","partition_key":{"name":"k","type":"S"}}"#;
+const KEYS: usize = 4;
+const CLIENTS: u64 = 5;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A tiny deterministic RNG (xorshift), seeded per thread from `NEMESIS_SEED`.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A client with a short timeout: a slow answer is an indeterminate outcome.
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap()
+}
+
+/// Sends one request, following 307s; classifies the outcome for the history.
+fn perform(
+    c: &reqwest::blocking::Client,
+    method: Method,
+    url: String,
+    body: Option<&Value>,
+) -> Result<(u16, Value), ()> {
+    let mut url = url;
+    for _ in 0..5 {
+        let mut req = c.request(method.clone(), &url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().map_err(|_| ())?;
+        let status = resp.status().as_u16();
+        if status == 307 {
+            url =
+                resp.headers().get("location").and_then(|l| l.to_str().ok()).ok_or(())?.to_string();
+            continue;
+        }
+        let body: Value = resp.json().unwrap_or(Value::Null);
+        return Ok((status, body));
+    }
+    Ok((307, Value::Null))
+}
+
+/// The outcome of a write for the checker: only a definite refusal is `Fail`.
+fn write_outcome(r: &Result<(u16, Value), ()>) -> Outcome {
+    match r {
+        Ok((200, _)) => Outcome::Ok(None),
+        Ok((307, _)) => Outcome::Fail,
+        Ok((503, b)) if matches!(b["error"]["code"].as_str(), Some("no_leader" | "not_leader")) => {
+            Outcome::Fail
+        }
+        Ok((s, _)) if (400..500).contains(s) => Outcome::Fail,
+        _ => Outcome::Unknown,
+    }
+}
+
+fn read_outcome(r: &Result<(u16, Value), ()>) -> Outcome {
+    match r {
+        Ok((200, b)) => Outcome::Ok(b["item"]["v"].as_str().map(str::to_string)),
+        Ok((404, b)) if b["error"]["code"] == "item_not_found" => Outcome::Ok(None),
+        _ => Outcome::Unknown,
+    }
+}
+
+/// The faults the nemesis can inject.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    KillNode,
+    KillLeader,
+    PauseNode,
+    PauseLeader,
+    PartitionNode,
+    PartitionLeader,
+    CrashAll,
+}
+
+const FAULTS: [Fault; 7] = [
+    Fault::KillNode,
+    Fault::KillLeader,
+    Fault::PauseNode,
+    Fault::PauseLeader,
+    Fault::PartitionNode,
+    Fault::PartitionLeader,
+    Fault::CrashAll,
+];
+
+fn current_leader(c: &TestCluster) -> Option<usize> {
+    (0..c.addrs.len()).find_map(|i| {
+        c.children[i].as_ref()?;
+        let s = c.status(i)?;
+        (s["role"] == "Leader").then(|| i)
+    })
+}
+
+/// Injects one fault, holds it, then undoes it. Returns a description.
+fn inject(c: &mut TestCluster, fault: Fault, rng: &mut Rng, hold: Duration) -> String {
+    let n = c.addrs.len();
+    let random = rng.below(n as u64) as usize;
+    let leader = current_leader(c).unwrap_or(random);
+    let target = match fault {
+        Fault::KillLeader | Fault::PauseLeader | Fault::PartitionLeader => leader,
+        _ => random,
+    };
+    let deadline = Instant::now() + hold;
+    let hold_until = || {
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50)); // hold the fault until the deadline
+        }
+    };
+    match fault {
+        Fault::KillNode | Fault::KillLeader => {
+            c.kill(target);
+            hold_until();
+            c.restart(target);
+        }
+        Fault::PauseNode | Fault::PauseLeader => {
+            c.pause(target);
+            hold_until();
+            c.resume(target);
+        }
+        Fault::PartitionNode | Fault::PartitionLeader => {
+            c.partition(&[target]);
+            hold_until();
+            c.heal();
+        }
+        Fault::CrashAll => {
+            for i in 0..n {
+                c.kill(i);
+            }
+            hold_until();
+            for i in 0..n {
+                c.restart(i);
+            }
+        }
+    }
+    format!("{fault:?}({target})")
+}
+
+/// The report of one nemesis run.
+struct Report {
+    ops: usize,
+    indeterminate: usize,
+    faults: Vec<String>,
+    verdict: check::Verdict,
+}
+
+/// Runs the workload for `secs` seconds with the nemesis cycling `faults`.
+fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
+    let mut c = TestCluster::start(3);
+    let r = send_following(
+        Method::POST,
+        &c.url(0, "/tables"),
+        Some(&serde_json::from_str(TABLE).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let addrs = c.addrs.clone();
+    let start = Instant::now();
+    let now_us = || start.elapsed().as_micros() as u64;
+    let history: Mutex<Vec<Op>> = Mutex::new(Vec::new());
+    let next_id = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let mut injected = Vec::new();
+
+    std::thread::scope(|s| {
+        for client_id in 0..CLIENTS {
+            let (addrs, history, next_id, stop) = (&addrs, &history, &next_id, &stop);
+            s.spawn(move || {
+                let http = client();
+                let mut rng = Rng::new(seed ^ (client_id + 1) * 7919);
+                let mut seq = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let key = format!("k{}", rng.below(KEYS as u64));
+                    let node = &addrs[rng.below(addrs.len() as u64) as usize];
+                    let id = next_id.fetch_add(1, Ordering::SeqCst);
+                    let invoke = now_us();
+                    let (kind, outcome) = if rng.below(2) == 0 {
+                        seq += 1;
+                        let v = format!("c{client_id}-{seq}");
+                        let body = json!({"k": key, "v": v});
+                        let r = perform(
+                            &http,
+                            Method::PUT,
+                            format!("http://{node}/tables/regs/items"),
+                            Some(&body),
+                        );
+                        (OpKind::Write(v), write_outcome(&r))
+                    } else {
+                        let url =
+                            format!("http://{node}/tables/regs/items?pk={key}&consistency=strong");
+                        let r = perform(&http, Method::GET, url, None);
+                        (OpKind::Read, read_outcome(&r))
+                    };
+                    let complete = match outcome {
+                        Outcome::Unknown => None,
+                        _ => Some(now_us()),
+                    };
+                    history.lock().unwrap().push(Op {
+                        id,
+                        client: client_id,
+                        key,
+                        kind,
+                        invoke,
+                        complete,
+                        outcome,
+                    });
+                }
+            });
+        }
+        let mut rng = Rng::new(seed);
+        let deadline = start + Duration::from_secs(secs);
+        std::thread::sleep(Duration::from_millis(500)); // let the workload start before the first fault
+        while Instant::now() < deadline {
+            let fault = faults[rng.below(faults.len() as u64) as usize];
+            let hold = Duration::from_millis(1000 + rng.below(1500));
+            injected.push(inject(&mut c, fault, &mut rng, hold));
+            std::thread::sleep(Duration::from_millis(500 + rng.below(1000))); // quiet time between faults
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+
+    // Quiesce: every fault undone; then one final strong read per key joins the history.
+    c.heal();
+    c.wait_leader();
+    let http = client();
+    let mut final_values = BTreeMap::new();
+    for k in 0..KEYS {
+        let key = format!("k{k}");
+        let (invoke, outcome) = eventually(Duration::from_secs(30), "a final strong read", || {
+            let invoke = now_us();
+            let r = perform(
+                &http,
+                Method::GET,
+                format!("http://{}/tables/regs/items?pk={key}&consistency=strong", addrs[0]),
+                None,
+            );
+            match read_outcome(&r) {
+                Outcome::Unknown => None,
+                o => Some((invoke, o)),
+            }
+        });
+        if let Outcome::Ok(v) = &outcome {
+            final_values.insert(key.clone(), v.clone());
+        }
+        let id = next_id.fetch_add(1, Ordering::SeqCst);
+        history.lock().unwrap().push(Op {
+            id,
+            client: CLIENTS,
+            key,
+            kind: OpKind::Read,
+            invoke,
+            complete: Some(now_us()),
+            outcome,
+        });
+    }
+
+    // Convergence: equal digests at equal indexes on every node.
+    eventually(Duration::from_secs(60), "every node to converge to one digest", || {
+        let st: Vec<Value> = (0..3).map(|i| c.status(i)).collect::<Option<_>>()?;
+        let same_index = st
+            .iter()
+            .all(|s| s["digest_index"] == st[0]["digest_index"] && s["applied"] == s["committed"]);
+        (same_index && st.iter().all(|s| s["digest"] == st[0]["digest"])).then_some(())
+    });
+    // The final values are on every node (eventual reads agree with the strong ones).
+    for (key, v) in &final_values {
+        for i in 0..3 {
+            let r = perform(
+                &http,
+                Method::GET,
+                c.url(i, &format!("/tables/regs/items?pk={key}")),
+                None,
+            )
+            .unwrap();
+            assert_eq!(r.1["item"]["v"].as_str().map(str::to_string), *v, "node {i} key {key}");
+        }
+    }
+    // No crash other than the nemesis's kills, and no panic in any log.
+    for i in 0..3 {
+        assert!(c.is_running(i), "node {i} exited on its own:\n{}", c.output(i));
+        assert!(!c.output(i).contains("panicked"), "node {i} panicked:\n{}", c.output(i));
+    }
+
+    let history = history.into_inner().unwrap();
+    let indeterminate = history.iter().filter(|o| matches!(o.outcome, Outcome::Unknown)).count();
+    let verdict = check::check(&history);
+    if !verdict.linearizable {
+        let path = std::env::temp_dir().join(format!("nemesis-history-{seed}.jsonl"));
+        std::fs::write(&path, check::history_to_jsonl(&history)).unwrap();
+        eprintln!("history saved to {}", path.display());
+    }
+    Report { ops: history.len(), indeterminate, faults: injected, verdict }
+}
+
+fn print_report(name: &str, r: &Report) {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for f in &r.faults {
+        *counts.entry(f.split('(').next().unwrap()).or_default() += 1;
+    }
+    eprintln!(
+        "{name}: {} ops ({} indeterminate), {} faults {:?}\n{}",
+        r.ops,
+        r.indeterminate,
+        r.faults.len(),
+        counts,
+        r.verdict
+    );
+}
+
+/// A short nemesis run with kill-leader, pause and partition faults (and the others):
+/// the history is linearizable, nothing acknowledged is lost, the nodes converge.
+#[test]
+fn nemesis_run_is_linearizable_and_converges() {
+    let secs = env_u64("NEMESIS_SECS", 20);
+    let seed = env_u64("NEMESIS_SEED", std::process::id() as u64);
+    let report = run_nemesis(secs, &FAULTS, seed);
+    print_report(&format!("nemesis run (seed {seed}, {secs}s)"), &report);
+    assert!(report.verdict.linearizable, "history is not linearizable:\n{}", report.verdict);
+    let acked = report.ops - report.indeterminate;
+    assert!(acked > 50, "enough operations completed ({acked})");
+    assert!(!report.faults.is_empty(), "the nemesis injected faults");
+}
+
+/// SIGKILL of all three nodes in the middle of a write load, then a restart: every
+/// acknowledged write is there. `CRASH_ROUNDS` rounds.
+#[test]
+fn whole_cluster_crash_mid_write_load_keeps_every_acknowledged_write() {
+    let rounds = env_u64("CRASH_ROUNDS", 3);
+    let mut c = TestCluster::start(3);
+    let table = r#"{"table_name":"durable","partition_key":{"name":"k","type":"S"}}"#;
+    let r = send_following(
+        Method::POST,
+        &c.url(0, "/tables"),
+        Some(&serde_json::from_str(table).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut all_acked: Vec<String> = Vec::new();
+    for round in 0..rounds {
+        let acked: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let count = AtomicU64::new(0);
+        let stop = AtomicBool::new(false);
+        let addrs = c.addrs.clone();
+        std::thread::scope(|s| {
+            for w in 0..4u64 {
+                let (acked, count, stop, addrs) = (&acked, &count, &stop, &addrs);
+                s.spawn(move || {
+                    let http = client();
+                    let mut i = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        i += 1;
+                        let key = format!("r{round}-w{w}-{i}");
+                        let url = format!(
+                            "http://{}/tables/durable/items",
+                            addrs[(w as usize + i) % addrs.len()]
+                        );
+                        if let Ok((200, _)) =
+                            perform(&http, Method::PUT, url, Some(&json!({"k": key})))
+                        {
+                            acked.lock().unwrap().push(key);
+                            count.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+            eventually(Duration::from_secs(30), "writes acknowledged before the crash", || {
+                (count.load(Ordering::SeqCst) >= 100).then_some(())
+            });
+            for i in 0..3 {
+                c.kill(i);
+            }
+            stop.store(true, Ordering::SeqCst);
+        });
+        for i in 0..3 {
+            c.restart(i);
+        }
+        let leader = c.wait_leader();
+        all_acked.extend(acked.into_inner().unwrap());
+        let http = client();
+        for key in &all_acked {
+            let r = eventually(Duration::from_secs(10), "a read of an acknowledged key", || {
+                let url =
+                    c.url(leader, &format!("/tables/durable/items?pk={key}&consistency=strong"));
+                match perform(&http, Method::GET, url, None) {
+                    Ok((s, b)) if s == 200 || s == 404 => Some((s, b)),
+                    _ => None,
+                }
+            });
+            assert_eq!(r.0, 200, "round {round}: acknowledged write {key} lost");
+        }
+        eprintln!("crash round {round}: {} acknowledged writes all present", all_acked.len());
+    }
+}
