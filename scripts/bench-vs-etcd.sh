@@ -39,7 +39,17 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release/raft-nosql
 
 log() { printf '[bench-vs-etcd] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+die() {
+    log "error: $*"
+    # Show what the servers said before their temp dir goes away.
+    local f
+    for f in "${WORK:-/nonexistent}"/etcd/*.log "${WORK:-/nonexistent}"/raft-nosql/*.out; do
+        [ -s "$f" ] || continue
+        log "--- last lines of $f"
+        tail -n 15 "$f" >&2
+    done
+    exit 1
+}
 
 # ---------------------------------------------------------------- prerequisites
 missing=()
@@ -90,11 +100,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A TCP port on 127.0.0.1 that nothing listens on and that this script has not handed out.
+# Picked below the kernel's ephemeral range, so no outgoing connection holds it either.
 USED_PORTS=" "
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+PORT_LOW=10000
+PORT_SPAN=$((EPHEMERAL_LOW > PORT_LOW + 1000 ? EPHEMERAL_LOW - PORT_LOW : 20000))
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 40000))
+        p=$((PORT_LOW + RANDOM % PORT_SPAN))
         case "$USED_PORTS" in *" $p "*) continue ;; esac
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             USED_PORTS+="$p "
@@ -148,7 +162,7 @@ done
 ETCD_TARGETS=""
 for i in 0 1 2; do
     ETCD_TARGETS+="${ETCD_TARGETS:+,}127.0.0.1:${ETCD_CLIENT[$i]}"
-    wait_for 30 "etcd member $i" sh -c "curl -sf http://127.0.0.1:${ETCD_CLIENT[$i]}/health | grep -q true"
+    wait_for 60 "etcd member $i" sh -c "curl -sf http://127.0.0.1:${ETCD_CLIENT[$i]}/health | grep -q true"
 done
 log "etcd up: $ETCD_TARGETS"
 
