@@ -25,6 +25,7 @@ use fjall::{Keyspace, PersistMode, Readable};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 
+use super::tables::Staged;
 use super::{any, Progress, Store, Tables};
 use crate::raft::{
     CommandResponse, Entry, LogId, Snapshot, SnapshotData, SnapshotMeta, StorageError,
@@ -142,6 +143,42 @@ impl StateMachine {
         Ok((last, membership, data))
     }
 
+    /// Commits one apply batch: the staged writes, the membership if it changed, and
+    /// `last_applied` with the digest as of `last` (so after a crash both are as of the
+    /// same entry). No fsync: the committed log is durable and is re-applied after a crash.
+    fn commit(
+        &self,
+        staged: Staged,
+        membership: Option<StoredMembership>,
+        last: LogId,
+        digest: u128,
+    ) -> Result<(), StorageError> {
+        let mut batch = self.store.db.batch();
+        self.tables.stage_into(staged, &mut batch);
+        if let Some(m) = membership {
+            batch.insert(
+                &self.store.sm_meta,
+                KEY_MEMBERSHIP,
+                serde_json::to_vec(&m).expect("membership"),
+            );
+        }
+        batch.insert(
+            &self.store.sm_meta,
+            KEY_LAST_APPLIED,
+            serde_json::to_vec(&Some(last)).expect("log id"),
+        );
+        batch.insert(&self.store.sm_meta, KEY_DIGEST, digest.to_be_bytes().to_vec());
+        batch.commit().map_err(|e| {
+            StorageError::from(StorageIOError::apply(
+                last,
+                any(std::io::Error::other(e.to_string())),
+            ))
+        })?;
+        self.progress.set_digest(digest, last.index);
+        self.progress.set_applied(Some(last.index));
+        Ok(())
+    }
+
     /// Stores `meta` + `data` as the current snapshot, durably.
     fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
         let mut batch = self.store.db.batch().durability(Some(PersistMode::SyncAll));
@@ -225,47 +262,39 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let mut responses = Vec::new();
         let (mut digest, _) = self.progress.digest();
+        // One fjall batch for the whole call (not one per entry): fjall holds its
+        // journal lock while an fsync of the log runs, so every commit may wait for one.
+        let mut staged = Staged::default();
+        let mut membership = None;
+        let mut last = None;
         for entry in entries {
             let log_id = entry.log_id;
-            let mut batch = self.store.db.batch();
-            let response = match entry.payload {
-                EntryPayload::Blank => CommandResponse::None,
-                EntryPayload::Normal(cmd) => {
-                    self.tables.apply(&mut batch, log_id.index, cmd, &mut digest).map_err(|e| {
-                        StorageError::from(StorageIOError::apply(
-                            log_id,
-                            any(std::io::Error::other(e.to_string())),
-                        ))
-                    })?
-                }
-                EntryPayload::Membership(m) => {
-                    let sm = StoredMembership::new(Some(log_id), m);
-                    batch.insert(
-                        &self.store.sm_meta,
-                        KEY_MEMBERSHIP,
-                        serde_json::to_vec(&sm).expect("membership"),
-                    );
-                    CommandResponse::None
-                }
-            };
-            batch.insert(
-                &self.store.sm_meta,
-                KEY_LAST_APPLIED,
-                serde_json::to_vec(&Some(log_id)).expect("log id"),
-            );
-            // The digest travels with last_applied: after a crash both are as of the
-            // same entry.
-            batch.insert(&self.store.sm_meta, KEY_DIGEST, digest.to_be_bytes().to_vec());
-            // No fsync: the committed log is durable and is re-applied after a crash.
-            batch.commit().map_err(|e| {
+            let fail = |e: crate::error::Error| {
                 StorageError::from(StorageIOError::apply(
                     log_id,
                     any(std::io::Error::other(e.to_string())),
                 ))
-            })?;
-            self.progress.set_digest(digest, log_id.index);
-            self.progress.set_applied(Some(log_id.index));
+            };
+            let response = match entry.payload {
+                EntryPayload::Blank => CommandResponse::None,
+                EntryPayload::Normal(cmd) => {
+                    if staged.needs_flush_before(&cmd) {
+                        // A table delete scans committed items: commit what came before.
+                        let prev = last.expect("something was staged, so an entry came before");
+                        self.commit(std::mem::take(&mut staged), membership.take(), prev, digest)?;
+                    }
+                    self.tables.apply(&mut staged, log_id.index, cmd, &mut digest).map_err(fail)?
+                }
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(log_id), m));
+                    CommandResponse::None
+                }
+            };
+            last = Some(log_id);
             responses.push(response);
+        }
+        if let Some(last) = last {
+            self.commit(staged, membership, last, digest)?;
         }
         Ok(responses)
     }
@@ -343,6 +372,82 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{attr, KeyAttr, KeyType, TableSchema};
+    use crate::raft::Command;
+
+    fn entry(index: u64, cmd: Command) -> Entry {
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 0), index),
+            payload: EntryPayload::Normal(cmd),
+        }
+    }
+
+    fn put(table: &str, k: &str, v: u64) -> Command {
+        let item = attr::item_from_json(&serde_json::json!({"k": k, "v": v})).unwrap();
+        Command::PutItem { table: table.into(), item }
+    }
+
+    /// Many entries applied in one call (one batch) give the same state, counts,
+    /// versions and digest as the same entries applied one by one.
+    #[tokio::test]
+    async fn one_batch_per_apply_call_equals_entry_by_entry() {
+        let schema = |name: &str| TableSchema {
+            table_name: name.into(),
+            partition_key: KeyAttr { name: "k".into(), key_type: KeyType::S },
+            sort_key: None,
+        };
+        let cmds = vec![
+            Command::CreateTable { schema: schema("one") },
+            put("one", "a", 1),
+            put("one", "a", 2),
+            put("one", "b", 3),
+            Command::DeleteItem {
+                table: "one".into(),
+                key: crate::model::ItemKey::new(crate::model::KeyValue::S("b".into()), None),
+            },
+            Command::CreateTable { schema: schema("two") },
+            put("two", "x", 4),
+            Command::DeleteTable { table: "one".into() },
+            put("one", "a", 5),
+            Command::CreateTable { schema: schema("one") },
+            put("one", "c", 6),
+            put("two", "x", 7),
+        ];
+        let entries: Vec<Entry> =
+            cmds.into_iter().enumerate().map(|(i, c)| entry(i as u64 + 1, c)).collect();
+        let run = |batched: bool| {
+            let entries = entries.clone();
+            async move {
+                let dir = tempfile::tempdir().unwrap();
+                let mut sm =
+                    StateMachine::new(Store::open(dir.path()).unwrap(), Arc::default()).unwrap();
+                let responses = if batched {
+                    sm.apply(entries).await.unwrap()
+                } else {
+                    let mut r = Vec::new();
+                    for e in entries {
+                        r.extend(sm.apply(vec![e]).await.unwrap());
+                    }
+                    r
+                };
+                let t = sm.tables();
+                let counts = t.counts().unwrap();
+                let full = t.full_digest().unwrap();
+                assert_eq!(sm.progress.digest().0, full, "incremental digest matches stored data");
+                (responses, counts, full, dir)
+            }
+        };
+        let (r1, c1, d1, _a) = run(true).await;
+        let (r2, c2, d2, _b) = run(false).await;
+        assert_eq!(r1, r2);
+        assert_eq!(c1, c2);
+        assert_eq!(c1, (2, 2), "tables one and two; items one/c and two/x");
+        assert_eq!(d1, d2);
+        assert!(
+            matches!(r1[8], CommandResponse::Rejected(_)),
+            "put into the deleted table is rejected"
+        );
+    }
 
     #[test]
     fn snapshot_records_parse_back_and_garbage_is_refused() {

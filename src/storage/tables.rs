@@ -13,6 +13,7 @@
 //! rejection is a value returned to the client, never an error. fjall errors are
 //! returned as errors and stop Raft (see `storage` module docs).
 
+use std::collections::HashMap;
 use std::ops::Bound;
 
 use base64::Engine;
@@ -162,6 +163,31 @@ impl KeyRange {
             | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
             _ => false,
         }
+    }
+}
+
+/// Writes of one apply call not yet committed: later entries of the same call read
+/// them here first. Keyed maps, so a key written twice ends as one operation in the
+/// batch (a fjall batch gives all its operations one sequence number).
+#[derive(Debug, Default)]
+pub struct Staged {
+    /// Item key → new value (`None` = removed).
+    items: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Table id → new item count (`None` = removed).
+    counts: HashMap<u64, Option<u64>>,
+    /// Table name → new meta bytes (`None` = removed).
+    tables: HashMap<String, Option<Vec<u8>>>,
+}
+
+impl Staged {
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.counts.is_empty() && self.tables.is_empty()
+    }
+
+    /// Whether `cmd` must run on committed state (everything staged written first).
+    pub fn needs_flush_before(&self, cmd: &Command) -> bool {
+        matches!(cmd, Command::DeleteTable { .. }) && !self.is_empty()
     }
 }
 
@@ -315,24 +341,27 @@ impl Tables {
 
     // ---- writes (apply) ------------------------------------------------------------
 
-    /// Applies one command at log index `index`, staging its writes in `batch`.
+    /// Applies one command at log index `index`, staging its writes in `staged`.
     ///
-    /// Reads see only what earlier entries committed (each entry is its own batch), so
-    /// the verdict is the same on every node. `digest` is updated for every record
-    /// written or removed.
+    /// Reads see what earlier entries wrote, committed or still staged, so the verdict
+    /// is the same on every node however entries are grouped into batches. `digest`
+    /// is updated for every record written or removed. A `DeleteTable` needs every
+    /// earlier write committed first ([`Staged::needs_flush_before`]).
     pub fn apply(
         &self,
-        batch: &mut OwnedWriteBatch,
+        staged: &mut Staged,
         index: u64,
         cmd: Command,
         digest: &mut u128,
     ) -> Result<CommandResponse> {
         let verdict = match cmd {
-            Command::CreateTable { schema } => self.apply_create(batch, index, schema, digest),
-            Command::DeleteTable { table } => self.apply_delete_table(batch, index, &table, digest),
-            Command::PutItem { table, item } => self.apply_put(batch, index, &table, item, digest),
+            Command::CreateTable { schema } => self.apply_create(staged, index, schema, digest),
+            Command::DeleteTable { table } => {
+                self.apply_delete_table(staged, index, &table, digest)
+            }
+            Command::PutItem { table, item } => self.apply_put(staged, index, &table, item, digest),
             Command::DeleteItem { table, key } => {
-                self.apply_delete_item(batch, index, &table, &key, digest)
+                self.apply_delete_item(staged, index, &table, &key, digest)
             }
         }?;
         Ok(match verdict {
@@ -341,9 +370,33 @@ impl Tables {
         })
     }
 
+    /// The stored bytes of table `name`, staged writes first.
+    fn table_raw(&self, staged: &Staged, name: &str) -> Result<Option<Vec<u8>>> {
+        match staged.tables.get(name) {
+            Some(v) => Ok(v.clone()),
+            None => {
+                Ok(self.store.tables.get(name.as_bytes()).map_err(storage)?.map(|v| v.to_vec()))
+            }
+        }
+    }
+
+    fn staged_table(&self, staged: &Staged, name: &str) -> Result<Option<TableMeta>> {
+        self.table_raw(staged, name)?
+            .map(|raw| serde_json::from_slice(&raw).map_err(storage))
+            .transpose()
+    }
+
+    /// The stored value of item key `k`, staged writes first.
+    fn item_raw(&self, staged: &Staged, k: &[u8]) -> Result<Option<Vec<u8>>> {
+        match staged.items.get(k) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.items().get(k).map_err(storage)?.map(|v| v.to_vec())),
+        }
+    }
+
     fn apply_create(
         &self,
-        batch: &mut OwnedWriteBatch,
+        staged: &mut Staged,
         index: u64,
         schema: TableSchema,
         digest: &mut u128,
@@ -351,25 +404,26 @@ impl Tables {
         if let Err(e) = schema.validate() {
             return Ok(Err(e.into()));
         }
-        if self.get_table(&schema.table_name)?.is_some() {
+        if self.table_raw(staged, &schema.table_name)?.is_some() {
             return Ok(Err(Rejection::TableExists(schema.table_name)));
         }
         let meta = TableMeta { id: index, schema };
         let v = serde_json::to_vec(&meta).expect("table meta serializes");
-        let name = meta.schema.table_name.as_bytes();
-        *digest = digest.wrapping_add(record_hash(TAG_TABLE, name, &v));
-        batch.insert(&self.store.tables, name, v);
+        let name = meta.schema.table_name.clone();
+        *digest = digest.wrapping_add(record_hash(TAG_TABLE, name.as_bytes(), &v));
+        staged.tables.insert(name, Some(v));
         Ok(Ok(Applied { version: index, existed: false }))
     }
 
     fn apply_delete_table(
         &self,
-        batch: &mut OwnedWriteBatch,
+        staged: &mut Staged,
         index: u64,
         name: &str,
         digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
-        let Some(raw) = self.store.tables.get(name.as_bytes()).map_err(storage)? else {
+        debug_assert!(staged.is_empty(), "DeleteTable runs on committed state only");
+        let Some(raw) = self.table_raw(staged, name)? else {
             return Ok(Err(Rejection::TableNotFound(name.to_string())));
         };
         let meta: TableMeta = serde_json::from_slice(&raw).map_err(storage)?;
@@ -377,22 +431,22 @@ impl Tables {
         for g in self.items().prefix(key::table_prefix(meta.id)) {
             let (k, v) = g.into_inner().map_err(storage)?;
             *digest = digest.wrapping_sub(record_hash(TAG_ITEM, &k, &v));
-            batch.remove(self.items(), k);
+            staged.items.insert(k.to_vec(), None);
         }
-        batch.remove(&self.store.sm_meta, count_key(meta.id));
-        batch.remove(&self.store.tables, name.as_bytes());
+        staged.counts.insert(meta.id, None);
+        staged.tables.insert(name.to_string(), None);
         Ok(Ok(Applied { version: index, existed: true }))
     }
 
     fn apply_put(
         &self,
-        batch: &mut OwnedWriteBatch,
+        staged: &mut Staged,
         index: u64,
         table: &str,
         item: Item,
         digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
-        let Some(meta) = self.get_table(table)? else {
+        let Some(meta) = self.staged_table(staged, table)? else {
             return Ok(Err(Rejection::TableNotFound(table.to_string())));
         };
         let ik = match meta.schema.validate_item(&item) {
@@ -400,7 +454,7 @@ impl Tables {
             Err(e) => return Ok(Err(e.into())),
         };
         let k = key::item_key_bytes(meta.id, &ik);
-        let old = self.items().get(&k).map_err(storage)?;
+        let old = self.item_raw(staged, &k)?;
         if let Some(old) = &old {
             // Last write wins: an entry never overwrites a newer version (this only
             // matters if an entry were ever applied twice; the log applies in order).
@@ -409,27 +463,27 @@ impl Tables {
             }
             *digest = digest.wrapping_sub(record_hash(TAG_ITEM, &k, old));
         } else {
-            self.add_count(batch, meta.id, 1)?;
+            self.add_count(staged, meta.id, 1)?;
         }
         let v = encode_item_value(index, &item);
         *digest = digest.wrapping_add(record_hash(TAG_ITEM, &k, &v));
-        batch.insert(self.items(), k, v);
+        staged.items.insert(k, Some(v));
         Ok(Ok(Applied { version: index, existed: old.is_some() }))
     }
 
     fn apply_delete_item(
         &self,
-        batch: &mut OwnedWriteBatch,
+        staged: &mut Staged,
         index: u64,
         table: &str,
         ik: &ItemKey,
         digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
-        let Some(meta) = self.get_table(table)? else {
+        let Some(meta) = self.staged_table(staged, table)? else {
             return Ok(Err(Rejection::TableNotFound(table.to_string())));
         };
         let k = key::item_key_bytes(meta.id, ik);
-        let existed = match self.items().get(&k).map_err(storage)? {
+        let existed = match self.item_raw(staged, &k)? {
             Some(old) if version_of(&old) >= index => {
                 return Ok(Ok(Applied { version: version_of(&old), existed: true }))
             }
@@ -440,10 +494,34 @@ impl Tables {
             None => false,
         };
         if existed {
-            batch.remove(self.items(), k);
-            self.add_count(batch, meta.id, -1)?;
+            staged.items.insert(k, None);
+            self.add_count(staged, meta.id, -1)?;
         }
         Ok(Ok(Applied { version: index, existed }))
+    }
+
+    /// Writes everything staged into `batch` (one operation per key).
+    pub fn stage_into(&self, staged: Staged, batch: &mut OwnedWriteBatch) {
+        for (k, v) in staged.items {
+            match v {
+                Some(v) => batch.insert(self.items(), k, v),
+                None => batch.remove(self.items(), k),
+            }
+        }
+        for (id, n) in staged.counts {
+            match n {
+                Some(n) => {
+                    batch.insert(&self.store.sm_meta, count_key(id), n.to_be_bytes().to_vec())
+                }
+                None => batch.remove(&self.store.sm_meta, count_key(id)),
+            }
+        }
+        for (name, v) in staged.tables {
+            match v {
+                Some(v) => batch.insert(&self.store.tables, name.into_bytes(), v),
+                None => batch.remove(&self.store.tables, name.into_bytes()),
+            }
+        }
     }
 
     /// Recomputes the digest from scratch (to check the incremental one).
@@ -458,9 +536,12 @@ impl Tables {
         Ok(d)
     }
 
-    fn add_count(&self, batch: &mut OwnedWriteBatch, table_id: u64, delta: i64) -> Result<()> {
-        let n = self.item_count(table_id)?.saturating_add_signed(delta);
-        batch.insert(&self.store.sm_meta, count_key(table_id), n.to_be_bytes().to_vec());
+    fn add_count(&self, staged: &mut Staged, table_id: u64, delta: i64) -> Result<()> {
+        let current = match staged.counts.get(&table_id) {
+            Some(n) => n.unwrap_or(0),
+            None => self.item_count(table_id)?,
+        };
+        staged.counts.insert(table_id, Some(current.saturating_add_signed(delta)));
         Ok(())
     }
 }
