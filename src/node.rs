@@ -136,18 +136,26 @@ pub fn init_logging(id: u64, level: &str) -> tracing_appender::non_blocking::Wor
         // Never drop a line: when the buffer is full, the logging thread waits.
         .lossy(false)
         .finish(std::io::stdout());
-    use tracing_subscriber::fmt::format::{FmtSpan, Format, JsonFields};
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
+    use tracing_subscriber::fmt::format::{Format, JsonFields};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{filter, EnvFilter, Layer};
+    let env = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn")));
+    // openraft's replication task reports every failed RPC to an unreachable or slow
+    // peer at ERROR, once per retry, although nothing is wrong with this node. The
+    // transport logs `peer_unreachable` / `peer_reachable` once per change instead.
+    let transient = filter::filter_fn(|meta| {
+        !(meta.target() == "openraft::replication" && *meta.level() == tracing::Level::ERROR)
+    });
     let format = NodeIdJson { node_id: id, inner: Format::default().json().flatten_event(true) };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .fmt_fields(JsonFields::new())
-        .with_span_events(FmtSpan::NONE)
         .event_format(format)
         .with_writer(writer)
-        .try_init();
+        .with_filter(env)
+        .with_filter(transient);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
     guard
 }
 

@@ -527,3 +527,45 @@ fn cluster_start_refuses_a_second_start_and_stop_ends_everything() {
     let again = s.cli(&["cluster", "stop"]);
     assert_eq!(again.status.code(), Some(1));
 }
+
+/// After a leader kill and a new election, `logs --timeline --json` tells the story in
+/// time order: the old leader's exit, then `election_started` and `became_leader` from
+/// the new leader, in a higher term.
+#[test]
+fn timeline_shows_leader_exit_then_election_and_new_leader_in_higher_term() {
+    let _one = serial();
+    let mut s = Sup::new(3, "");
+    s.start_server();
+    let old = s.wait_leader();
+    let old_term = s.node_status(old).unwrap()["term"].as_u64().unwrap();
+    s.cluster_ok(&["kill", &old.to_string()]);
+    let new = s.wait_leader_other_than(Some(old));
+    let lines: Vec<Value> = eventually(WAIT, "the new leader's events in the log", || {
+        let out = s.cli(&["logs", "--timeline", "--json"]);
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .ok()?
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("--json passes JSON lines through"))
+            .collect();
+        lines.iter().any(|l| l["node_id"] == new && l["event"] == "became_leader").then_some(lines)
+    });
+    let events = ["node_started", "node_stopping", "node_stopped", "node_exited", "node_spawned"];
+    assert!(lines.iter().all(|l| l["event"].as_str().is_some()), "only events in the timeline");
+    let times: Vec<&str> = lines.iter().map(|l| l["timestamp"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+    let pos = |pred: &dyn Fn(&Value) -> bool| lines.iter().position(pred);
+    let exit =
+        pos(&|l| l["node_id"] == old && l["event"] == "node_exited").expect("old leader's exit");
+    let election = pos(&|l| {
+        l["node_id"] == new
+            && l["event"] == "election_started"
+            && l["term"].as_u64() > Some(old_term)
+    })
+    .expect("the new leader's election");
+    let won = pos(&|l| {
+        l["node_id"] == new && l["event"] == "became_leader" && l["term"].as_u64() > Some(old_term)
+    })
+    .expect("the new leader's win");
+    assert!(exit < election && election < won, "exit {exit} < election {election} < won {won}");
+    assert!(lines.iter().any(|l| events.contains(&l["event"].as_str().unwrap())));
+}
