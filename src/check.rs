@@ -1,1 +1,0 @@
-//! Checking recorded histories for linearizability.
