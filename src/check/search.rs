@@ -30,11 +30,17 @@
 //!
 //! A node is fully described by (set of linearized entries, register value). Two
 //! different orders reaching the same node have the same future, so each node is
-//! expanded at most once. Nodes are stored as 128-bit Zobrist fingerprints: each entry
-//! and each register value gets a random 128-bit key, and the fingerprint is the XOR of
-//! the keys of the linearized entries and of the current value, updated in O(1) per
-//! step. Two distinct nodes share a fingerprint with probability 2⁻¹²⁸; a collision
-//! could only prune a branch (a false "not linearizable"), never accept a bad history.
+//! expanded at most once. Moreover all values that no remaining read returns are
+//! equivalent — nothing can observe them, and only a write can usefully come next — so
+//! they count as one value; once each written value has been read for the last time,
+//! the order in which the surrounding writes were placed stops mattering. The required entries placed and the value are stored as a
+//! 128-bit Zobrist fingerprint: each entry and each register value gets a random
+//! 128-bit key, and the fingerprint is the XOR of the keys of the linearized entries
+//! and of the current value, updated in O(1) per step. Two distinct nodes share a
+//! fingerprint with probability 2⁻¹²⁸; a collision could only prune a branch (a false
+//! "not linearizable"), never accept a bad history. The optional writes placed are
+//! described by a count per value (see below) and stored beside the fingerprint, in an
+//! arena of small records.
 //!
 //! # Register-specific reductions
 //!
@@ -59,7 +65,8 @@
 //! * **Fewer placed optional writes dominate more.** Two nodes with the same required
 //!   entries placed and the same value, where one has placed (per value) at most as
 //!   many optional writes as the other, can finish in every way the other can, plus
-//!   more. So a node is pruned if a node it is dominated by was already explored (such
+//!   more. Only values that some remaining read returns count: the optional writes of
+//!   any other value can never be placed again. So a node is pruned if a node it is dominated by was already explored (such
 //!   a node is never its ancestor, so it has failed). Required writes are tried before
 //!   optional ones so that the dominating nodes tend to come first. Together with the
 //!   previous rule this keeps histories with many timeouts and few distinct values
@@ -127,6 +134,12 @@ pub(super) struct SearchOutcome {
     pub decision: Decision,
     /// Distinct search nodes (memo entries) visited.
     pub states: u64,
+    /// The furthest the search got: the largest position, in [`event_order`], of the
+    /// first unplaced return event at a visited node (`usize::MAX` if it placed every
+    /// required entry). Every cut of the history before this return event is
+    /// linearizable, so if the cut just after it is not, it is the shortest failing
+    /// prefix.
+    pub frontier: usize,
 }
 
 /// The events of `entries` in the order the search sees them:
@@ -199,12 +212,97 @@ fn random_keys(n: usize, seed: &mut u64) -> Vec<u128> {
 /// The visited nodes.
 #[derive(Default)]
 struct Memo {
-    /// Fingerprints of every visited node (required entries, value, optional entries).
+    /// Fingerprints of the visited nodes without (relevant) optional writes placed.
     exact: HashSet<u128, FpBuild>,
-    /// For visited nodes with optional writes placed: the fingerprint without them
-    /// (required entries and value) → the per-value counts of placed optional writes,
-    /// sparse and sorted by value.
-    with_optional: HashMap<u128, Vec<Box<[(u32, u32)]>>, FpBuild>,
+    /// Distinct nodes visited (with or without optional writes placed).
+    states: u64,
+    /// For visited nodes with relevant optional writes placed: the fingerprint → the
+    /// first of its records in `arena`. The records of one fingerprint form an
+    /// antichain: a record dominated by a newer one is unlinked.
+    dominance: HashMap<u128, u32, FpBuild>,
+    /// Linked records of per-value counts of placed optional writes:
+    /// `[next record (NONE = end), header, counts...]`. The header's low 31 bits are
+    /// the number of (value, count) pairs; if its top bit is clear, each pair is packed
+    /// in one word (value in the high 20 bits, count in the low 12), otherwise it
+    /// takes two words.
+    arena: Vec<u32>,
+}
+
+const NONE: u32 = u32::MAX;
+const WIDE: u32 = 1 << 31;
+const COUNT_BITS: u32 = 12;
+
+/// The (value, count) pairs of an arena record.
+fn record_pairs(arena: &[u32], record: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+    let at = record as usize;
+    let header = arena[at + 1];
+    let pairs = (header & !WIDE) as usize;
+    let wide = header & WIDE != 0;
+    let words = if wide { 2 * pairs } else { pairs };
+    let data = &arena[at + 2..at + 2 + words];
+    (0..pairs).map(move |i| {
+        if wide {
+            (data[2 * i], data[2 * i + 1])
+        } else {
+            (data[i] >> COUNT_BITS, data[i] & ((1 << COUNT_BITS) - 1))
+        }
+    })
+}
+
+impl Memo {
+    /// Whether some recorded node for `fp` placed at most `placed[v]` optional writes
+    /// of every value `v`.
+    fn dominated(&self, fp: u128, placed: &[u32]) -> bool {
+        let mut record = self.dominance.get(&fp).copied().unwrap_or(NONE);
+        while record != NONE {
+            if record_pairs(&self.arena, record).all(|(v, c)| placed[v as usize] >= c) {
+                return true;
+            }
+            record = self.arena[record as usize];
+        }
+        false
+    }
+
+    /// Records that the node `fp` with `placed[v]` optional writes of each of `values`
+    /// (the relevant non-zero ones) was visited, dropping the records it dominates.
+    fn record(&mut self, fp: u128, values: &[u32], placed: &[u32]) {
+        let head = self.dominance.get(&fp).copied().unwrap_or(NONE);
+        let mut prev = NONE;
+        let mut record = head;
+        let mut first = head;
+        while record != NONE {
+            let next = self.arena[record as usize];
+            let dominated_by_new = values.iter().all(|&v| {
+                record_pairs(&self.arena, record)
+                    .any(|(rv, rc)| rv == v && rc >= placed[v as usize])
+            });
+            if dominated_by_new {
+                if prev == NONE {
+                    first = next;
+                } else {
+                    self.arena[prev as usize] = next;
+                }
+            } else {
+                prev = record;
+            }
+            record = next;
+        }
+        let at = self.arena.len() as u32;
+        let wide = values
+            .iter()
+            .any(|&v| v >= 1 << (32 - COUNT_BITS) || placed[v as usize] >= 1 << COUNT_BITS);
+        self.arena.push(first);
+        self.arena.push(values.len() as u32 | if wide { WIDE } else { 0 });
+        for &v in values {
+            if wide {
+                self.arena.push(v);
+                self.arena.push(placed[v as usize]);
+            } else {
+                self.arena.push(v << COUNT_BITS | placed[v as usize]);
+            }
+        }
+        self.dominance.insert(fp, at);
+    }
 }
 
 /// One step on the current path.
@@ -212,7 +310,6 @@ struct Step {
     entry: usize,
     prev_state: u32,
     prev_fp: u128,
-    prev_fp_optional: u128,
 }
 
 /// A node being expanded: the moves to try, in order, and how many were tried.
@@ -248,10 +345,10 @@ struct Search<'a> {
     entry_keys: Vec<u128>,
     value_keys: Vec<u128>,
     state: u32,
-    /// Fingerprint of the required entries placed and the current value.
+    /// Fingerprint of the required entries placed. (The node's fingerprint adds the
+    /// value, see [`Search::fingerprint`]; placed optional writes are described by
+    /// `optional_placed`.)
     fp: u128,
-    /// Fingerprint of the optional entries placed.
-    fp_optional: u128,
     required_left: usize,
     path: Vec<Step>,
 }
@@ -308,8 +405,9 @@ impl<'a> Search<'a> {
         prev[tail] = last;
         let mut seed = 0x5EED_CAFE_F00D_u64;
         let entry_keys = random_keys(n, &mut seed);
-        let value_keys = random_keys(values, &mut seed);
-        let fp = value_keys[initial as usize];
+        // One key per value, plus one for "a value no remaining read returns".
+        let value_keys = random_keys(values + 1, &mut seed);
+        let fp = 0;
         Search {
             entries,
             next,
@@ -327,7 +425,6 @@ impl<'a> Search<'a> {
             value_keys,
             state: initial,
             fp,
-            fp_optional: 0,
             required_left: entries.iter().filter(|e| e.required).count(),
             path: Vec::new(),
         }
@@ -347,22 +444,15 @@ impl<'a> Search<'a> {
 
     /// Linearizes `entry` (whose step is legal) and records it on the path.
     fn apply(&mut self, entry: usize) {
-        self.path.push(Step {
-            entry,
-            prev_state: self.state,
-            prev_fp: self.fp,
-            prev_fp_optional: self.fp_optional,
-        });
+        self.path.push(Step { entry, prev_state: self.state, prev_fp: self.fp });
         let e = self.entries[entry];
         if let Action::Write(v) = e.action {
-            self.fp ^= self.value_keys[self.state as usize] ^ self.value_keys[v as usize];
             self.state = v;
         }
         if e.required {
             self.fp ^= self.entry_keys[entry];
             self.required_left -= 1;
         } else {
-            self.fp_optional ^= self.entry_keys[entry];
             let v = e.action.value();
             if self.optional_placed[v as usize] == 0 {
                 self.optional_values.push(v);
@@ -401,36 +491,49 @@ impl<'a> Search<'a> {
         }
         self.state = step.prev_state;
         self.fp = step.prev_fp;
-        self.fp_optional = step.prev_fp_optional;
+    }
+
+    /// The fingerprint of the current node, without the optional writes placed. All
+    /// values that no remaining read returns are equivalent (nothing can observe them;
+    /// the next useful step is a write), so they share one key.
+    fn fingerprint(&self) -> u128 {
+        let value = if self.pending_reads[self.state as usize] == 0 {
+            self.value_keys.len() - 1
+        } else {
+            self.state as usize
+        };
+        self.fp ^ self.value_keys[value]
     }
 
     /// Records the current node as visited; `false` if it (or a node that dominates
-    /// it) was visited before.
-    fn visit(&self, memo: &mut Memo) -> bool {
-        if !memo.exact.insert(self.fp ^ self.fp_optional) {
-            return false;
+    /// it) was visited before. `relevant` is scratch space.
+    fn visit(&self, memo: &mut Memo, relevant: &mut Vec<u32>) -> bool {
+        let fp = self.fingerprint();
+        // Optional writes of a value no remaining read returns can never be placed
+        // again, so how many of them were placed no longer matters.
+        relevant.clear();
+        relevant.extend(
+            self.optional_values.iter().copied().filter(|&v| self.pending_reads[v as usize] > 0),
+        );
+        if relevant.is_empty() {
+            if !memo.exact.insert(fp) {
+                return false;
+            }
+        } else {
+            // Visited already, or dominated by the same node without optional writes or
+            // with fewer of them (equal counts are "fewer or as many")?
+            if memo.exact.contains(&fp) || memo.dominated(fp, &self.optional_placed) {
+                return false;
+            }
+            memo.record(fp, relevant, &self.optional_placed);
         }
-        if self.optional_values.is_empty() {
-            return true;
-        }
-        // Dominated by the same node without optional writes, or with fewer of them?
-        if memo.exact.contains(&self.fp) {
-            return false;
-        }
-        let placed = &self.optional_placed;
-        let stored = memo.with_optional.entry(self.fp).or_default();
-        if stored.iter().any(|counts| counts.iter().all(|&(v, c)| placed[v as usize] >= c)) {
-            return false;
-        }
-        let mut counts: Vec<(u32, u32)> =
-            self.optional_values.iter().map(|&v| (v, placed[v as usize])).collect();
-        counts.sort_unstable();
-        stored.push(counts.into_boxed_slice());
+        memo.states += 1;
         true
     }
 
-    /// The moves worth trying at the current node, in order, into `moves`.
-    fn moves(&self, moves: &mut Vec<usize>, read_values: &mut Vec<u32>) {
+    /// The moves worth trying at the current node, in order, into `moves`. Returns the
+    /// first remaining return event (or the tail).
+    fn moves(&self, moves: &mut Vec<usize>, read_values: &mut Vec<u32>) -> usize {
         moves.clear();
         read_values.clear();
         // The required candidates: calls before the first remaining return.
@@ -442,7 +545,10 @@ impl<'a> Search<'a> {
                     // Taken greedily: the only move.
                     moves.clear();
                     moves.push(entry);
-                    return;
+                    while ev != self.tail && self.ev_is_call[ev] {
+                        ev = self.next[ev];
+                    }
+                    return ev;
                 }
                 Action::Read(v) => {
                     if !read_values.contains(&v) {
@@ -464,14 +570,17 @@ impl<'a> Search<'a> {
                 }
             }
         }
+        first_return
     }
 
     fn run(mut self, max_states: u64) -> SearchOutcome {
         let mut memo = Memo::default();
-        self.visit(&mut memo);
+        let mut relevant = Vec::new();
+        self.visit(&mut memo, &mut relevant);
         let mut levels: Vec<Level> = Vec::new();
         let mut spare: Vec<Vec<usize>> = Vec::new();
         let mut read_values = Vec::new();
+        let mut frontier = HEAD;
         let mut entering = true;
         let decision = loop {
             if entering {
@@ -480,7 +589,7 @@ impl<'a> Search<'a> {
                     break Decision::Linearizable;
                 }
                 let mut moves = spare.pop().unwrap_or_default();
-                self.moves(&mut moves, &mut read_values);
+                frontier = frontier.max(self.moves(&mut moves, &mut read_values));
                 levels.push(Level { moves, tried: 0 });
             }
             let Some(level) = levels.last_mut() else {
@@ -499,8 +608,8 @@ impl<'a> Search<'a> {
             let entry = level.moves[level.tried];
             level.tried += 1;
             self.apply(entry);
-            if self.visit(&mut memo) {
-                if memo.exact.len() as u64 > max_states {
+            if self.visit(&mut memo, &mut relevant) {
+                if memo.states > max_states {
                     break Decision::GaveUp;
                 }
                 entering = true;
@@ -508,6 +617,15 @@ impl<'a> Search<'a> {
                 self.undo();
             }
         };
-        SearchOutcome { decision, states: memo.exact.len() as u64 }
+        SearchOutcome {
+            decision,
+            states: memo.states,
+            // Event numbers are positions + 1; the tail means nothing was left.
+            frontier: if decision == Decision::Linearizable || frontier == self.tail {
+                usize::MAX
+            } else {
+                frontier - 1
+            },
+        }
     }
 }

@@ -7,9 +7,12 @@
 //! 1. **Shortest failing prefix.** Linearizability is prefix-closed: if a history is
 //!    linearizable, so is every prefix of it (cut at some instant; operations still
 //!    running at the cut become pending). So there is an earliest return event after
-//!    which the history can no longer be linearized, found by binary search over return
-//!    events. In the prefix, reads still running at the cut are dropped and writes
-//!    still running become optional.
+//!    which the history can no longer be linearized. In the prefix, reads still
+//!    running at the cut are dropped and writes still running become optional. The
+//!    failed search already tells where that event is, almost always: every cut before
+//!    the furthest return event it reached is linearizable (the search's path proves
+//!    it), so the cut right after that event is tried first, and a binary search over
+//!    the later return events is the fallback.
 //! 2. **Greedy delta debugging.** Try to remove chunks of operations (halves, then
 //!    quarters, ... then single operations, repeated at size one until nothing more can
 //!    go), keeping a removal whenever the rest still fails. Only removals that cannot
@@ -124,8 +127,15 @@ fn without(current: &[Entry], range: std::ops::Range<usize>) -> Option<Vec<Entry
 }
 
 /// Shrinks `entries` (known to be non-linearizable from `initial`) to a small failing
-/// subset.
-pub(super) fn minimize(entries: &[Entry], initial: u32, budget: Budget) -> Minimized {
+/// subset. `frontier` is [`search::SearchOutcome::frontier`] of the failed search: the
+/// shortest failing prefix ends there unless the search's reductions kept it from
+/// getting as far as it could, so it is tried first.
+pub(super) fn minimize(
+    entries: &[Entry],
+    initial: u32,
+    frontier: usize,
+    budget: Budget,
+) -> Minimized {
     let mut t = Tester { initial, budget, searches: 0, states: 0 };
 
     // Phase 1: the shortest failing prefix.
@@ -133,8 +143,20 @@ pub(super) fn minimize(entries: &[Entry], initial: u32, budget: Budget) -> Minim
     let rets: Vec<usize> =
         evs.iter().enumerate().filter(|(_, ev)| ev.1 == 1).map(|(pos, _)| pos).collect();
     let mut current = entries.to_vec();
-    if !rets.is_empty() {
-        let (mut lo, mut hi) = (0, rets.len() - 1);
+    // Cuts before the frontier are linearizable; try the cut at the frontier first.
+    let mut lo = rets.partition_point(|&pos| pos < frontier);
+    if lo < rets.len() && rets[lo] == frontier {
+        let p = prefix(entries, &evs, frontier);
+        // (Nothing cut off: the whole history, already known to fail.)
+        if p.as_slice() == entries || t.fails(&p) {
+            current = p;
+            lo = rets.len();
+        } else {
+            lo += 1;
+        }
+    }
+    if lo < rets.len() {
+        let mut hi = rets.len() - 1;
         let mut hi_known_failing = false;
         while lo < hi && !t.exhausted() {
             let mid = lo + (hi - lo) / 2;
