@@ -142,7 +142,7 @@ fn current_leader(c: &TestCluster) -> Option<usize> {
     (0..c.addrs.len()).find_map(|i| {
         c.children[i].as_ref()?;
         let s = c.status(i)?;
-        (s["role"] == "Leader").then(|| i)
+        (s["role"] == "Leader").then_some(i)
     })
 }
 
@@ -221,7 +221,7 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
             let (addrs, history, next_id, stop) = (&addrs, &history, &next_id, &stop);
             s.spawn(move || {
                 let http = client();
-                let mut rng = Rng::new(seed ^ (client_id + 1) * 7919);
+                let mut rng = Rng::new(seed ^ ((client_id + 1) * 7919));
                 let mut seq = 0;
                 while !stop.load(Ordering::SeqCst) {
                     let key = format!("k{}", rng.below(KEYS as u64));
