@@ -250,8 +250,8 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
                         _ => Some(now_us()),
                     };
                     if !matches!(outcome, Outcome::Ok(_)) {
-                        // Client backoff after an error, so a dead node is not hammered.
-                        std::thread::sleep(Duration::from_millis(20));
+                        // A dead node is not hammered: a short client backoff after an error.
+                        std::thread::sleep(Duration::from_millis(20)); // client backoff
                     }
                     history.lock().unwrap().push(Op {
                         id,
@@ -267,7 +267,7 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
         }
         let mut rng = Rng::new(seed);
         let deadline = start + Duration::from_secs(secs);
-        std::thread::sleep(Duration::from_millis(500)); // let the workload start before the first fault
+        std::thread::sleep(Duration::from_millis(500)); // schedule: workload first; the run ends at its deadline
                                                         // Every fault once first (in the given order), then random ones.
         let mut schedule = faults.iter().copied();
         while Instant::now() < deadline {
@@ -275,7 +275,7 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
                 schedule.next().unwrap_or_else(|| faults[rng.below(faults.len() as u64) as usize]);
             let hold = Duration::from_millis(1000 + rng.below(1500));
             injected.push(inject(&mut c, fault, &mut rng, hold));
-            std::thread::sleep(Duration::from_millis(500 + rng.below(1000))); // quiet time between faults
+            std::thread::sleep(Duration::from_millis(500 + rng.below(1000))); // schedule: quiet time before the next fault, within the deadline
         }
         stop.store(true, Ordering::SeqCst);
     });
