@@ -30,7 +30,9 @@ NEMESIS_SECS=$duration NEMESIS_SEED=$seed CRASH_ROUNDS=$rounds \
   cargo test --release --test nemesis -- --nocapture --test-threads 1 >"$log" 2>&1 || status=$?
 echo
 echo "== report"
-grep -E "^(nemesis run|crash round|  (linearizable|NOT)|history saved)|ops \(|faults|verdict|Linearizable|linearizable" "$log" | grep -v "^test " || true
+# --nocapture prints a test's first report line right after "test <name> ... ".
+sed -E 's/^test [a-z_0-9]+ \.\.\. //' "$log" |
+  grep -E "^(nemesis run|crash round|LINEARIZABLE|NOT LINEARIZABLE|UNKNOWN|INVALID HISTORY|  [0-9]+ keys|history saved)" || true
 grep -E "^test result" "$log" || true
 if [ "$status" -ne 0 ]; then
   echo
