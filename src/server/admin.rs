@@ -95,7 +95,7 @@ pub fn status(app: &App) -> Result<NodeStatus, Error> {
     Ok(NodeStatus {
         node_id: app.id,
         addr: app.addr.clone(),
-        role: format!("{:?}", m.state),
+        role: super::role_name(m.state).to_string(),
         term: m.current_term,
         leader_id: m.current_leader,
         leader_addr: m.current_leader.and_then(|l| app.addr_of(l)),
@@ -212,8 +212,9 @@ fn refresh_metrics(app: &App) {
     let m = app.raft.metrics().borrow().clone();
     let pm = &app.progress.metrics;
     pm.term.set(m.current_term as i64);
+    let current = super::role_name(m.state);
     for role in ["Leader", "Follower", "Candidate", "Learner", "Shutdown"] {
-        pm.role.with_label_values(&[role]).set((format!("{:?}", m.state) == role) as i64);
+        pm.role.with_label_values(&[role]).set((current == role) as i64);
     }
     pm.last_log_index.set(m.last_log_index.unwrap_or(0) as i64);
     pm.committed_index.set(app.progress.committed().unwrap_or(0) as i64);

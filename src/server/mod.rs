@@ -149,17 +149,25 @@ fn inner_routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Inf
         })
 }
 
+/// The name of a Raft role as `/status`, headers and metrics show it.
+pub fn role_name(state: openraft::ServerState) -> &'static str {
+    match state {
+        openraft::ServerState::Leader => "Leader",
+        openraft::ServerState::Follower => "Follower",
+        openraft::ServerState::Candidate => "Candidate",
+        openraft::ServerState::Learner => "Learner",
+        openraft::ServerState::Shutdown => "Shutdown",
+    }
+}
+
+/// Runs on every response: reads only the role from openraft's metrics (no copy of
+/// the whole metrics value) and the applied index from [`Progress`].
 fn add_raft_headers(app: &App, resp: &mut Response) {
-    let m = app.raft.metrics().borrow().clone();
+    let state = app.raft.metrics().borrow().state;
     let h = resp.headers_mut();
     h.insert("x-raft-node", HeaderValue::from(app.id));
-    if let Ok(v) = HeaderValue::from_str(&format!("{:?}", m.state)) {
-        h.insert("x-raft-role", v);
-    }
-    let applied = m.last_applied.map(|l| l.index.to_string()).unwrap_or_else(|| "0".into());
-    if let Ok(v) = HeaderValue::from_str(&applied) {
-        h.insert("x-raft-applied", v);
-    }
+    h.insert("x-raft-role", HeaderValue::from_static(role_name(state)));
+    h.insert("x-raft-applied", HeaderValue::from(app.progress.applied().unwrap_or(0)));
 }
 
 /// A JSON response with this status.
