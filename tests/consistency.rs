@@ -13,13 +13,7 @@ use serde_json::{json, Value};
 const KV: &str = r#"{"table_name":"kvs","partition_key":{"name":"k","type":"S"}}"#;
 
 fn create_kv(c: &TestCluster) {
-    let r = send_following(
-        Method::POST,
-        &c.url(0, "/tables"),
-        Some(&serde_json::from_str(KV).unwrap()),
-    )
-    .unwrap();
-    assert_eq!(r.status(), 201);
+    c.create_table(KV);
 }
 
 fn set_delay(c: &TestCluster, node: usize, ms: u64) {

@@ -13,13 +13,7 @@ const KVS: &str = r#"{"table_name":"kvs","partition_key":{"name":"k","type":"S"}
 
 fn setup() -> TestCluster {
     let c = TestCluster::start(3);
-    let r = send_following(
-        Method::POST,
-        &c.url(0, "/tables"),
-        Some(&serde_json::from_str(KVS).unwrap()),
-    )
-    .unwrap();
-    assert_eq!(r.status(), 201);
+    c.create_table(KVS);
     c
 }
 

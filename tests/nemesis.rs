@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{eventually, send_following, TestCluster};
+use common::{eventually, TestCluster};
 use raft_nosql::check::{self, Op, OpKind, Outcome};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -201,13 +201,7 @@ struct Report {
 /// Runs the workload for `secs` seconds with the nemesis cycling `faults`.
 fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
     let mut c = TestCluster::start(3);
-    let r = send_following(
-        Method::POST,
-        &c.url(0, "/tables"),
-        Some(&serde_json::from_str(TABLE).unwrap()),
-    )
-    .unwrap();
-    assert_eq!(r.status(), 201);
+    c.create_table(TABLE);
     let addrs = c.addrs.clone();
     let start = Instant::now();
     let now_us = || start.elapsed().as_micros() as u64;
@@ -395,13 +389,7 @@ fn whole_cluster_crash_mid_write_load_keeps_every_acknowledged_write() {
     let rounds = env_u64("CRASH_ROUNDS", 3);
     let mut c = TestCluster::start(3);
     let table = r#"{"table_name":"durable","partition_key":{"name":"k","type":"S"}}"#;
-    let r = send_following(
-        Method::POST,
-        &c.url(0, "/tables"),
-        Some(&serde_json::from_str(table).unwrap()),
-    )
-    .unwrap();
-    assert_eq!(r.status(), 201);
+    c.create_table(table);
     let mut all_acked: Vec<String> = Vec::new();
     for round in 0..rounds {
         let acked: Mutex<Vec<String>> = Mutex::new(Vec::new());

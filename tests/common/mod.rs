@@ -147,6 +147,15 @@ impl TestCluster {
         })
     }
 
+    /// Creates a table (JSON definition) through any node, following the redirect to
+    /// the leader; panics unless it was created.
+    pub fn create_table(&self, definition: &str) {
+        let body: Value = serde_json::from_str(definition).unwrap();
+        let r =
+            send_following(reqwest::Method::POST, &self.url(0, "/tables"), Some(&body)).unwrap();
+        assert_eq!(r.status(), 201, "create table {definition}");
+    }
+
     pub fn url(&self, i: usize, path: &str) -> String {
         format!("http://{}{}", self.addrs[i], path)
     }
