@@ -100,6 +100,12 @@ pub struct RaftConfig {
     /// How long a client write waits to be committed and applied before the client is
     /// told 504 `write_timeout` (the write may still commit later). Default 5000.
     pub client_write_timeout_ms: u64,
+    /// Most item writes proposed together as one log entry (group commit). 1 turns
+    /// batching off: one entry, and one leader fsync, per write. Default 256.
+    pub max_batch_writes: usize,
+    /// How many write entries may be proposed and not yet applied at once; writes that
+    /// arrive meanwhile wait and leave together as the next batch. Default 2.
+    pub max_batches_in_flight: usize,
 }
 
 /// How the supervisor runs the node processes.
@@ -157,6 +163,8 @@ impl Default for RaftConfig {
             max_payload_entries: 300,
             install_snapshot_timeout_ms: 2000,
             client_write_timeout_ms: 5000,
+            max_batch_writes: 256,
+            max_batches_in_flight: 2,
         }
     }
 }
@@ -301,6 +309,12 @@ impl ClusterConfig {
                     r.election_timeout_max_ms, r.election_timeout_min_ms
                 ),
             ));
+        }
+        if r.max_batch_writes == 0 {
+            return Err(invalid("raft.max_batch_writes", "must be above 0 (1 = no batching)"));
+        }
+        if r.max_batches_in_flight == 0 {
+            return Err(invalid("raft.max_batches_in_flight", "must be above 0"));
         }
         if r.max_payload_entries == 0 {
             return Err(invalid("raft.max_payload_entries", "must be above 0"));

@@ -12,7 +12,7 @@ use crate::model::ModelError;
 use crate::raft::Rejection;
 
 /// What went wrong with a client request.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The request itself is malformed: bad JSON, bad query parameter, wrong type.
     #[error("{0}")]
@@ -106,6 +106,7 @@ impl From<Rejection> for Error {
             Rejection::TableNotFound(t) => Error::TableNotFound(t),
             Rejection::TableExists(t) => Error::TableExists(t),
             Rejection::Invalid(e) => Error::Model(e),
+            Rejection::NotBatchable => Error::Internal(r.to_string()),
         }
     }
 }

@@ -6,8 +6,8 @@
 //! `/metrics` is scraped, so they always agree with `/status`.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// All metrics of a node, registered in one registry.
@@ -24,6 +24,8 @@ pub struct Metrics {
     pub requests: IntCounterVec,
     pub request_seconds: HistogramVec,
     pub fsync_seconds: HistogramVec,
+    /// Leader: item writes per proposed write entry (group commit).
+    pub write_batch_size: Histogram,
     pub snapshots_built: IntCounter,
     pub snapshots_installed: IntCounter,
     pub snapshot_bytes: Gauge,
@@ -107,6 +109,17 @@ impl Metrics {
                     HistogramOpts::new("fsync_duration_seconds", "Durations of journal fsyncs")
                         .buckets(lat_buckets),
                     &["what"],
+                )
+                .unwrap(),
+            ),
+            write_batch_size: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "write_batch_size",
+                        "Item writes per log entry proposed by this node (group commit)",
+                    )
+                    .buckets(prometheus::exponential_buckets(1.0, 2.0, 10).expect("buckets")),
                 )
                 .unwrap(),
             ),

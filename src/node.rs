@@ -53,8 +53,21 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     let raft = Raft::new(id, raft_config, network, log_store, state_machine)
         .await
         .map_err(|e| anyhow!("cannot start raft: {e}"))?;
-    let app =
-        Arc::new(App { id, addr: me.addr, raft: raft.clone(), tables, config, progress, faults });
+    let writes = crate::server::writes::Batcher::start(
+        raft.clone(),
+        &config.raft,
+        progress.metrics.write_batch_size.clone(),
+    );
+    let app = Arc::new(App {
+        id,
+        addr: me.addr,
+        raft: raft.clone(),
+        tables,
+        config,
+        progress,
+        faults,
+        writes,
+    });
     Ok(Node { app, raft, store })
 }
 

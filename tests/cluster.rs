@@ -172,3 +172,70 @@ fn node_down_during_10000_writes_catches_up_and_serves_them() {
     assert!(log.contains("snapshot_installed"), "caught up by snapshot install");
     assert_digests_converge_and_verify(&c);
 }
+
+/// The value of metric `name` (first sample) in a `/metrics` text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}
+
+/// Group commit: many clients writing at once share log entries, yet every item ends
+/// with the acknowledged write of the highest version on every node, and no two
+/// acknowledged writes of one item share a version.
+#[test]
+fn concurrent_writes_share_entries_and_last_version_wins_everywhere() {
+    const CLIENTS: usize = 32;
+    const WRITES: usize = 30;
+    const KEYS: usize = 8;
+    let c = TestCluster::start(3);
+    let leader = c.wait_leader();
+    c.create_table(r#"{"table_name":"Hot","partition_key":{"name":"k","type":"S"}}"#);
+    let url = c.url(leader, "/tables/Hot/items");
+    // (key, value, version) of every acknowledged write.
+    let acked: Vec<(usize, String, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..CLIENTS)
+            .map(|t| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let client = http();
+                    (0..WRITES)
+                        .map(|i| {
+                            let (k, w) = ((t * 7 + i) % KEYS, format!("{t}-{i}"));
+                            let body = json!({"k": format!("k{k}"), "w": w});
+                            let r = client.put(&url).json(&body).send().unwrap();
+                            assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+                            let v: Value = r.json().unwrap();
+                            (k, w, v["version"].as_u64().unwrap())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(acked.len(), CLIENTS * WRITES);
+
+    for k in 0..KEYS {
+        let mut mine: Vec<&(usize, String, u64)> = acked.iter().filter(|a| a.0 == k).collect();
+        mine.sort_by_key(|a| a.2);
+        assert!(mine.windows(2).all(|p| p[0].2 < p[1].2), "key k{k}: two writes, one version");
+        let last = mine.last().unwrap();
+        for node in 0..3 {
+            let url = c.url(node, &format!("/tables/Hot/items?pk=k{k}"));
+            eventually(Duration::from_secs(20), "the last write on every node", || {
+                let v: Value = http().get(&url).send().ok()?.json().ok()?;
+                (v["version"] == last.2).then_some(())
+            });
+            let v: Value = http().get(&url).send().unwrap().json().unwrap();
+            assert_eq!(v["item"]["w"], last.1.as_str(), "node {node}, key k{k}");
+        }
+    }
+
+    let text = http().get(c.url(leader, "/metrics")).send().unwrap().text().unwrap();
+    let writes = metric(&text, "raft_nosql_write_batch_size_sum");
+    let entries = metric(&text, "raft_nosql_write_batch_size_count");
+    assert_eq!(writes as usize, CLIENTS * WRITES, "every write went through the batcher");
+    assert!(entries < writes, "{writes} writes in {entries} entries: no batch formed");
+    assert_digests_converge_and_verify(&c);
+}

@@ -63,6 +63,11 @@ pub enum Command {
     PutItem { table: String, item: Item },
     /// Delete an item by key.
     DeleteItem { table: String, key: ItemKey },
+    /// Item writes (`PutItem` / `DeleteItem`) proposed together by concurrent clients
+    /// and applied in order as one entry (group commit, see `server::writes`). Every
+    /// write in it gets the entry's log index as its version; the proposer never puts
+    /// two writes to the same item in one batch.
+    Batch(Vec<Command>),
 }
 
 /// The result of applying one log entry, returned to the client that proposed it.
@@ -75,6 +80,8 @@ pub enum CommandResponse {
     /// The write was valid when proposed but not when applied (e.g. the table was
     /// deleted meanwhile). Nothing was stored.
     Rejected(Rejection),
+    /// One response per command of a [`Command::Batch`], in order.
+    Batch(Vec<CommandResponse>),
 }
 
 /// What a successful write did.
@@ -96,6 +103,8 @@ pub enum Rejection {
     TableExists(String),
     #[error(transparent)]
     Invalid(#[from] ModelError),
+    #[error("a batch may hold only item writes")]
+    NotBatchable,
 }
 
 /// Builds openraft's config from ours. Fails on values openraft refuses.

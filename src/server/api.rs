@@ -11,7 +11,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -23,7 +22,7 @@ use super::{path_and_query, respond, respond_write, App, MAX_API_BODY};
 use crate::error::Error;
 use crate::model::schema::validate_table_name;
 use crate::model::{attr, KeyAttr, TableSchema};
-use crate::raft::{Applied, Command, CommandResponse};
+use crate::raft::Command;
 use crate::storage::tables::{Page, QuerySpec, StoredItem, TableMeta};
 
 /// Default and largest page size of query and scan.
@@ -148,33 +147,6 @@ pub fn ensure_leader(app: &App) -> Result<(), Error> {
     }
 }
 
-/// Proposes `cmd` and waits until it is committed and applied here.
-pub async fn propose(app: &App, cmd: Command) -> Result<Applied, Error> {
-    use openraft::error::{ClientWriteError, RaftError};
-    let timeout = app.config.raft.client_write_timeout_ms;
-    let write = tokio::time::timeout(Duration::from_millis(timeout), app.raft.client_write(cmd));
-    let Ok(result) = write.await else {
-        return Err(Error::WriteTimeout(timeout));
-    };
-    match result {
-        Ok(resp) => match resp.data {
-            CommandResponse::Applied(a) => Ok(a),
-            CommandResponse::Rejected(r) => Err(r.into()),
-            CommandResponse::None => Err(Error::Internal("write produced no result".into())),
-        },
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-            match (f.leader_id, f.leader_node) {
-                (Some(id), Some(node)) => {
-                    Err(Error::NotLeader { leader_id: id, leader_addr: node.addr })
-                }
-                _ => Err(Error::NoLeader),
-            }
-        }
-        Err(RaftError::APIError(e)) => Err(Error::Unavailable(e.to_string())),
-        Err(RaftError::Fatal(e)) => Err(Error::Unavailable(format!("raft stopped: {e}"))),
-    }
-}
-
 fn parse_json(body: &[u8]) -> Result<Value, Error> {
     serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("request body is not valid JSON: {e}")))
@@ -207,7 +179,7 @@ async fn create_table(app: &App, body: &[u8]) -> Result<Value, Error> {
     if app.tables.get_table(&schema.table_name)?.is_some() {
         return Err(Error::TableExists(schema.table_name));
     }
-    let applied = propose(app, Command::CreateTable { schema: schema.clone() }).await?;
+    let applied = app.writes.propose(Command::CreateTable { schema: schema.clone() }).await?;
     let meta = TableMeta { id: applied.version, schema };
     Ok(json!({ "table": describe(app, &meta)?, "version": applied.version }))
 }
@@ -227,7 +199,7 @@ async fn delete_table(app: &App, name: &str) -> Result<Value, Error> {
     validate_table_name(name)?;
     ensure_leader(app)?;
     table_meta(app, name)?;
-    let applied = propose(app, Command::DeleteTable { table: name.to_string() }).await?;
+    let applied = app.writes.propose(Command::DeleteTable { table: name.to_string() }).await?;
     Ok(json!({ "deleted": name, "version": applied.version }))
 }
 
@@ -235,8 +207,10 @@ async fn put_item(app: &App, table: &str, body: &[u8]) -> Result<Value, Error> {
     let item = attr::item_from_json(&parse_json(body)?)?;
     ensure_leader(app)?;
     let meta = table_meta(app, table)?;
-    meta.schema.validate_item(&item)?;
-    let applied = propose(app, Command::PutItem { table: table.to_string(), item }).await?;
+    let key = meta.schema.validate_item(&item)?;
+    let key = crate::model::key::item_key_bytes(meta.id, &key);
+    let cmd = Command::PutItem { table: table.to_string(), item };
+    let applied = app.writes.write(cmd, key, body.len()).await?;
     Ok(json!({ "version": applied.version, "replaced": applied.existed }))
 }
 
@@ -403,7 +377,10 @@ async fn delete_item(app: &App, table: &str, p: &Params) -> Result<Value, Error>
     ensure_leader(app)?;
     let meta = table_meta(app, table)?;
     let key = key_from(&meta, &q)?;
-    let applied = propose(app, Command::DeleteItem { table: table.to_string(), key }).await?;
+    let bytes = crate::model::key::item_key_bytes(meta.id, &key);
+    let size = bytes.len();
+    let cmd = Command::DeleteItem { table: table.to_string(), key };
+    let applied = app.writes.write(cmd, bytes, size).await?;
     Ok(json!({ "deleted": applied.existed, "version": applied.version }))
 }
 

@@ -24,6 +24,7 @@ use crate::storage::{Progress, Tables};
 pub mod admin;
 pub mod api;
 pub mod raft;
+pub mod writes;
 
 /// Largest client request body: a 400 KB item plus JSON overhead.
 pub const MAX_API_BODY: u64 = 1024 * 1024;
@@ -41,6 +42,8 @@ pub struct App {
     pub progress: Arc<Progress>,
     /// Simulated network faults of the Raft transport.
     pub faults: Arc<Faults>,
+    /// Where writes are proposed (group commit of item writes).
+    pub writes: writes::Batcher,
 }
 
 impl App {

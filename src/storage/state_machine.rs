@@ -28,8 +28,8 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, Stora
 use super::tables::Staged;
 use super::{any, Progress, Store, Tables};
 use crate::raft::{
-    CommandResponse, Entry, LogId, Snapshot, SnapshotData, SnapshotMeta, StorageError,
-    StoredMembership, TypeConfig,
+    Command, CommandResponse, Entry, LogId, Rejection, Snapshot, SnapshotData, SnapshotMeta,
+    StorageError, StoredMembership, TypeConfig,
 };
 
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
@@ -277,6 +277,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             let response = match entry.payload {
                 EntryPayload::Blank => CommandResponse::None,
+                EntryPayload::Normal(Command::Batch(cmds)) => {
+                    let mut out = Vec::with_capacity(cmds.len());
+                    for cmd in cmds {
+                        out.push(match cmd {
+                            Command::PutItem { .. } | Command::DeleteItem { .. } => self
+                                .tables
+                                .apply(&mut staged, log_id.index, cmd, &mut digest)
+                                .map_err(fail)?,
+                            _ => CommandResponse::Rejected(Rejection::NotBatchable),
+                        });
+                    }
+                    CommandResponse::Batch(out)
+                }
                 EntryPayload::Normal(cmd) => {
                     if staged.needs_flush_before(&cmd) {
                         // A table delete scans committed items: commit what came before.

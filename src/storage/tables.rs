@@ -363,6 +363,8 @@ impl Tables {
             Command::DeleteItem { table, key } => {
                 self.apply_delete_item(staged, index, &table, &key, digest)
             }
+            // Batches are unpacked by the state machine; one inside another is refused.
+            Command::Batch(_) => Ok(Err(Rejection::NotBatchable)),
         }?;
         Ok(match verdict {
             Ok(applied) => CommandResponse::Applied(applied),
@@ -458,7 +460,8 @@ impl Tables {
         if let Some(old) = &old {
             // Last write wins: an entry never overwrites a newer version (this only
             // matters if an entry were ever applied twice; the log applies in order).
-            if version_of(old) >= index {
+            // Within one entry the later write wins.
+            if version_of(old) > index {
                 return Ok(Ok(Applied { version: version_of(old), existed: true }));
             }
             *digest = digest.wrapping_sub(record_hash(TAG_ITEM, &k, old));
@@ -484,7 +487,7 @@ impl Tables {
         };
         let k = key::item_key_bytes(meta.id, ik);
         let existed = match self.item_raw(staged, &k)? {
-            Some(old) if version_of(&old) >= index => {
+            Some(old) if version_of(&old) > index => {
                 return Ok(Ok(Applied { version: version_of(&old), existed: true }))
             }
             Some(old) => {

@@ -1,0 +1,234 @@
+//! Proposing writes: group commit in front of openraft.
+//!
+//! openraft 0.9 turns every `client_write` into its own log entry, and RaftCore waits
+//! for that entry's fsync before it handles its next message, so one entry per client
+//! write caps the leader at one write per fsync however many clients wait. The
+//! [`Batcher`] sits in front: item writes queue here, and as long as fewer than
+//! `raft.max_batches_in_flight` entries are proposed and not yet applied, everything
+//! queued (up to `raft.max_batch_writes` writes, about [`MAX_BATCH_BYTES`]) leaves as one
+//! [`Command::Batch`] entry: one fsync and one replication round for all of them. A
+//! lone write on an idle leader is proposed at once, as a plain command.
+//!
+//! Every write of a batch gets the entry's log index as its version. A batch never
+//! holds two writes to the same item (the second one starts the next batch), so the
+//! versions of one item still increase strictly and name exactly one write each.
+//! Table commands are never batched ([`propose`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::Histogram;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+use crate::config::RaftConfig;
+use crate::error::Error;
+use crate::raft::{Applied, Command, CommandResponse, Raft};
+
+/// A batch is closed once its writes' request bodies add up to this many bytes (a
+/// single write may be larger and then travels alone).
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+type ClientWriteError =
+    openraft::error::ClientWriteError<crate::raft::NodeId, crate::raft::NodeAddr>;
+
+/// What a proposal's client is told.
+pub type WriteResult = Result<Applied, Error>;
+
+/// One queued item write.
+struct Queued {
+    cmd: Command,
+    /// The item's storage key: no two writes of a batch share one.
+    key: Vec<u8>,
+    /// Size estimate (the request body), for the batch byte limit.
+    size: usize,
+    reply: oneshot::Sender<WriteResult>,
+}
+
+/// The front of the write path; cheap to share.
+pub struct Batcher {
+    tx: mpsc::UnboundedSender<Queued>,
+    raft: Raft,
+    timeout: Duration,
+}
+
+impl Batcher {
+    /// Starts the batching task for `raft` (it ends when the `Batcher` is dropped).
+    /// `sizes` observes the number of writes of every entry proposed.
+    pub fn start(raft: Raft, config: &RaftConfig, sizes: Histogram) -> Batcher {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let timeout = Duration::from_millis(config.client_write_timeout_ms);
+        let task = BatchTask {
+            rx,
+            raft: raft.clone(),
+            in_flight: Arc::new(Semaphore::new(config.max_batches_in_flight)),
+            max_writes: config.max_batch_writes,
+            timeout,
+            held: None,
+            sizes,
+        };
+        tokio::spawn(task.run());
+        Batcher { tx, raft, timeout }
+    }
+
+    /// Proposes an item write (`PutItem` / `DeleteItem`) of the item stored under `key`
+    /// and waits until it is applied here. `size` estimates its bytes.
+    pub async fn write(&self, cmd: Command, key: Vec<u8>, size: usize) -> WriteResult {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Queued { cmd, key, size, reply }).is_err() {
+            return Err(Error::Unavailable("the node is shutting down".into()));
+        }
+        // Waiting for a slot counts too: the client hears within the timeout either way.
+        match tokio::time::timeout(self.timeout, rx).await {
+            Err(_) => Err(Error::WriteTimeout(self.timeout.as_millis() as u64)),
+            Ok(r) => {
+                r.unwrap_or_else(|_| Err(Error::Unavailable("the node is shutting down".into())))
+            }
+        }
+    }
+
+    /// Proposes one command as its own entry, bypassing the batch queue (table
+    /// commands), and waits until it is applied here.
+    pub async fn propose(&self, cmd: Command) -> WriteResult {
+        propose(&self.raft, cmd, self.timeout).await
+    }
+}
+
+/// Proposes `cmd` as one entry and waits (at most `timeout`) until it is applied here.
+pub async fn propose(raft: &Raft, cmd: Command, timeout: Duration) -> WriteResult {
+    let rx = raft.client_write_ff(cmd).await.map_err(stopped)?;
+    match tokio::time::timeout(timeout, rx).await {
+        Err(_) => Err(Error::WriteTimeout(timeout.as_millis() as u64)),
+        Ok(Err(_)) => Err(Error::Unavailable("raft dropped the write (shutting down)".into())),
+        Ok(Ok(Err(e))) => Err(write_error(e)),
+        Ok(Ok(Ok(resp))) => applied(resp.data),
+    }
+}
+
+fn stopped(e: openraft::error::Fatal<crate::raft::NodeId>) -> Error {
+    Error::Unavailable(format!("raft stopped: {e}"))
+}
+
+/// What a client is told for one command's apply result.
+fn applied(r: CommandResponse) -> WriteResult {
+    match r {
+        CommandResponse::Applied(a) => Ok(a),
+        CommandResponse::Rejected(r) => Err(r.into()),
+        CommandResponse::None | CommandResponse::Batch(_) => {
+            Err(Error::Internal("write produced no result of its own".into()))
+        }
+    }
+}
+
+/// What a client is told when openraft refuses a write.
+fn write_error(e: ClientWriteError) -> Error {
+    match e {
+        ClientWriteError::ForwardToLeader(f) => match (f.leader_id, f.leader_node) {
+            (Some(id), Some(node)) => Error::NotLeader { leader_id: id, leader_addr: node.addr },
+            _ => Error::NoLeader,
+        },
+        e => Error::Unavailable(e.to_string()),
+    }
+}
+
+struct BatchTask {
+    rx: mpsc::UnboundedReceiver<Queued>,
+    raft: Raft,
+    in_flight: Arc<Semaphore>,
+    max_writes: usize,
+    timeout: Duration,
+    /// A write that would have repeated a key of the batch before: it opens the next.
+    held: Option<Queued>,
+    sizes: Histogram,
+}
+
+impl BatchTask {
+    async fn run(mut self) {
+        loop {
+            let first = match self.held.take() {
+                Some(q) => q,
+                None => match self.rx.recv().await {
+                    Some(q) => q,
+                    None => return,
+                },
+            };
+            // Wait for a slot; writes arriving meanwhile join this batch.
+            let permit = self
+                .in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let batch = self.collect(first);
+            self.submit(batch, permit).await;
+        }
+    }
+
+    /// `first` and whatever is queued behind it, up to the limits, keys distinct: the
+    /// commands in queue order and who to answer for each.
+    fn collect(&mut self, first: Queued) -> (Vec<Command>, Vec<oneshot::Sender<WriteResult>>) {
+        let mut bytes = 0;
+        let mut keys = HashSet::new();
+        let (mut cmds, mut replies) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some(q) = next.take() {
+            if keys.contains(&q.key) {
+                self.held = Some(q);
+                break;
+            }
+            keys.insert(q.key);
+            bytes += q.size;
+            cmds.push(q.cmd);
+            replies.push(q.reply);
+            if cmds.len() < self.max_writes && bytes < MAX_BATCH_BYTES {
+                next = self.rx.try_recv().ok();
+            }
+        }
+        (cmds, replies)
+    }
+
+    /// Proposes the commands as one entry (in queue order, so entries keep arrival
+    /// order) and hands each writer its own result once it is applied.
+    async fn submit(
+        &self,
+        (mut cmds, replies): (Vec<Command>, Vec<oneshot::Sender<WriteResult>>),
+        permit: OwnedSemaphorePermit,
+    ) {
+        let n = cmds.len();
+        self.sizes.observe(n as f64);
+        let cmd = if n == 1 { cmds.pop().expect("one command") } else { Command::Batch(cmds) };
+        let rx = match self.raft.client_write_ff(cmd).await {
+            Ok(rx) => rx,
+            Err(e) => return answer(replies, all(n, stopped(e))),
+        };
+        let timeout = self.timeout;
+        tokio::spawn(async move {
+            let results: Vec<WriteResult> = match tokio::time::timeout(timeout, rx).await {
+                Err(_) => all(n, Error::WriteTimeout(timeout.as_millis() as u64)),
+                Ok(Err(_)) => {
+                    all(n, Error::Unavailable("raft dropped the write (shutting down)".into()))
+                }
+                Ok(Ok(Err(e))) => all(n, write_error(e)),
+                Ok(Ok(Ok(resp))) => match resp.data {
+                    CommandResponse::Batch(rs) if rs.len() == n => {
+                        rs.into_iter().map(applied).collect()
+                    }
+                    r if n == 1 => vec![applied(r)],
+                    _ => all(n, Error::Internal("batch result does not match the batch".into())),
+                },
+            };
+            drop(permit);
+            answer(replies, results);
+        });
+    }
+}
+
+fn answer(replies: Vec<oneshot::Sender<WriteResult>>, results: Vec<WriteResult>) {
+    for (reply, r) in replies.into_iter().zip(results) {
+        let _ = reply.send(r);
+    }
+}
+
+fn all(n: usize, e: Error) -> Vec<WriteResult> {
+    vec![Err(e); n]
+}
