@@ -31,6 +31,10 @@ pub struct ClusterConfig {
     /// Log filter for the nodes and the supervisor (`RUST_LOG` syntax); `RUST_LOG`
     /// overrides it. Default `info`.
     pub log_level: String,
+    /// Most `request` log lines a node writes per second; requests beyond it are still
+    /// counted in `/metrics`, and one `requests_not_logged` line per second says how
+    /// many went unlogged. 0 = no request lines. Default 200.
+    pub request_log_per_sec: u64,
     /// The members of the cluster. Default: ids 0, 1, 2 on 127.0.0.1:8100–8102.
     pub nodes: Vec<NodeConfig>,
     /// Raft timing and log compaction.
@@ -142,6 +146,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             data_root: PathBuf::from("data"),
             log_level: "info".to_string(),
+            request_log_per_sec: 200,
             nodes: (0..3)
                 .map(|i| NodeConfig { id: i, addr: format!("127.0.0.1:{}", 8100 + i) })
                 .collect(),

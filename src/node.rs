@@ -58,6 +58,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         &config.raft,
         progress.metrics.write_batch_size.clone(),
     );
+    let request_log = crate::server::RequestLogBudget::new(config.request_log_per_sec);
     let app = Arc::new(App {
         id,
         addr: me.addr,
@@ -67,6 +68,8 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         progress,
         faults,
         writes,
+        reads: crate::server::reads::ReadIndex::start(raft.clone()),
+        request_log,
     });
     Ok(Node { app, raft, store })
 }

@@ -303,7 +303,6 @@ fn read_level(q: &Query) -> Result<ReadLevel, Error> {
 
 /// Waits until a read at `level` may be answered from this node's state machine.
 pub async fn read_barrier(app: &App, level: ReadLevel) -> Result<(), Error> {
-    use openraft::error::{CheckIsLeaderError, RaftError};
     match level {
         ReadLevel::Eventual => Ok(()),
         ReadLevel::Session(index) => {
@@ -327,21 +326,7 @@ pub async fn read_barrier(app: &App, level: ReadLevel) -> Result<(), Error> {
         }
         ReadLevel::Strong => {
             ensure_leader(app)?;
-            match app.raft.ensure_linearizable().await {
-                Ok(_) => Ok(()),
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    match (f.leader_id, f.leader_node) {
-                        (Some(id), Some(node)) => {
-                            Err(Error::NotLeader { leader_id: id, leader_addr: node.addr })
-                        }
-                        _ => Err(Error::NoLeader),
-                    }
-                }
-                Err(RaftError::APIError(e)) => Err(Error::Unavailable(format!(
-                    "cannot confirm leadership for a strong read: {e}"
-                ))),
-                Err(RaftError::Fatal(e)) => Err(Error::Unavailable(format!("raft stopped: {e}"))),
-            }
+            app.reads.linearize().await
         }
     }
 }

@@ -8,6 +8,7 @@
 //! `error.rs` and is applied only here.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -24,6 +25,7 @@ use crate::storage::{Progress, Tables};
 pub mod admin;
 pub mod api;
 pub mod raft;
+pub mod reads;
 pub mod writes;
 
 /// Largest client request body: a 400 KB item plus JSON overhead.
@@ -44,6 +46,70 @@ pub struct App {
     pub faults: Arc<Faults>,
     /// Where writes are proposed (group commit of item writes).
     pub writes: writes::Batcher,
+    /// Leadership checks for strong reads, shared by concurrent readers.
+    pub reads: reads::ReadIndex,
+    /// How many `request` lines may still be logged this second.
+    pub request_log: RequestLogBudget,
+}
+
+/// The per-second budget of `request` log lines (`request_log_per_sec`).
+#[derive(Debug)]
+pub struct RequestLogBudget {
+    limit: u64,
+    start: std::time::Instant,
+    /// The second (since `start`) the counters belong to.
+    second: AtomicU64,
+    logged: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl RequestLogBudget {
+    pub fn new(limit: u64) -> RequestLogBudget {
+        RequestLogBudget {
+            limit,
+            start: std::time::Instant::now(),
+            second: AtomicU64::new(0),
+            logged: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether one more request line may be written now. The first request of a new
+    /// second reports how many lines the seconds before it skipped.
+    fn take(&self) -> bool {
+        let (ok, skipped) = self.take_at(self.start.elapsed().as_secs());
+        if skipped > 0 {
+            tracing::info!(
+                event = "requests_not_logged",
+                count = skipped,
+                limit_per_sec = self.limit,
+                "{skipped} requests not logged (request_log_per_sec = {})",
+                self.limit
+            );
+        }
+        ok
+    }
+
+    /// [`take`](Self::take) at second `now`: whether to log, and how many skipped
+    /// lines to report (non-zero once, on the first call of a new second).
+    fn take_at(&self, now: u64) -> (bool, u64) {
+        let second = self.second.load(Ordering::Relaxed);
+        let mut skipped = 0;
+        if now != second
+            && self
+                .second
+                .compare_exchange(second, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.logged.store(0, Ordering::Relaxed);
+            skipped = self.skipped.swap(0, Ordering::Relaxed);
+        }
+        if self.logged.fetch_add(1, Ordering::Relaxed) < self.limit {
+            return (true, skipped);
+        }
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        (false, skipped)
+    }
 }
 
 impl App {
@@ -116,7 +182,7 @@ fn observe(app: &App, info: &RequestInfo, resp: &Response) {
     let m = &app.progress.metrics;
     m.requests.with_label_values(&labels).inc();
     m.request_seconds.with_label_values(&labels).observe(elapsed.as_secs_f64());
-    if matches!(route, "/raft" | "/status" | "/metrics") {
+    if matches!(route, "/raft" | "/status" | "/metrics") || !app.request_log.take() {
         return;
     }
     let redirected_to = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok());
@@ -264,4 +330,22 @@ pub fn path_and_query() -> impl Filter<Extract = (String,), Error = Infallible> 
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestLogBudget;
+
+    #[test]
+    fn request_log_budget_allows_the_limit_per_second_and_reports_the_rest_once() {
+        let b = RequestLogBudget::new(3);
+        let second0: Vec<(bool, u64)> = (0..5).map(|_| b.take_at(0)).collect();
+        assert_eq!(second0, [(true, 0), (true, 0), (true, 0), (false, 0), (false, 0)]);
+        assert_eq!(b.take_at(1), (true, 2), "the next second reports 2 skipped");
+        assert_eq!(b.take_at(1), (true, 0), "reported once");
+        assert_eq!(b.take_at(5), (true, 0), "nothing skipped, nothing reported");
+        let none = RequestLogBudget::new(0);
+        assert_eq!(none.take_at(0), (false, 0));
+        assert_eq!(none.take_at(1), (false, 1));
+    }
 }
