@@ -6,8 +6,6 @@
 //! depends on state (does the table exist? does the item match its schema?) happens
 //! again at apply time and its verdict is part of the [`CommandResponse`].
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Item, ItemKey, ModelError, TableSchema};
@@ -36,6 +34,7 @@ openraft::declare_raft_types!(
         R = CommandResponse,
         NodeId = NodeId,
         Node = NodeAddr,
+        SnapshotData = crate::storage::snapshot::SnapshotData,
 );
 
 /// The Raft handle of this node.
@@ -49,8 +48,8 @@ pub type StorageError = openraft::StorageError<NodeId>;
 pub type Vote = openraft::Vote<NodeId>;
 pub type RaftMetrics = openraft::RaftMetrics<NodeId, NodeAddr>;
 
-/// Snapshot bytes travel as an in-memory cursor (openraft's default).
-pub type SnapshotData = Cursor<Vec<u8>>;
+/// Snapshot bytes: stored in chunks, or in memory while received.
+pub type SnapshotData = crate::storage::snapshot::SnapshotData;
 
 /// One replicated write: the format of the Raft log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,6 +28,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 pub mod log_store;
 pub mod progress;
+pub mod snapshot;
 pub mod state_machine;
 pub mod tables;
 
@@ -50,7 +51,7 @@ pub struct Store {
 
 /// fjall's block cache. Small: reads of recent data hit the memtables, and the OS page
 /// cache keeps the segment files warm anyway.
-const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest memtable per keyspace before fjall flushes it to a segment file (fjall's
 /// default is 64 MiB per keyspace, which alone would put a node with 100,000 items over
 /// 100 MB of RSS). Only applies to keyspaces created with it (new data directories).
@@ -74,6 +75,16 @@ impl Store {
             snapshot: ks("snapshot")?,
             db,
         })
+    }
+}
+
+/// Hands memory freed after a snapshot (megabytes of short-lived buffers) back to the
+/// OS; glibc keeps freed memory otherwise, and it shows as resident for good.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the OS.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

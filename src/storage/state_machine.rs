@@ -25,11 +25,12 @@ use fjall::{Keyspace, PersistMode, Readable};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 
+use super::snapshot::{chunk_gen, ChunkWriter, Current, SnapshotData, KEY_CURRENT};
 use super::tables::Staged;
 use super::{any, Progress, Store, Tables};
 use crate::raft::{
-    Command, CommandResponse, Entry, LogId, Rejection, Snapshot, SnapshotData, SnapshotMeta,
-    StorageError, StoredMembership, TypeConfig,
+    Command, CommandResponse, Entry, LogId, Rejection, Snapshot, SnapshotMeta, StorageError,
+    StoredMembership, TypeConfig,
 };
 
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
@@ -60,6 +61,10 @@ pub struct StateMachine {
     tables: Tables,
     /// Counter making snapshot ids unique within this process.
     snapshot_seq: Arc<AtomicU64>,
+    /// Next generation number for stored snapshot chunks.
+    snapshot_gen: Arc<AtomicU64>,
+    /// Publishing a snapshot (build or install) is one at a time.
+    snapshot_lock: Arc<std::sync::Mutex<()>>,
     /// Applied index, digest and apply delay, shared with `/status`.
     progress: Arc<Progress>,
 }
@@ -70,9 +75,19 @@ impl StateMachine {
             tables: Tables::new(store.clone()),
             store,
             snapshot_seq: Arc::default(),
+            snapshot_gen: Arc::default(),
+            snapshot_lock: Arc::default(),
             progress,
         };
         sm.load_progress()?;
+        // Generations go on from the highest one stored (chunks of an interrupted write
+        // included, so they are never reused while still on disk).
+        let mut gen = sm.current()?.map_or(0, |c| c.gen);
+        for g in sm.store.snapshot.prefix(b"chunk") {
+            let k = g.key().map_err(|e| snap_err(ErrorVerb::Read, e))?;
+            gen = gen.max(chunk_gen(&k).unwrap_or(0));
+        }
+        sm.snapshot_gen.store(gen + 1, Ordering::Relaxed);
         Ok(sm)
     }
 
@@ -116,8 +131,13 @@ impl StateMachine {
         Ok((last, membership))
     }
 
-    /// Serializes the current state from a consistent fjall snapshot.
-    fn dump(&self) -> Result<(Option<LogId>, StoredMembership, Vec<u8>), StorageError> {
+    /// Writes the current state, from a consistent fjall snapshot, as the chunks of
+    /// generation `gen` (streamed: never the whole snapshot in memory). Returns what the
+    /// snapshot covers and its length in bytes.
+    fn write_snapshot(
+        &self,
+        gen: u64,
+    ) -> Result<(Option<LogId>, StoredMembership, u64), StorageError> {
         let snap = self.store.db.snapshot();
         let get =
             |k: &[u8]| snap.get(&self.store.sm_meta, k).map_err(|e| snap_err(ErrorVerb::Read, e));
@@ -129,18 +149,80 @@ impl StateMachine {
             Some(v) => serde_json::from_slice(&v).map_err(|e| snap_err(ErrorVerb::Read, e))?,
             None => StoredMembership::default(),
         };
-        let mut data = MAGIC.to_vec();
+        let write_err = |e: fjall::Error| snap_err(ErrorVerb::Write, e);
+        let mut out = ChunkWriter::new(&self.store.snapshot, gen);
+        out.write(MAGIC).map_err(write_err)?;
         for (tag, ks) in self.state_keyspaces() {
             for g in snap.iter(ks) {
                 let (k, v) = g.into_inner().map_err(|e| snap_err(ErrorVerb::Read, e))?;
-                data.push(tag);
-                data.extend_from_slice(&(k.len() as u32).to_be_bytes());
-                data.extend_from_slice(&k);
-                data.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                data.extend_from_slice(&v);
+                out.write(&[tag]).map_err(write_err)?;
+                out.write(&(k.len() as u32).to_be_bytes()).map_err(write_err)?;
+                out.write(&k).map_err(write_err)?;
+                out.write(&(v.len() as u32).to_be_bytes()).map_err(write_err)?;
+                out.write(&v).map_err(write_err)?;
             }
         }
-        Ok((last, membership, data))
+        let len = out.finish().map_err(write_err)?;
+        Ok((last, membership, len))
+    }
+
+    /// The next unused snapshot generation.
+    fn next_gen(&self) -> u64 {
+        self.snapshot_gen.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The stored `current` snapshot record, if any.
+    fn current(&self) -> Result<Option<Current>, StorageError> {
+        let Some(v) =
+            self.store.snapshot.get(KEY_CURRENT).map_err(|e| snap_err(ErrorVerb::Read, e))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&v).map(Some).map_err(|e| snap_err(ErrorVerb::Read, e))
+    }
+
+    /// Makes `current` the current snapshot, in `batch` (with whatever else the caller
+    /// put there), synced: first the journal holding its chunks, then the batch. Chunks
+    /// of generations older than this one and the one it replaces are removed (the
+    /// replaced one may still be being sent to a follower). A build that finishes after a
+    /// newer snapshot was installed is dropped instead. Returns whether it was published.
+    fn publish(
+        &self,
+        mut batch: fjall::OwnedWriteBatch,
+        current: &Current,
+        build: bool,
+    ) -> Result<bool, StorageError> {
+        let _one_at_a_time = self.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let prev = self.current()?;
+        let newer = |p: &Current| p.meta.last_log_id > current.meta.last_log_id;
+        let keep = if build && prev.as_ref().is_some_and(newer) {
+            prev.as_ref().map(|p| p.gen)
+        } else {
+            batch.insert(
+                &self.store.snapshot,
+                KEY_CURRENT,
+                serde_json::to_vec(current).expect("snapshot record"),
+            );
+            Some(current.gen)
+        };
+        // Generations are handed out in increasing order, so any one below both kept
+        // ones is finished with; a higher one may still be being written.
+        let oldest_kept = prev.map_or(current.gen, |p| p.gen).min(keep.unwrap_or(current.gen));
+        for g in self.store.snapshot.prefix(b"chunk") {
+            let k = g.key().map_err(|e| snap_err(ErrorVerb::Read, e))?;
+            if chunk_gen(&k).is_some_and(|gen| gen < oldest_kept) {
+                batch.remove(&self.store.snapshot, k);
+            }
+        }
+        // Legacy single-value snapshot of older data directories.
+        batch.remove(&self.store.snapshot, KEY_SNAP_META);
+        batch.remove(&self.store.snapshot, KEY_SNAP_DATA);
+        self.store.db.persist(PersistMode::SyncAll).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        // Move the chunks out of memory into a segment file now, rather than whenever
+        // the memtable next fills up.
+        self.store.snapshot.rotate_memtable().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(keep == Some(current.gen))
     }
 
     /// Commits one apply batch: the staged writes, the membership if it changed, and
@@ -178,14 +260,6 @@ impl StateMachine {
         self.progress.set_applied(Some(last.index));
         Ok(())
     }
-
-    /// Stores `meta` + `data` as the current snapshot, durably.
-    fn save_snapshot(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
-        let mut batch = self.store.db.batch().durability(Some(PersistMode::SyncAll));
-        batch.insert(&self.store.snapshot, KEY_SNAP_META, serde_json::to_vec(meta).expect("meta"));
-        batch.insert(&self.store.snapshot, KEY_SNAP_DATA, data.to_vec());
-        batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))
-    }
 }
 
 /// One snapshot record: keyspace tag, key, value.
@@ -216,30 +290,34 @@ fn parse_records(data: &[u8]) -> Option<Vec<Record<'_>>> {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let this = self.clone();
-        let (last, membership, data) = tokio::task::spawn_blocking(move || this.dump())
-            .await
-            .map_err(|e| snap_err(ErrorVerb::Read, e))??;
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let snapshot_id = match last {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
-            None => format!("0-0-{seq}"),
-        };
-        let meta = SnapshotMeta { last_log_id: last, last_membership: membership, snapshot_id };
-        let this = self.clone();
-        let (meta, data) = tokio::task::spawn_blocking(move || {
-            this.save_snapshot(&meta, &data).map(|_| (meta, data))
+        let current = tokio::task::spawn_blocking(move || {
+            let gen = this.next_gen();
+            let (last, membership, len) = this.write_snapshot(gen)?;
+            let snapshot_id = match last {
+                Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
+                None => format!("0-0-{seq}"),
+            };
+            let meta = SnapshotMeta { last_log_id: last, last_membership: membership, snapshot_id };
+            let current = Current { meta, gen, len };
+            this.publish(this.store.db.batch(), &current, true)?;
+            Ok::<_, StorageError>(current)
         })
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))??;
+        super::release_freed_memory();
         self.progress.metrics.snapshots_built.inc();
-        self.progress.metrics.snapshot_bytes.set(data.len() as f64);
+        self.progress.metrics.snapshot_bytes.set(current.len as f64);
         tracing::info!(
             event = "snapshot_built",
-            index = meta.last_log_id.map(|l| l.index),
-            size = data.len(),
+            index = current.meta.last_log_id.map(|l| l.index),
+            size = current.len,
             "snapshot built"
         );
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta: current.meta.clone(),
+            snapshot: Box::new(SnapshotData::stored(self.store.snapshot.clone(), &current)),
+        })
     }
 }
 
@@ -317,7 +395,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+        Ok(Box::new(SnapshotData::Memory(Cursor::new(Vec::new()))))
     }
 
     async fn install_snapshot(
@@ -325,16 +403,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
-        let data = snapshot.into_inner();
-        let size = data.len();
         let this = self.clone();
         let meta2 = meta.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StorageError> {
+        let size = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
+            let data = snapshot.into_bytes().map_err(|e| snap_err(ErrorVerb::Read, e))?;
             let records = parse_records(&data)
                 .ok_or_else(|| snap_err(ErrorVerb::Read, "malformed snapshot data"))?;
-            // One atomic batch: remove the old state, write the new one, keep the
-            // snapshot itself; synced, since the log before it may be gone.
-            let mut batch = this.store.db.batch().durability(Some(PersistMode::SyncAll));
+            // The snapshot itself is kept (as chunks), since the log before it may be
+            // gone; then one atomic, synced batch replaces the state and makes it current.
+            let gen = this.next_gen();
+            let mut out = ChunkWriter::new(&this.store.snapshot, gen);
+            out.write(&data).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let len = out.finish().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            let mut batch = this.store.db.batch();
             for (_, ks) in this.state_keyspaces() {
                 for g in ks.iter() {
                     batch.remove(ks, g.key().map_err(|e| snap_err(ErrorVerb::Read, e))?);
@@ -349,17 +430,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     .1;
                 batch.insert(ks, k, v);
             }
-            batch.insert(
-                &this.store.snapshot,
-                KEY_SNAP_META,
-                serde_json::to_vec(&meta2).expect("meta"),
-            );
-            batch.insert(&this.store.snapshot, KEY_SNAP_DATA, data.clone());
-            batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))
+            this.publish(batch, &Current { meta: meta2, gen, len }, false)?;
+            Ok(len)
         })
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))??;
         self.load_progress()?;
+        super::release_freed_memory();
         self.progress.metrics.snapshots_installed.inc();
         self.progress.metrics.snapshot_bytes.set(size as f64);
         tracing::info!(
@@ -372,13 +449,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        if let Some(current) = self.current()? {
+            let data = SnapshotData::stored(self.store.snapshot.clone(), &current);
+            return Ok(Some(Snapshot { meta: current.meta, snapshot: Box::new(data) }));
+        }
+        // A data directory from before chunked snapshots: one `meta` and one `data` value.
         let get = |k: &[u8]| self.store.snapshot.get(k).map_err(|e| snap_err(ErrorVerb::Read, e));
         let (Some(m), Some(d)) = (get(KEY_SNAP_META)?, get(KEY_SNAP_DATA)?) else {
             return Ok(None);
         };
         let meta: SnapshotMeta =
             serde_json::from_slice(&m).map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(d.to_vec())) }))
+        let data = SnapshotData::Memory(Cursor::new(d.to_vec()));
+        Ok(Some(Snapshot { meta, snapshot: Box::new(data) }))
     }
 }
 
