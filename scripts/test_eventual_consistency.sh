@@ -81,7 +81,7 @@ out=$(cli get-item --target-addr "$faddr" --table-name "$TABLE" --partition-key 
 seen=$(echo "$out" | json "d['item'].get('Value')" 2>/dev/null)
 [ "$seen" = "$value" ] && ok "read-your-writes: $seen" || bad "session read returned ${seen:-$out}"
 
-say "3. Strong read through node$fid (redirected to the leader, read index confirmed by a quorum)"
+say "3. Strong read on node$fid (read index from the leader, applied on node$fid first)"
 out=$(cli get-item --target-addr "$faddr" --table-name "$TABLE" --partition-key demo --consistency strong 2>&1)
 seen=$(echo "$out" | json "d['item'].get('Value')" 2>/dev/null)
 [ "$seen" = "$value" ] && ok "linearizable: $seen" || bad "strong read returned ${seen:-$out}"

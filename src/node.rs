@@ -50,7 +50,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);
     let faults = Arc::new(Faults::default());
     let network = Network::new(id, faults.clone());
-    let raft = Raft::new(id, raft_config, network, log_store, state_machine)
+    let raft = Raft::new(id, raft_config, network.clone(), log_store, state_machine)
         .await
         .map_err(|e| anyhow!("cannot start raft: {e}"))?;
     let writes = crate::server::writes::Batcher::start(
@@ -68,7 +68,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         progress,
         faults,
         writes,
-        reads: crate::server::reads::ReadIndex::start(raft.clone()),
+        reads: crate::server::reads::ReadIndex::start(id, raft.clone(), network),
         request_log,
     });
     Ok(Node { app, raft, store })

@@ -1,5 +1,6 @@
 //! The Raft network: openraft's RPCs (AppendEntries, Vote, InstallSnapshot) as HTTP
-//! POSTs of JSON to the peer's `/raft/append`, `/raft/vote` and `/raft/snapshot`.
+//! POSTs of JSON to the peer's `/raft/append`, `/raft/vote` and `/raft/snapshot`, plus
+//! our own `/raft/read_index` (a follower's strong reads ask the leader for a read index).
 //!
 //! - One `reqwest::Client` per peer, kept for the life of the process, so connections
 //!   are reused (keep-alive) instead of opened per RPC.
@@ -142,6 +143,46 @@ impl Network {
                     .expect("reqwest client builds")
             })
             .clone()
+    }
+}
+
+impl Network {
+    /// Asks the leader `target` (at `addr`) for a read index: it confirms with a quorum
+    /// that it still leads and answers the commit index a linearizable read must see
+    /// (`POST /raft/read_index`, see `server::reads`). Faults apply as to every Raft
+    /// message; a failure is the reason, for a 503.
+    pub async fn read_index(
+        &self,
+        target: NodeId,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<u64, String> {
+        let peer = PeerConnection {
+            target,
+            addr: addr.to_string(),
+            client: self.client_for(target),
+            net: self.clone(),
+        };
+        peer.simulate(timeout).await.map_err(|e| format!("leader {target}: {e}"))?;
+        let resp = peer
+            .client
+            .post(format!("http://{addr}/raft/read_index"))
+            .header(FROM_HEADER, self.me)
+            .timeout(timeout)
+            .body("{}")
+            .send()
+            .await
+            .map_err(|e| format!("leader {target} at {addr}: {e}"))?;
+        let status = resp.status();
+        let body: serde_json::Value =
+            resp.json().await.map_err(|e| format!("leader {target}: bad answer: {e}"))?;
+        match body.get("index").and_then(|i| i.as_u64()) {
+            Some(index) if status.is_success() => Ok(index),
+            _ => Err(format!(
+                "leader {target} answered {status}: {}",
+                body.pointer("/error/message").and_then(|m| m.as_str()).unwrap_or("no index")
+            )),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The server side of the Raft RPC: `POST /raft/append`, `/raft/vote`, `/raft/snapshot`.
+//! The server side of the Raft RPC: `POST /raft/append`, `/raft/vote`, `/raft/snapshot`,
+//! and `/raft/read_index` (the leader's read index for a follower's strong reads).
 //!
 //! Each takes openraft's request as JSON and answers with the whole
 //! `Result<Response, RaftError>` as JSON, which `raft::network` decodes on the caller.
@@ -55,6 +56,17 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
                 Ok(req) => json_reply(StatusCode::OK, &app.raft.install_snapshot(req).await),
                 Err(resp) => resp,
             },
+            // A follower's strong reads: only the leader hands out read indexes.
+            "read_index" => {
+                let index = match super::api::ensure_leader(&app) {
+                    Ok(()) => app.reads.linearize().await,
+                    Err(e) => Err(e),
+                };
+                match index {
+                    Ok(index) => json_reply(StatusCode::OK, &serde_json::json!({ "index": index })),
+                    Err(e) => super::error_reply(&e, "/raft/read_index"),
+                }
+            }
             other => {
                 let e = Error::BadRequest(format!("no Raft RPC called {other:?}"));
                 let mut resp = json_reply(StatusCode::NOT_FOUND, &e.body());
