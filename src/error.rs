@@ -100,6 +100,18 @@ impl Error {
     }
 }
 
+impl From<openraft::error::ForwardToLeader<crate::raft::NodeId, crate::raft::NodeAddr>> for Error {
+    /// openraft's "not the leader": a redirect if the leader is known, else 503.
+    fn from(
+        f: openraft::error::ForwardToLeader<crate::raft::NodeId, crate::raft::NodeAddr>,
+    ) -> Self {
+        match (f.leader_id, f.leader_node) {
+            (Some(id), Some(node)) => Error::NotLeader { leader_id: id, leader_addr: node.addr },
+            _ => Error::NoLeader,
+        }
+    }
+}
+
 impl From<Rejection> for Error {
     fn from(r: Rejection) -> Self {
         match r {

@@ -110,14 +110,7 @@ async fn leader_round(raft: &Raft) -> Result<u64, Error> {
     use openraft::error::{CheckIsLeaderError, RaftError};
     match raft.ensure_linearizable().await {
         Ok(read_log_id) => Ok(read_log_id.map_or(0, |l| l.index)),
-        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-            match (f.leader_id, f.leader_node) {
-                (Some(id), Some(node)) => {
-                    Err(Error::NotLeader { leader_id: id, leader_addr: node.addr })
-                }
-                _ => Err(Error::NoLeader),
-            }
-        }
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(f.into()),
         Err(RaftError::APIError(e)) => {
             Err(Error::Unavailable(format!("cannot confirm leadership for a strong read: {e}")))
         }

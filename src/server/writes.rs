@@ -97,11 +97,21 @@ impl Batcher {
 /// Proposes `cmd` as one entry and waits (at most `timeout`) until it is applied here.
 pub async fn propose(raft: &Raft, cmd: Command, timeout: Duration) -> WriteResult {
     let rx = raft.client_write_ff(cmd).await.map_err(stopped)?;
+    applied(wait_applied(rx, timeout).await?)
+}
+
+/// Waits (at most `timeout`) for the apply result of a proposed entry.
+async fn wait_applied(
+    rx: oneshot::Receiver<
+        Result<openraft::raft::ClientWriteResponse<crate::raft::TypeConfig>, ClientWriteError>,
+    >,
+    timeout: Duration,
+) -> Result<CommandResponse, Error> {
     match tokio::time::timeout(timeout, rx).await {
         Err(_) => Err(Error::WriteTimeout(timeout.as_millis() as u64)),
         Ok(Err(_)) => Err(Error::Unavailable("raft dropped the write (shutting down)".into())),
         Ok(Ok(Err(e))) => Err(write_error(e)),
-        Ok(Ok(Ok(resp))) => applied(resp.data),
+        Ok(Ok(Ok(resp))) => Ok(resp.data),
     }
 }
 
@@ -123,10 +133,7 @@ fn applied(r: CommandResponse) -> WriteResult {
 /// What a client is told when openraft refuses a write.
 fn write_error(e: ClientWriteError) -> Error {
     match e {
-        ClientWriteError::ForwardToLeader(f) => match (f.leader_id, f.leader_node) {
-            (Some(id), Some(node)) => Error::NotLeader { leader_id: id, leader_addr: node.addr },
-            _ => Error::NoLeader,
-        },
+        ClientWriteError::ForwardToLeader(f) => f.into(),
         e => Error::Unavailable(e.to_string()),
     }
 }
@@ -203,19 +210,13 @@ impl BatchTask {
         };
         let timeout = self.timeout;
         tokio::spawn(async move {
-            let results: Vec<WriteResult> = match tokio::time::timeout(timeout, rx).await {
-                Err(_) => all(n, Error::WriteTimeout(timeout.as_millis() as u64)),
-                Ok(Err(_)) => {
-                    all(n, Error::Unavailable("raft dropped the write (shutting down)".into()))
+            let results: Vec<WriteResult> = match wait_applied(rx, timeout).await {
+                Err(e) => all(n, e),
+                Ok(CommandResponse::Batch(rs)) if rs.len() == n => {
+                    rs.into_iter().map(applied).collect()
                 }
-                Ok(Ok(Err(e))) => all(n, write_error(e)),
-                Ok(Ok(Ok(resp))) => match resp.data {
-                    CommandResponse::Batch(rs) if rs.len() == n => {
-                        rs.into_iter().map(applied).collect()
-                    }
-                    r if n == 1 => vec![applied(r)],
-                    _ => all(n, Error::Internal("batch result does not match the batch".into())),
-                },
+                Ok(r) if n == 1 => vec![applied(r)],
+                Ok(_) => all(n, Error::Internal("batch result does not match the batch".into())),
             };
             drop(permit);
             answer(replies, results);
