@@ -477,6 +477,52 @@ mod tests {
         assert_eq!(error_kind(StatusCode::NOT_FOUND, b"404 page not found"), "HTTP 404");
     }
 
+    /// The worker against a mock member: puts are acknowledged by a 200, ranges find
+    /// exactly the keys the member has, errors are counted by etcd's message, and a
+    /// member nobody answers at is unreachable.
+    #[tokio::test]
+    async fn the_worker_reads_and_writes_through_the_gateway() {
+        use crate::bench::http::mock::mock;
+
+        let stored = B64.encode("key1");
+        let (member, seen) = mock(move |(_, path, body)| {
+            let header = r#""header":{"cluster_id":"1","revision":"5","raft_term":"2"}"#;
+            match path.as_str() {
+                "/v3/kv/put" if body.contains(r#""key":"a2V5Mg==""#) => (
+                    503,
+                    vec![],
+                    r#"{"error":"etcdserver: no leader","code":14,"message":"etcdserver: no leader"}"#
+                        .into(),
+                ),
+                "/v3/kv/put" | "/v3/kv/deleterange" => (200, vec![], format!("{{{header}}}")),
+                "/v3/kv/range" if body.contains(&stored) => (
+                    200,
+                    vec![],
+                    format!(r#"{{{header},"kvs":[{{"key":"{stored}","value":"dg=="}}],"count":"1"}}"#),
+                ),
+                "/v3/kv/range" => (200, vec![], format!("{{{header}}}")),
+                _ => (404, vec![], "404 page not found".into()),
+            }
+        })
+        .await;
+        let mut w = Worker::new(std::slice::from_ref(&member), 0, "dg==".into(), true).unwrap();
+        let ok = |found| Outcome::Ok { found, redirected: false };
+        assert_eq!(w.put("key1").await, ok(true));
+        assert_eq!(w.put("key2").await, Outcome::Err("etcdserver: no leader (HTTP 503)".into()));
+        assert_eq!(w.get("key1").await, ok(true));
+        assert_eq!(w.get("key3").await, ok(false));
+        w.delete_prefix("key").await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 5);
+        assert_eq!(seen[0].2, put_body(b"key1", "dg=="));
+        assert_eq!(seen[2].2, range_body(b"key1", true));
+        assert!(seen.iter().all(|(m, _, _)| m == "POST"));
+
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut w = Worker::new(&[dead.to_string()], 0, "dg==".into(), false).unwrap();
+        assert_eq!(w.get("key1").await, Outcome::Err("unreachable".into()));
+    }
+
     #[test]
     fn prefix_deletes_cover_exactly_the_prefix() {
         assert_eq!(prefix_end(b"key"), b"kez");

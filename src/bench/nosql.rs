@@ -490,46 +490,10 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use serde_json::{json, Value};
-    use warp::Filter;
 
     use super::*;
 
-    /// What a mock node saw: method and path with query.
-    type Seen = (String, String, String);
-    /// A mock node's answer: status, extra headers, body.
-    type Reply = (u16, Vec<(&'static str, String)>, String);
-
-    /// Serves `handler` on a free port; returns `host:port` and everything it saw.
-    async fn mock<F>(handler: F) -> (String, Arc<Mutex<Vec<Seen>>>)
-    where
-        F: Fn(&Seen) -> Reply + Send + Sync + 'static,
-    {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (handler, seen_log) = (Arc::new(handler), log.clone());
-        let route = warp::method()
-            .and(warp::path::full())
-            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-            .and(warp::body::bytes())
-            .map(move |m: Method, p: warp::path::FullPath, q: String, b: Bytes| {
-                let pq = if q.is_empty() {
-                    p.as_str().to_string()
-                } else {
-                    format!("{}?{q}", p.as_str())
-                };
-                let seen = (m.to_string(), pq, String::from_utf8_lossy(&b).to_string());
-                let (status, headers, body) = handler(&seen);
-                seen_log.lock().unwrap().push(seen);
-                let mut resp = warp::http::Response::builder().status(status);
-                for (k, v) in headers {
-                    resp = resp.header(k, v);
-                }
-                resp.header("content-type", "application/json").body(body).unwrap()
-            });
-        tokio::spawn(warp::serve(route).incoming(listener).run());
-        (addr, log)
-    }
+    use crate::bench::http::mock::{mock, Seen};
 
     fn error_body(code: &str) -> String {
         json!({"error": {"code": code, "message": "no"}}).to_string()
