@@ -1,8 +1,9 @@
 //! Driving etcd 3.x with the same workloads, through its HTTP/JSON gateway.
 //!
 //! etcd speaks gRPC; every member also serves a JSON mapping of the same API (the
-//! "gRPC gateway") on its client port, so plain HTTP/1.1 with `reqwest` reaches it and
-//! the two systems are measured through the same kind of client:
+//! "gRPC gateway") on its client port, so plain HTTP/1.1 reaches it and the two systems
+//! are measured through the same client ([`super::http`]: one keep-alive connection per
+//! client task and member, bodies formatted into a reused buffer):
 //!
 //! | op | request | etcd side |
 //! |---|---|---|
@@ -15,16 +16,22 @@
 //! JSON *strings*. Fields equal to their default are left out, so an empty range answer
 //! has no `kvs` and no `count` at all.
 //!
+//! On the hot path a range answer is not decoded: [`range_found`] only looks for a
+//! non-empty top-level `kvs` array, which is all the outcome needs (the full decoding,
+//! [`decode_range`], documents the format and checks that shortcut in the tests). A put
+//! answer's 200 is the acknowledgement; its body is not read.
+//!
 //! Shortcuts taken: no authentication, no TLS, no leases or watches; writes are spread
 //! round-robin over the members (as etcd's own client does) rather than sent to the
 //! leader.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use bytes::Bytes;
-use reqwest::{StatusCode, Url};
+use bytes::{Bytes, BytesMut};
+use hyper::{Method, StatusCode, Uri};
 use serde::{Deserialize, Deserializer};
 
+use super::http::{self, Conns, Transport};
 use super::stats::Outcome;
 
 /// One key-value pair of a range answer, decoded.
@@ -83,22 +90,43 @@ pub struct PutResult {
 /// The body of a put of `key` whose value is already base64 (`value_b64`; the benchmark
 /// encodes its one value once, not per op).
 pub fn put_body(key: &[u8], value_b64: &str) -> String {
-    let mut out = String::with_capacity(32 + key.len() * 4 / 3 + value_b64.len());
-    out.push_str(r#"{"key":""#);
-    B64.encode_string(key, &mut out);
-    out.push_str(r#"","value":""#);
-    out.push_str(value_b64);
-    out.push_str(r#""}"#);
-    out
+    let mut out = BytesMut::new();
+    put_body_into(&mut out, key, value_b64);
+    String::from_utf8(out.to_vec()).expect("base64 and ASCII")
+}
+
+/// [`put_body`], appended to `out` (a reused buffer).
+pub fn put_body_into(out: &mut BytesMut, key: &[u8], value_b64: &str) {
+    out.reserve(32 + key.len() * 4 / 3 + value_b64.len());
+    out.extend_from_slice(br#"{"key":""#);
+    push_b64(out, key);
+    out.extend_from_slice(br#"","value":""#);
+    out.extend_from_slice(value_b64.as_bytes());
+    out.extend_from_slice(br#""}"#);
 }
 
 /// The body of a point read of `key`; `serializable` = local read, else linearizable.
 pub fn range_body(key: &[u8], serializable: bool) -> String {
-    let mut out = String::with_capacity(48 + key.len() * 4 / 3);
-    out.push_str(r#"{"key":""#);
-    B64.encode_string(key, &mut out);
-    out.push_str(if serializable { r#"","serializable":true}"# } else { r#""}"# });
-    out
+    let mut out = BytesMut::new();
+    range_body_into(&mut out, key, serializable);
+    String::from_utf8(out.to_vec()).expect("base64 and ASCII")
+}
+
+/// [`range_body`], appended to `out` (a reused buffer).
+pub fn range_body_into(out: &mut BytesMut, key: &[u8], serializable: bool) {
+    out.reserve(48 + key.len() * 4 / 3);
+    out.extend_from_slice(br#"{"key":""#);
+    push_b64(out, key);
+    out.extend_from_slice(if serializable { br#"","serializable":true}"# } else { br#""}"# });
+}
+
+/// Appends the standard base64 of `bytes`.
+fn push_b64(out: &mut BytesMut, bytes: &[u8]) {
+    let start = out.len();
+    let len = base64::encoded_len(bytes.len(), true).expect("a key is far from usize::MAX");
+    out.resize(start + len, 0);
+    let written = B64.encode_slice(bytes, &mut out[start..]).expect("sized by encoded_len");
+    out.truncate(start + written);
 }
 
 /// The body of a delete of every key starting with `prefix`.
@@ -128,6 +156,30 @@ pub fn encode_value(value: &[u8]) -> String {
 /// Decodes a range answer.
 pub fn decode_range(body: &[u8]) -> Result<RangeResult, String> {
     serde_json::from_slice(body).map_err(|e| format!("bad range answer: {e}"))
+}
+
+/// Whether a range answer found the key: it has a non-empty top-level `kvs` array.
+///
+/// A cheap scan instead of [`decode_range`]: in etcd's answers every string is a field
+/// name, base64 or a decimal number, so the quoted token `"kvs"` can only be the field
+/// name. An answer that is not a JSON object, or whose `kvs` is not an array, is an error.
+pub fn range_found(body: &[u8]) -> Result<bool, String> {
+    let body = body.trim_ascii();
+    if !(body.starts_with(b"{") && body.ends_with(b"}")) {
+        return Err("bad range answer: not a JSON object".into());
+    }
+    let Some(at) = body.windows(5).position(|w| w == br#""kvs""#) else {
+        return Ok(false);
+    };
+    let rest = body[at + 5..].trim_ascii_start();
+    let rest = rest.strip_prefix(b":").ok_or("bad range answer: kvs without a value")?;
+    let rest = rest.trim_ascii_start();
+    let rest = rest.strip_prefix(b"[").ok_or("bad range answer: kvs is not an array")?;
+    match rest.trim_ascii_start().first() {
+        Some(b']') => Ok(false),
+        Some(b'{') => Ok(true),
+        _ => Err("bad range answer: kvs holds something else than objects".into()),
+    }
 }
 
 /// Decodes a put answer.
@@ -183,71 +235,86 @@ fn b64_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
 }
 
 /// Kind of a transport failure, for the error counts.
-pub(crate) fn transport_kind(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".into()
-    } else if e.is_connect() {
-        "unreachable".into()
-    } else {
-        "connection broken".into()
+pub(crate) fn transport_kind(t: &Transport) -> String {
+    match t {
+        Transport::Timeout => "timeout".into(),
+        Transport::Connect(_) => "unreachable".into(),
+        Transport::Broken(_) => "connection broken".into(),
     }
 }
 
-/// One benchmark client of an etcd cluster: its own HTTP connection pool, and a turn
+/// One benchmark client of an etcd cluster: one connection per member, and a turn
 /// counter that spreads its requests over the members.
 pub struct Worker {
-    http: reqwest::Client,
-    put_urls: Vec<Url>,
-    range_urls: Vec<Url>,
+    conns: Conns,
+    /// Connection slots of the members, in the order given.
+    members: Vec<usize>,
     next: usize,
+    put_uri: Uri,
+    range_uri: Uri,
     value_b64: std::sync::Arc<str>,
     serializable: bool,
+    /// Reused buffer for request bodies.
+    body_buf: BytesMut,
 }
 
 impl Worker {
     /// A worker for `members` (`host:port`), starting its turns at member `first`.
     pub fn new(
-        http: reqwest::Client,
         members: &[String],
         first: usize,
         value_b64: std::sync::Arc<str>,
         serializable: bool,
     ) -> Result<Worker, String> {
-        let url = |m: &String, p: &str| {
-            Url::parse(&format!("http://{m}{p}")).map_err(|e| format!("bad etcd address {m}: {e}"))
-        };
-        let put_urls = members.iter().map(|m| url(m, "/v3/kv/put")).collect::<Result<_, _>>()?;
-        let range_urls =
-            members.iter().map(|m| url(m, "/v3/kv/range")).collect::<Result<_, _>>()?;
-        Ok(Worker { http, put_urls, range_urls, next: first, value_b64, serializable })
+        let mut conns = Conns::new();
+        let mut slots = Vec::with_capacity(members.len());
+        for m in members {
+            let addr =
+                http::normalize_addr(m, Some(80)).map_err(|e| format!("bad etcd address: {e}"))?;
+            slots.push(conns.slot(&addr).map_err(|e| format!("bad etcd address: {e}"))?);
+        }
+        if slots.is_empty() {
+            return Err("no etcd member address".into());
+        }
+        Ok(Worker {
+            conns,
+            next: first % slots.len(),
+            members: slots,
+            put_uri: Uri::from_static("/v3/kv/put"),
+            range_uri: Uri::from_static("/v3/kv/range"),
+            value_b64,
+            serializable,
+            body_buf: BytesMut::new(),
+        })
     }
 
     fn turn(&mut self) -> usize {
-        let i = self.next % self.put_urls.len();
-        self.next = self.next.wrapping_add(1);
-        i
+        let slot = self.members[self.next];
+        self.next = (self.next + 1) % self.members.len();
+        slot
     }
 
-    /// Puts the benchmark value under `key`.
+    /// Puts the benchmark value under `key`. A 200 is the acknowledgement.
     pub async fn put(&mut self, key: &str) -> Outcome {
-        let i = self.turn();
-        let body = put_body(key.as_bytes(), &self.value_b64);
-        match self.post(self.put_urls[i].clone(), body).await {
-            Ok(body) => match decode_put(&body) {
-                Ok(_) => Outcome::Ok { found: true, redirected: false },
-                Err(_) => Outcome::Err("bad answer".into()),
-            },
+        let slot = self.turn();
+        put_body_into(&mut self.body_buf, key.as_bytes(), &self.value_b64);
+        let body = self.body_buf.split().freeze();
+        let uri = self.put_uri.clone();
+        match self.post(slot, &uri, &body, false).await {
+            Ok(_) => Outcome::Ok { found: true, redirected: false },
             Err(kind) => Outcome::Err(kind),
         }
     }
 
     /// Reads `key`.
     pub async fn get(&mut self, key: &str) -> Outcome {
-        let i = self.turn();
-        let body = range_body(key.as_bytes(), self.serializable);
-        match self.post(self.range_urls[i].clone(), body).await {
-            Ok(body) => match decode_range(&body) {
-                Ok(r) => Outcome::Ok { found: !r.kvs.is_empty(), redirected: false },
+        let slot = self.turn();
+        range_body_into(&mut self.body_buf, key.as_bytes(), self.serializable);
+        let body = self.body_buf.split().freeze();
+        let uri = self.range_uri.clone();
+        match self.post(slot, &uri, &body, true).await {
+            Ok(answer) => match range_found(&answer) {
+                Ok(found) => Outcome::Ok { found, redirected: false },
                 Err(_) => Outcome::Err("bad answer".into()),
             },
             Err(kind) => Outcome::Err(kind),
@@ -256,26 +323,29 @@ impl Worker {
 
     /// Deletes every key starting with `prefix` (through the first member).
     pub async fn delete_prefix(&mut self, prefix: &str) -> Result<(), String> {
-        let url = self.put_urls[0].join("/v3/kv/deleterange").map_err(|e| e.to_string())?;
-        self.post(url, delete_prefix_body(prefix.as_bytes())).await.map(|_| ())
+        let body = Bytes::from(delete_prefix_body(prefix.as_bytes()));
+        let uri = Uri::from_static("/v3/kv/deleterange");
+        self.post(self.members[0], &uri, &body, false).await.map(|_| ())
     }
 
-    /// POSTs a JSON body; the answer's body on 200, else the error kind.
-    async fn post(&self, url: Url, body: String) -> Result<Bytes, String> {
-        let resp = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
+    /// POSTs a JSON body; the answer's body on 200 (empty unless `want_body`), else the
+    /// error kind.
+    async fn post(
+        &mut self,
+        slot: usize,
+        uri: &Uri,
+        body: &Bytes,
+        want_body: bool,
+    ) -> Result<Bytes, String> {
+        let answer = self
+            .conns
+            .send(slot, &Method::POST, uri, Some(body), want_body, http::REQUEST_TIMEOUT)
             .await
-            .map_err(|e| transport_kind(&e))?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| transport_kind(&e))?;
-        if status == StatusCode::OK {
-            Ok(body)
+            .map_err(|t| transport_kind(&t))?;
+        if answer.status == StatusCode::OK {
+            Ok(answer.body)
         } else {
-            Err(error_kind(status, &body))
+            Err(error_kind(answer.status, &answer.body))
         }
     }
 }
@@ -312,6 +382,7 @@ mod tests {
             "kvs":[{"key":"a2V5MDAwMTIz","create_revision":"5","mod_revision":"5","version":"1","value":"aGVsbG8="}],
             "count":"1"}"#;
         let r = decode_range(body).unwrap();
+        assert_eq!(range_found(body), Ok(true));
         assert_eq!((r.header.revision, r.header.raft_term, r.count), (7, 2, 1));
         assert_eq!(
             r.kvs,
@@ -331,6 +402,7 @@ mod tests {
             br#"{"header":{"cluster_id":"1","member_id":"2","revision":"9","raft_term":"3"}}"#;
         let r = decode_range(body).unwrap();
         assert!(r.kvs.is_empty());
+        assert_eq!(range_found(body), Ok(false));
         assert_eq!((r.count, r.header.revision), (0, 9));
     }
 
@@ -339,6 +411,52 @@ mod tests {
         let body = br#"{"header":{},"kvs":[{"key":"aw==","mod_revision":"3"}],"count":"1"}"#;
         let r = decode_range(body).unwrap();
         assert_eq!((r.kvs[0].key.as_slice(), r.kvs[0].value.len()), (&b"k"[..], 0));
+        // Found, even though the value is empty.
+        assert_eq!(range_found(body), Ok(true));
+    }
+
+    /// The scan used on the hot path agrees with the full decoding on every shape of
+    /// answer, including whitespace, field order and an explicit empty array.
+    #[test]
+    fn the_found_scan_agrees_with_the_decoding() {
+        let bodies: &[&[u8]] = &[
+            br#"{"header":{"revision":"7"},"kvs":[{"key":"aw==","value":"dg=="}],"count":"1"}"#,
+            br#"{"count":"1","kvs":[{"key":"aw=="}],"header":{"revision":"7"}}"#,
+            br#" { "header" : {"revision":"7"} , "kvs" : [ {"key":"aw=="} ] } "#,
+            br#"{"header":{"revision":"7"},"kvs":[],"count":"0"}"#,
+            br#"{"header":{"revision":"7"},"kvs" : [ ]}"#,
+            br#"{"header":{"revision":"7"}}"#,
+            br#"{}"#,
+        ];
+        for body in bodies {
+            let decoded = !decode_range(body).unwrap().kvs.is_empty();
+            assert_eq!(range_found(body), Ok(decoded), "{}", String::from_utf8_lossy(body));
+        }
+        for bad in
+            [&b"not json"[..], b"", b"[]", br#"{"kvs":"x"}"#, br#"{"kvs":[1]}"#, br#"{"kvs"}"#]
+        {
+            assert!(range_found(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn bodies_are_built_into_a_reused_buffer() {
+        let mut buf = BytesMut::new();
+        put_body_into(&mut buf, b"key000123", "aGVsbG8=");
+        let first = buf.split().freeze();
+        assert_eq!(&first[..], put_body(b"key000123", "aGVsbG8=").as_bytes());
+        drop(first);
+        range_body_into(&mut buf, b"key1", true);
+        assert_eq!(&buf[..], range_body(b"key1", true).as_bytes());
+        buf.clear();
+        // Every key length pads correctly.
+        for n in 0..8 {
+            let key = vec![b'k'; n];
+            range_body_into(&mut buf, &key, false);
+            let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            assert_eq!(B64.decode(v["key"].as_str().unwrap()).unwrap(), key);
+            buf.clear();
+        }
     }
 
     #[test]
@@ -357,6 +475,52 @@ mod tests {
             "etcdserver: request timed out (HTTP 503)"
         );
         assert_eq!(error_kind(StatusCode::NOT_FOUND, b"404 page not found"), "HTTP 404");
+    }
+
+    /// The worker against a mock member: puts are acknowledged by a 200, ranges find
+    /// exactly the keys the member has, errors are counted by etcd's message, and a
+    /// member nobody answers at is unreachable.
+    #[tokio::test]
+    async fn the_worker_reads_and_writes_through_the_gateway() {
+        use crate::bench::http::mock::mock;
+
+        let stored = B64.encode("key1");
+        let (member, seen) = mock(move |(_, path, body)| {
+            let header = r#""header":{"cluster_id":"1","revision":"5","raft_term":"2"}"#;
+            match path.as_str() {
+                "/v3/kv/put" if body.contains(r#""key":"a2V5Mg==""#) => (
+                    503,
+                    vec![],
+                    r#"{"error":"etcdserver: no leader","code":14,"message":"etcdserver: no leader"}"#
+                        .into(),
+                ),
+                "/v3/kv/put" | "/v3/kv/deleterange" => (200, vec![], format!("{{{header}}}")),
+                "/v3/kv/range" if body.contains(&stored) => (
+                    200,
+                    vec![],
+                    format!(r#"{{{header},"kvs":[{{"key":"{stored}","value":"dg=="}}],"count":"1"}}"#),
+                ),
+                "/v3/kv/range" => (200, vec![], format!("{{{header}}}")),
+                _ => (404, vec![], "404 page not found".into()),
+            }
+        })
+        .await;
+        let mut w = Worker::new(std::slice::from_ref(&member), 0, "dg==".into(), true).unwrap();
+        let ok = |found| Outcome::Ok { found, redirected: false };
+        assert_eq!(w.put("key1").await, ok(true));
+        assert_eq!(w.put("key2").await, Outcome::Err("etcdserver: no leader (HTTP 503)".into()));
+        assert_eq!(w.get("key1").await, ok(true));
+        assert_eq!(w.get("key3").await, ok(false));
+        w.delete_prefix("key").await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 5);
+        assert_eq!(seen[0].2, put_body(b"key1", "dg=="));
+        assert_eq!(seen[2].2, range_body(b"key1", true));
+        assert!(seen.iter().all(|(m, _, _)| m == "POST"));
+
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut w = Worker::new(&[dead.to_string()], 0, "dg==".into(), false).unwrap();
+        assert_eq!(w.get("key1").await, Outcome::Err("unreachable".into()));
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //!    has applied the last preload write.
 //! 3. **Warm-up** (optional): the workload runs for a while and is counted separately, so
 //!    connection set-up and cold caches stay out of the figures.
-//! 4. **Measurement**: `clients` tokio tasks, each with its own connection(s), send one
-//!    request at a time (a closed loop) until the duration has passed or the op budget is
-//!    used up. Each op is a read with probability `read_percent`, else a write.
+//! 4. **Measurement**: `clients` tokio tasks, each with its own keep-alive connection to
+//!    each node ([`http`]), send one request at a time (a closed loop) until the duration
+//!    has passed or the op budget is used up. Each op is a read with probability
+//!    `read_percent`, else a write.
 //!
 //! # Keys and values
 //!
@@ -41,7 +42,9 @@
 //!   system is offered less load (coordinated omission); latency under a fixed offered
 //!   rate is not measured.
 //! - The load generator shares the machine with the cluster when run locally; its own CPU
-//!   use is part of what bounds the figures.
+//!   use is part of what bounds the figures. That is why the operations go through a
+//!   lean HTTP/1.1 client ([`http`]) rather than the general [`crate::client::Client`]
+//!   (which only sets the table up).
 //! - Uniform key choice only; no Zipf skew, no scans or queries.
 
 use std::fmt::Write as _;
@@ -57,6 +60,7 @@ use serde::Serialize;
 use crate::client::Consistency;
 
 pub mod etcd;
+pub mod http;
 pub mod nosql;
 pub mod stats;
 
@@ -65,7 +69,7 @@ use stats::{human_us, LatencySummary, OpKind, OpSummary, Outcome, Stats};
 /// The system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum System {
-    /// A raft-nosql cluster, through [`crate::client::Client`].
+    /// A raft-nosql cluster, through its HTTP API ([`nosql`]).
     RaftNosql,
     /// An etcd 3.x cluster, through its HTTP/JSON gateway ([`etcd`]).
     Etcd,
@@ -409,61 +413,39 @@ pub fn make_value(size: usize) -> String {
     (0..size).map(|i| ALPHABET[i % ALPHABET.len()] as char).collect()
 }
 
-/// Builds the drivers, one per client task (each with its own connection pool).
+/// Builds the drivers, one per client task (each with its own connections).
 struct Drivers {
     cfg: BenchConfig,
-    value: Arc<str>,
+    value: String,
     value_b64: Arc<str>,
-    table: Arc<str>,
 }
 
 impl Drivers {
     fn new(cfg: &BenchConfig) -> Drivers {
         let value = make_value(cfg.value_size);
-        Drivers {
-            value_b64: etcd::encode_value(value.as_bytes()).into(),
-            value: value.into(),
-            table: cfg.table.as_str().into(),
-            cfg: cfg.clone(),
-        }
+        Drivers { value_b64: etcd::encode_value(value.as_bytes()).into(), value, cfg: cfg.clone() }
     }
 
     fn driver(&self, task: usize) -> Result<Driver, BenchError> {
         let first = task % self.cfg.targets.len();
         match self.cfg.system {
-            System::RaftNosql => {
-                let consistency = match self.cfg.read_level {
-                    ReadLevel::Eventual => Consistency::Eventual,
-                    ReadLevel::Strong => Consistency::Strong,
-                };
-                nosql::Worker::new(
-                    &self.cfg.targets,
-                    consistency,
-                    first,
-                    self.table.clone(),
-                    &self.value,
-                )
-                .map(Driver::Nosql)
-                .map_err(BenchError::Usage)
-            }
-            System::Etcd => {
-                let http = reqwest::Client::builder()
-                    .no_proxy()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(crate::client::DEFAULT_REQUEST_TIMEOUT)
-                    .connect_timeout(crate::client::DEFAULT_CONNECT_TIMEOUT)
-                    .build()
-                    .map_err(|e| BenchError::Setup(format!("cannot build an HTTP client: {e}")))?;
-                etcd::Worker::new(
-                    http,
-                    &self.cfg.targets,
-                    first,
-                    self.value_b64.clone(),
-                    self.cfg.read_level == ReadLevel::Eventual,
-                )
-                .map(Driver::Etcd)
-                .map_err(BenchError::Usage)
-            }
+            System::RaftNosql => nosql::Worker::new(
+                &self.cfg.targets,
+                self.cfg.read_level == ReadLevel::Strong,
+                first,
+                &self.cfg.table,
+                &self.value,
+            )
+            .map(Driver::Nosql)
+            .map_err(BenchError::Usage),
+            System::Etcd => etcd::Worker::new(
+                &self.cfg.targets,
+                first,
+                self.value_b64.clone(),
+                self.cfg.read_level == ReadLevel::Eventual,
+            )
+            .map(Driver::Etcd)
+            .map_err(BenchError::Usage),
         }
     }
 }
@@ -686,7 +668,7 @@ async fn preload(
                 done.fetch_add(1, Ordering::Relaxed);
             }
             let index = match &driver {
-                Driver::Nosql(w) => w.client().last_written_index(),
+                Driver::Nosql(w) => w.last_written_index(),
                 Driver::Etcd(_) => None,
             };
             (stats, index)

@@ -1,19 +1,35 @@
 //! Driving a raft-nosql cluster: the benchmark table, and one worker per client task.
 //!
-//! Each worker owns a [`Client`] (so its own connection pool and its own leader cache)
-//! built with every target. Writes go through that client's write path: to the cached
-//! leader, else to the targets in turn, following 307s (each one is counted as a
-//! redirect). Reads go round-robin over the targets through clones of the same client
-//! with another read target, and are answered by whichever node receives them: locally
-//! for `eventual`, by the leader for `strong` (a follower redirects them).
+//! Setup (the table, waiting for the nodes) goes through the general [`Client`]. The
+//! operations themselves go through [`super::http`]: each worker keeps one connection
+//! per node and sends requests built from pre-encoded paths, with the same rules as
+//! the general client:
+//!
+//! - **Writes** (`PUT /tables/{t}/items`, body `{"k": key, "v": value}`) go to the
+//!   worker's cached leader, else to the targets in turn. A 307 is followed to its
+//!   `Location` (that node becomes the cached leader) and counted as a redirect. A 503
+//!   or a connection that cannot be opened sends the write to the next node; after a
+//!   round without success the worker backs off (50 ms doubling to 1 s, capped by
+//!   `Retry-After`) and tries again, for at most 10 s. A timeout or a connection that
+//!   broke after the request left is not retried: the write may have been applied. A
+//!   write is acknowledged exactly when a node answers 2xx (200).
+//! - **Reads** (`GET /tables/{t}/items?pk=key`, plus `&consistency=strong`) go to the
+//!   targets round-robin and are answered by whichever node receives them, for `strong`
+//!   too (after a read index from the leader). A redirect, should one come, is followed
+//!   and counted. 200 is a hit, 404 `item_not_found` a miss; everything else is an
+//!   error. A 200 body is not decoded at all.
+//!
+//! Errors are counted with the kinds of the general client ([`error_kind`]).
 //!
 //! The benchmark table has partition key `k` (type S) and items `{"k": key, "v": value}`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use bytes::{Bytes, BytesMut};
+use hyper::header::{LOCATION, RETRY_AFTER};
+use hyper::{Method, StatusCode, Uri};
 
+use super::http::{self, Answer, Conns, Transport};
 use super::stats::Outcome;
 use crate::client::{Client, ClientError, Consistency};
 use crate::model::{KeyAttr, KeyType, TableSchema};
@@ -27,6 +43,16 @@ pub const VALUE_ATTR: &str = "v";
 const CATCH_UP_DEADLINE: Duration = Duration::from_secs(15);
 /// Poll interval while waiting for that (bounded by the deadline).
 const POLL: Duration = Duration::from_millis(50);
+
+/// How long a write keeps trying other nodes (503s, refused connections), as the
+/// general client.
+const WRITE_DEADLINE: Duration = crate::client::DEFAULT_WRITE_DEADLINE;
+/// Most 307s followed for one request, as the general client.
+const MAX_REDIRECTS: usize = crate::client::DEFAULT_MAX_REDIRECTS;
+/// First pause between two rounds of write attempts; doubled each round.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest pause between two rounds of write attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The kind of a client error, for the error counts. Kinds are few and stable.
 pub fn error_kind(e: &ClientError) -> String {
@@ -115,61 +141,534 @@ pub async fn wait_applied(client: &Client, index: u64) {
     }
 }
 
-/// One benchmark client of a raft-nosql cluster.
+/// Turns an error answer (`{"error": {"code", "message"}}`) into the general client's
+/// [`ClientError::Api`]; an answer without that body gets the code `http_<status>`.
+pub fn api_error(status: StatusCode, body: &[u8], addr: &str) -> ClientError {
+    #[derive(serde::Deserialize)]
+    struct Body<'a> {
+        #[serde(borrow)]
+        error: Detail<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Detail<'a> {
+        #[serde(borrow)]
+        code: std::borrow::Cow<'a, str>,
+        #[serde(borrow, default)]
+        message: std::borrow::Cow<'a, str>,
+    }
+    let (code, message) = match serde_json::from_slice::<Body>(body) {
+        Ok(b) => (b.error.code.into_owned(), b.error.message.into_owned()),
+        Err(_) => (
+            format!("http_{}", status.as_u16()),
+            status.canonical_reason().unwrap_or("error").to_string(),
+        ),
+    };
+    ClientError::Api { status: status.as_u16(), code, message, addr: addr.to_string() }
+}
+
+/// What a read's final answer means: 2xx = found, 404 `item_not_found` = a miss, anything
+/// else an error of its kind. `redirected` says whether a 307 was followed to get it.
+pub fn read_outcome(status: StatusCode, body: &[u8], redirected: bool) -> Outcome {
+    if status.is_success() {
+        return Outcome::Ok { found: true, redirected };
+    }
+    // Only a 404 can be a miss; other error bodies are decoded for their kind alone.
+    let e = api_error(status, body, "");
+    if status == StatusCode::NOT_FOUND && e.code() == Some("item_not_found") {
+        Outcome::Ok { found: false, redirected }
+    } else {
+        Outcome::Err(error_kind(&e))
+    }
+}
+
+/// The general client's error for a transport failure at `addr`, and whether the
+/// request provably never left (so a write may go elsewhere).
+fn transport_error(t: Transport, addr: &str, timeout: Duration) -> (ClientError, bool) {
+    match t {
+        Transport::Connect(reason) => {
+            (ClientError::Unreachable { addr: addr.into(), reason }, true)
+        }
+        Transport::Timeout => {
+            (ClientError::Timeout { after: timeout, last: format!("no answer from {addr}") }, false)
+        }
+        Transport::Broken(reason) => {
+            (ClientError::Unreachable { addr: addr.into(), reason }, false)
+        }
+    }
+}
+
+/// A final answer (not a 307), from the node of `slot`.
+struct Reply {
+    answer: Answer,
+    slot: usize,
+    redirected: bool,
+}
+
+/// Why [`Worker::follow`] failed, and whether retrying elsewhere is safe.
+struct Failure {
+    error: ClientError,
+    /// The node the failure happened at.
+    slot: usize,
+    /// Some node answered over HTTP along the way.
+    answered: bool,
+    /// The request provably had no effect.
+    retryable: bool,
+}
+
+/// One benchmark client of a raft-nosql cluster: its own connections, its own leader
+/// cache.
 pub struct Worker {
-    writer: Client,
-    readers: Vec<Client>,
+    conns: Conns,
+    /// Connection slots of the targets, as given (reads go to each in turn).
+    targets: Vec<usize>,
+    /// The same without duplicates, in order: where writes go without a leader.
+    write_order: Vec<usize>,
+    /// Where the next read goes (index into `targets`).
     next: usize,
-    table: Arc<str>,
-    /// The item sent by every write; only its key attribute changes between writes.
-    item: Value,
+    /// The node believed to lead: the last redirect's target or the last node that
+    /// acknowledged a write.
+    leader: Option<usize>,
+    /// `/tables/{t}/items`: every write's path.
+    put_uri: Uri,
+    /// `/tables/{t}/items?pk=`: a read's path and query up to the key.
+    read_prefix: Bytes,
+    /// What follows the key in a read's query (`&consistency=strong` or nothing).
+    read_suffix: &'static [u8],
+    /// The start of every write's body, up to the key: `{"k":"`.
+    body_prefix: Bytes,
+    /// The JSON value attribute, encoded once: `","v":"...value..."}`.
+    body_suffix: Bytes,
+    /// Reused buffers for read paths and write bodies.
+    uri_buf: BytesMut,
+    body_buf: BytesMut,
+    /// Highest log index (`x-raft-index`) of a write this worker made, 0 before any.
+    written: u64,
 }
 
 impl Worker {
-    /// A worker with its own connection pool, reading from the targets in turn starting
-    /// at target `first`. `value` is the benchmark value (shared, built once).
+    /// A worker for `targets` (`host:port`), reading from them in turn starting at
+    /// target `first`; `strong` reads are linearizable. `value` is the benchmark value.
     pub fn new(
         targets: &[String],
-        consistency: Consistency,
+        strong: bool,
         first: usize,
-        table: Arc<str>,
+        table: &str,
         value: &str,
     ) -> Result<Worker, String> {
-        let writer = client(targets, consistency)?;
-        let readers = targets
-            .iter()
-            .map(|t| writer.with_target(t).map_err(|e| format!("--target: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let item = serde_json::json!({ KEY_ATTR: "", VALUE_ATTR: value });
-        Ok(Worker { writer, readers, next: first, table, item })
+        let mut conns = Conns::new();
+        let mut slots = Vec::with_capacity(targets.len());
+        for t in targets {
+            let addr = http::normalize_addr(t, None).map_err(|e| format!("--target: {e}"))?;
+            slots.push(conns.slot(&addr).map_err(|e| format!("--target: {e}"))?);
+        }
+        if slots.is_empty() {
+            return Err("--target: at least one node address is needed".into());
+        }
+        let mut write_order = slots.clone();
+        let mut seen = Vec::new();
+        write_order.retain(|s| {
+            let new = !seen.contains(s);
+            seen.push(*s);
+            new
+        });
+        let mut path = BytesMut::new();
+        path.extend_from_slice(b"/tables/");
+        http::push_encoded(&mut path, table);
+        path.extend_from_slice(b"/items");
+        let put_uri = http::take_uri(&mut path.clone())?;
+        path.extend_from_slice(b"?pk=");
+        let mut body_suffix = BytesMut::new();
+        body_suffix.extend_from_slice(format!("\",\"{VALUE_ATTR}\":\"").as_bytes());
+        http::push_json_str(&mut body_suffix, value);
+        body_suffix.extend_from_slice(b"\"}");
+        Ok(Worker {
+            conns,
+            next: first % slots.len(),
+            targets: slots,
+            write_order,
+            leader: None,
+            put_uri,
+            read_prefix: path.freeze(),
+            read_suffix: if strong { b"&consistency=strong" } else { b"" },
+            body_prefix: Bytes::from(format!("{{\"{KEY_ATTR}\":\"")),
+            body_suffix: body_suffix.freeze(),
+            uri_buf: BytesMut::new(),
+            body_buf: BytesMut::new(),
+            written: 0,
+        })
     }
 
-    /// The client whose write path this worker uses (for its leader cache and session).
-    pub fn client(&self) -> &Client {
-        &self.writer
+    /// The highest log index this worker has written, if it wrote anything.
+    pub fn last_written_index(&self) -> Option<u64> {
+        Some(self.written).filter(|&i| i > 0)
     }
 
     /// Writes the benchmark value under `key`. Ok means HTTP 200: the write is committed.
     pub async fn put(&mut self, key: &str) -> Outcome {
-        if let Some(k) = self.item.get_mut(KEY_ATTR) {
-            *k = Value::String(key.to_owned());
-        }
-        match self.writer.put_item(&self.table, &self.item).await {
-            Ok(r) => Outcome::Ok { found: true, redirected: r.redirected_to.is_some() },
+        self.body_buf.reserve(self.body_prefix.len() + key.len() + self.body_suffix.len());
+        self.body_buf.extend_from_slice(&self.body_prefix);
+        http::push_json_str(&mut self.body_buf, key);
+        self.body_buf.extend_from_slice(&self.body_suffix);
+        let body = self.body_buf.split().freeze();
+        match self.write(&body).await {
+            Ok(r) if r.answer.status.is_success() => {
+                Outcome::Ok { found: true, redirected: r.redirected }
+            }
+            Ok(r) => {
+                let e = api_error(r.answer.status, &r.answer.body, self.conns.addr(r.slot));
+                Outcome::Err(error_kind(&e))
+            }
             Err(e) => Outcome::Err(error_kind(&e)),
         }
     }
 
     /// Reads `key` from the next target in turn. A missing item is a miss, not an error.
     pub async fn get(&mut self, key: &str) -> Outcome {
-        let reader = &self.readers[self.next % self.readers.len()];
-        self.next = self.next.wrapping_add(1);
-        match reader.get_item(&self.table, key, None).await {
-            Ok(r) => Outcome::Ok { found: true, redirected: r.redirected_to.is_some() },
-            Err(e) if e.code() == Some("item_not_found") => {
-                Outcome::Ok { found: false, redirected: false }
-            }
-            Err(e) => Outcome::Err(error_kind(&e)),
+        let slot = self.targets[self.next];
+        self.next = (self.next + 1) % self.targets.len();
+        self.uri_buf.reserve(self.read_prefix.len() + key.len() * 3 + self.read_suffix.len());
+        self.uri_buf.extend_from_slice(&self.read_prefix);
+        http::push_encoded(&mut self.uri_buf, key);
+        self.uri_buf.extend_from_slice(self.read_suffix);
+        let uri = match http::take_uri(&mut self.uri_buf) {
+            Ok(u) => u,
+            Err(_) => return Outcome::Err("invalid address".into()),
+        };
+        match self.follow(slot, &Method::GET, uri, None, http::REQUEST_TIMEOUT).await {
+            Ok(r) => read_outcome(r.answer.status, &r.answer.body, r.redirected),
+            Err(f) => Outcome::Err(error_kind(&f.error)),
         }
+    }
+
+    /// A write: leader first, then every other target, in rounds with backoff, until an
+    /// answer other than 503 arrives or the deadline passes.
+    async fn write(&mut self, body: &Bytes) -> Result<Reply, ClientError> {
+        let deadline = Instant::now() + WRITE_DEADLINE;
+        let mut backoff = FIRST_BACKOFF;
+        let mut last: Option<ClientError> = None;
+        loop {
+            let mut answered = false;
+            let mut retry_after: Option<Duration> = None;
+            // The leader as it was when the round began, then the rest.
+            let leader = self.leader;
+            let rest = self.write_order.len();
+            for c in 0..rest + usize::from(leader.is_some()) {
+                let slot = match leader {
+                    Some(l) if c == 0 => l,
+                    Some(l) if self.write_order[c - 1] == l => continue,
+                    Some(_) => self.write_order[c - 1],
+                    None => self.write_order[c],
+                };
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if remaining.is_zero() {
+                    break;
+                }
+                let timeout = remaining.min(http::REQUEST_TIMEOUT);
+                let uri = self.put_uri.clone();
+                match self.follow(slot, &Method::PUT, uri, Some(body), timeout).await {
+                    Ok(r) if r.answer.status == StatusCode::SERVICE_UNAVAILABLE => {
+                        answered = true;
+                        self.forget_leader(r.slot);
+                        retry_after =
+                            r.answer.header_u64(RETRY_AFTER.as_str()).map(Duration::from_secs);
+                        last = Some(api_error(
+                            r.answer.status,
+                            &r.answer.body,
+                            self.conns.addr(r.slot),
+                        ));
+                    }
+                    Ok(r) => {
+                        if r.answer.status.is_success() {
+                            self.leader = Some(r.slot);
+                            if let Some(i) = r.answer.header_u64("x-raft-index") {
+                                self.written = self.written.max(i);
+                            }
+                        }
+                        return Ok(r);
+                    }
+                    Err(f) if f.retryable => {
+                        answered |= f.answered;
+                        if matches!(f.error, ClientError::Unreachable { .. }) {
+                            self.forget_leader(f.slot);
+                        }
+                        last = Some(f.error);
+                    }
+                    Err(f) => return Err(f.error),
+                }
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                let last =
+                    last.map_or_else(|| "no attempt finished".to_string(), |e| e.to_string());
+                return Err(ClientError::Timeout { after: WRITE_DEADLINE, last });
+            }
+            // A full round in which no node answered at all: the cluster is down.
+            if !answered {
+                if let Some(e @ ClientError::Unreachable { .. }) = last {
+                    return Err(e);
+                }
+            }
+            // Retry-After is whole seconds; an election usually ends sooner, so it only
+            // caps the pause.
+            let pause = backoff.min(retry_after.unwrap_or(MAX_BACKOFF)).min(remaining);
+            tokio::time::sleep(pause).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn forget_leader(&mut self, slot: usize) {
+        if self.leader == Some(slot) {
+            self.leader = None;
+        }
+    }
+
+    /// Sends one request to the node of `slot`, following up to [`MAX_REDIRECTS`] 307s
+    /// (re-sending the method and body; each target becomes the cached leader). Any
+    /// other status is returned as the [`Reply`].
+    async fn follow(
+        &mut self,
+        mut slot: usize,
+        method: &Method,
+        mut uri: Uri,
+        body: Option<&Bytes>,
+        timeout: Duration,
+    ) -> Result<Reply, Failure> {
+        let mut redirected = false;
+        let mut answered = false;
+        for hop in 0..=MAX_REDIRECTS {
+            let answer = match self.conns.send(slot, method, &uri, body, false, timeout).await {
+                Ok(a) => a,
+                Err(t) => {
+                    let (error, retryable) = transport_error(t, self.conns.addr(slot), timeout);
+                    return Err(Failure { error, slot, answered, retryable });
+                }
+            };
+            answered = true;
+            if answer.status != StatusCode::TEMPORARY_REDIRECT {
+                return Ok(Reply { answer, slot, redirected });
+            }
+            if hop == MAX_REDIRECTS {
+                break;
+            }
+            let from = self.conns.addr(slot).to_string();
+            let bad = |reason: String| Failure {
+                error: ClientError::Redirect(format!("{from} answered 307 {reason}")),
+                slot,
+                answered: true,
+                retryable: false,
+            };
+            let location = answer
+                .header(LOCATION.as_str())
+                .ok_or_else(|| bad("without a Location header".into()))?;
+            let (addr, path) = http::parse_location(location, &from)
+                .ok_or_else(|| bad(format!("to {location:?}: not an http:// location")))?;
+            if uri.path_and_query().map(|p| p.as_str()) != Some(path) {
+                uri = path.parse().map_err(|e| bad(format!("to {location:?}: {e}")))?;
+            }
+            slot = self.conns.slot(&addr).map_err(|e| bad(format!("to {location:?}: {e}")))?;
+            self.leader = Some(slot);
+            redirected = true;
+        }
+        Err(Failure {
+            error: ClientError::Redirect(format!(
+                "more than {MAX_REDIRECTS} redirects, last to {}",
+                self.conns.addr(slot)
+            )),
+            slot,
+            answered: true,
+            retryable: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker against small in-process warp servers that play leader, follower,
+    //! leaderless node, or something worse.
+
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    use crate::bench::http::mock::{mock, Seen};
+
+    fn error_body(code: &str) -> String {
+        json!({"error": {"code": code, "message": "no"}}).to_string()
+    }
+
+    /// A leader: writes get the next log index (from 10), reads find `key1` only.
+    async fn leader() -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let index = AtomicU64::new(10);
+        mock(move |(method, pq, _)| match method.as_str() {
+            "PUT" => {
+                let i = index.fetch_add(1, Ordering::SeqCst);
+                (200, vec![("x-raft-index", i.to_string())], json!({"version": i}).to_string())
+            }
+            _ if pq.contains("pk=key1") => (200, vec![], r#"{"item":{},"version":1}"#.into()),
+            _ => (404, vec![], error_body("item_not_found")),
+        })
+        .await
+    }
+
+    /// A follower: redirects writes and strong reads to `leader`, misses eventual reads.
+    async fn follower(leader: String) -> (String, Arc<Mutex<Vec<Seen>>>) {
+        mock(move |(method, pq, _)| {
+            if method == "GET" && !pq.contains("consistency=strong") {
+                return (404, vec![], error_body("item_not_found"));
+            }
+            (307, vec![("location", format!("http://{leader}{pq}"))], error_body("not_leader"))
+        })
+        .await
+    }
+
+    /// An address nothing listens on.
+    fn dead_addr() -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    }
+
+    fn ok(redirected: bool) -> Outcome {
+        Outcome::Ok { found: true, redirected }
+    }
+
+    fn worker(targets: &[&String], strong: bool) -> Worker {
+        let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        Worker::new(&targets, strong, 0, "t", "the \"value\"").unwrap()
+    }
+
+    #[test]
+    fn read_answers_are_classified_like_the_general_client() {
+        let ok_body = br#"{"item":{"k":"a"},"version":3}"#;
+        assert_eq!(read_outcome(StatusCode::OK, ok_body, false), ok(false));
+        assert_eq!(read_outcome(StatusCode::OK, b"", true), ok(true));
+        let miss = error_body("item_not_found");
+        assert_eq!(
+            read_outcome(StatusCode::NOT_FOUND, miss.as_bytes(), false),
+            Outcome::Ok { found: false, redirected: false }
+        );
+        // Only a 404 item_not_found is a miss.
+        let no_table = error_body("table_not_found");
+        assert_eq!(
+            read_outcome(StatusCode::NOT_FOUND, no_table.as_bytes(), false),
+            Outcome::Err("table_not_found (HTTP 404)".into())
+        );
+        assert_eq!(
+            read_outcome(StatusCode::NOT_FOUND, b"404 page not found", false),
+            Outcome::Err("http_404 (HTTP 404)".into())
+        );
+        let unavailable = error_body("no_leader");
+        assert_eq!(
+            read_outcome(StatusCode::SERVICE_UNAVAILABLE, unavailable.as_bytes(), false),
+            Outcome::Err("no_leader (HTTP 503)".into())
+        );
+        // A 307 only reaches classification when it could not be followed.
+        assert_eq!(
+            read_outcome(StatusCode::TEMPORARY_REDIRECT, b"", false),
+            Outcome::Err("http_307 (HTTP 307)".into())
+        );
+        // The same kinds as the general client's errors.
+        let e = api_error(StatusCode::CONFLICT, error_body("table_exists").as_bytes(), "n:1");
+        assert_eq!(error_kind(&e), "table_exists (HTTP 409)");
+    }
+
+    #[tokio::test]
+    async fn writes_follow_a_307_once_then_go_to_the_cached_leader() {
+        let (l, l_seen) = leader().await;
+        let (f, f_seen) = follower(l.clone()).await;
+        let mut w = worker(&[&f, &l], false);
+        assert_eq!(w.last_written_index(), None);
+
+        assert_eq!(w.put("key1").await, ok(true));
+        assert_eq!(w.put("key2").await, ok(false));
+        assert_eq!(w.put("key3").await, ok(false));
+        assert_eq!(f_seen.lock().unwrap().len(), 1, "only the first write met the follower");
+        let seen = l_seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3);
+        for (i, (method, pq, body)) in seen.iter().enumerate() {
+            assert_eq!((method.as_str(), pq.as_str()), ("PUT", "/tables/t/items"));
+            let item: Value = serde_json::from_str(body).unwrap();
+            assert_eq!(item, json!({"k": format!("key{}", i + 1), "v": "the \"value\""}));
+        }
+        assert_eq!(w.last_written_index(), Some(12));
+    }
+
+    #[tokio::test]
+    async fn writes_pass_over_refused_connections_and_503s() {
+        let (l, l_seen) = leader().await;
+        let (busy, busy_seen) =
+            mock(|_| (503, vec![("retry-after", "1".into())], error_body("no_leader"))).await;
+        let dead = dead_addr();
+        let mut w = worker(&[&dead, &busy, &l], false);
+        assert_eq!(w.put("key1").await, ok(false));
+        assert_eq!(w.put("key2").await, ok(false));
+        assert_eq!(busy_seen.lock().unwrap().len(), 1);
+        assert_eq!(l_seen.lock().unwrap().len(), 2);
+
+        // Nobody answers at all: given up after one round, counted as unreachable.
+        let mut w = worker(&[&dead], false);
+        assert_eq!(w.put("key1").await, Outcome::Err("unreachable: connection refused".into()));
+    }
+
+    #[tokio::test]
+    async fn write_refusals_and_broken_redirects_are_errors_of_their_kind() {
+        let (bad, bad_seen) = mock(|_| (400, vec![], error_body("invalid"))).await;
+        let mut w = worker(&[&bad], false);
+        assert_eq!(w.put("key1").await, Outcome::Err("invalid (HTTP 400)".into()));
+        assert_eq!(bad_seen.lock().unwrap().len(), 1, "a refusal is not retried");
+
+        let (lost, _) = mock(|_| (307, vec![], error_body("not_leader"))).await;
+        let mut w = worker(&[&lost], false);
+        assert_eq!(w.put("key1").await, Outcome::Err("redirect failed".into()));
+        assert_eq!(w.get("key1").await, Outcome::Err("redirect failed".into()));
+
+        let (odd, _) = mock(|_| (307, vec![("location", "ftp://x/y".into())], String::new())).await;
+        let mut w = worker(&[&odd], false);
+        assert_eq!(w.get("key1").await, Outcome::Err("redirect failed".into()));
+
+        // A node redirecting to itself forever: given up after the hop limit.
+        let hops = Arc::new(AtomicUsize::new(0));
+        let counter = hops.clone();
+        let (lp, _) = mock(move |(_, pq, _)| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            (307, vec![("location", pq.clone())], String::new())
+        })
+        .await;
+        let mut w = worker(&[&lp], false);
+        assert_eq!(w.put("key1").await, Outcome::Err("redirect failed".into()));
+        assert_eq!(hops.load(Ordering::SeqCst), MAX_REDIRECTS + 1);
+
+        let (no_table, _) = mock(|_| (404, vec![], error_body("table_not_found"))).await;
+        let mut w = worker(&[&no_table], false);
+        assert_eq!(w.get("key1").await, Outcome::Err("table_not_found (HTTP 404)".into()));
+        assert_eq!(w.put("key1").await, Outcome::Err("table_not_found (HTTP 404)".into()));
+
+        let mut w = worker(&[&dead_addr()], false);
+        assert_eq!(w.get("key1").await, Outcome::Err("unreachable: connection refused".into()));
+    }
+
+    #[tokio::test]
+    async fn reads_go_round_robin_and_strong_ones_follow_the_redirect() {
+        let (l, l_seen) = leader().await;
+        let (f, f_seen) = follower(l.clone()).await;
+
+        let mut eventual = worker(&[&f, &l], false);
+        let miss = Outcome::Ok { found: false, redirected: false };
+        assert_eq!(eventual.get("key1").await, miss, "the follower has not got it");
+        assert_eq!(eventual.get("key1").await, ok(false));
+        assert_eq!(eventual.get("key 2").await, miss);
+        assert_eq!(eventual.get("key 2").await, miss);
+        assert_eq!(f_seen.lock().unwrap()[0].1, "/tables/t/items?pk=key1");
+        assert_eq!(l_seen.lock().unwrap()[1].1, "/tables/t/items?pk=key%202");
+
+        let mut strong = worker(&[&f, &l], true);
+        assert_eq!(strong.get("key1").await, ok(true));
+        assert_eq!(strong.get("key1").await, ok(false));
+        let last = l_seen.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(last.1, "/tables/t/items?pk=key1&consistency=strong");
+        // The redirect also taught the worker where the leader is.
+        assert_eq!(strong.put("key9").await, ok(false));
     }
 }
