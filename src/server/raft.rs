@@ -59,7 +59,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
             // A follower's strong reads: only the leader hands out read indexes.
             "read_index" => {
                 let index = match super::api::ensure_leader(&app) {
-                    Ok(()) => app.reads.linearize().await,
+                    Ok(()) => app.reads.read_index().await,
                     Err(e) => Err(e),
                 };
                 match index {

@@ -2,22 +2,23 @@
 //! waiting for it.
 //!
 //! A strong read needs a read index taken after the read arrived: the leader confirms
-//! with a quorum that it still leads (a heartbeat round) and names its commit index;
-//! the node answering the read first applies up to that index. On the leader that is
-//! openraft's `ensure_linearizable`. A follower asks the leader for the index over the
-//! Raft transport (`POST /raft/read_index`), waits until it has applied that far
-//! itself, and answers from its own state machine, as etcd's followers do. No redirect,
-//! and the read load stays spread over the nodes.
+//! with a quorum that it still leads (a heartbeat round, openraft's `get_read_log_id`)
+//! and names its commit index; the node answering the read first applies up to that
+//! index. A follower asks the leader for the index over the Raft transport
+//! (`POST /raft/read_index`), waits until it has applied that far itself, and answers
+//! from its own state machine, as etcd's followers do. No redirect, and the read load
+//! stays spread over the nodes.
 //!
-//! openraft 0.9 runs one heartbeat round per `ensure_linearizable` call. The
-//! [`ReadIndex`] task runs one round at a time for all reads that arrived before it
-//! started: reads that come in while a round is under way wait for the next one (a
-//! round that began before a read arrived cannot vouch for it). A follower's reads
+//! openraft 0.9 runs one heartbeat round per call. The [`ReadIndex`] task starts a
+//! round for all the reads that arrived before it starts (at most [`ROUNDS_IN_FLIGHT`]
+//! rounds at once): reads that come in while a round is under way wait for a later one
+//! (a round that began before a read arrived cannot vouch for it). A follower's reads
 //! share one request to the leader the same way.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::Error;
 use crate::raft::network::Network;
@@ -25,8 +26,11 @@ use crate::raft::{NodeId, Raft};
 
 type Waiter = oneshot::Sender<Result<u64, Error>>;
 
-/// How long a follower waits for the leader's read index, and then to apply up to it.
-const FOLLOWER_WAIT: Duration = Duration::from_secs(2);
+/// How long a follower waits for the leader's read index, and a node to apply up to it.
+const APPLY_WAIT: Duration = Duration::from_secs(2);
+/// Rounds under way at once. A read waits for the next round to start, so with rounds
+/// overlapping it waits about one round, not one and a half.
+const ROUNDS_IN_FLIGHT: usize = 2;
 
 /// Hands out read indexes for strong reads.
 pub struct ReadIndex {
@@ -48,30 +52,56 @@ impl ReadIndex {
         ReadIndex { tx }
     }
 
-    /// Returns, once this node has applied it, the read index of a round that started
-    /// after this call: a read of this node's state machine now is linearizable.
-    pub async fn linearize(&self) -> Result<u64, Error> {
+    /// The read index of a round that started after this call (not yet applied here).
+    pub async fn read_index(&self) -> Result<u64, Error> {
         let (tx, rx) = oneshot::channel();
         let gone = || Error::Unavailable("the node is shutting down".into());
         self.tx.send(tx).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
+
+    /// Returns once this node has applied the read index of a round that started after
+    /// this call: a read of this node's state machine now is linearizable.
+    pub async fn linearize(&self, raft: &Raft, applied: Option<u64>) -> Result<u64, Error> {
+        let index = self.read_index().await?;
+        if applied.is_some_and(|a| a >= index) {
+            return Ok(index);
+        }
+        raft.wait(Some(APPLY_WAIT))
+            .applied_index_at_least(Some(index), "strong read")
+            .await
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "strong read: the read index {index} was not applied here within {} ms",
+                    APPLY_WAIT.as_millis()
+                ))
+            })?;
+        Ok(index)
+    }
 }
 
 async fn run(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+    let ctx = Arc::new(ctx);
+    let in_flight = Arc::new(Semaphore::new(ROUNDS_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
+        let permit = in_flight.clone().acquire_owned().await.expect("never closed");
+        // Everyone queued now arrived before the round below starts.
         let mut waiters = vec![first];
         while let Ok(w) = rx.try_recv() {
             waiters.push(w);
         }
-        let result = round(&ctx).await;
-        for w in waiters {
-            let _ = w.send(result.clone());
-        }
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let result = round(&ctx).await;
+            drop(permit);
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+        });
     }
 }
 
-/// One read-index round, on the leader or through it.
+/// One read-index round, on the leader or through it: the index a read must see.
 async fn round(ctx: &Ctx) -> Result<u64, Error> {
     let (leader, addr) = {
         let m = ctx.raft.metrics();
@@ -84,32 +114,20 @@ async fn round(ctx: &Ctx) -> Result<u64, Error> {
     match (leader, addr) {
         (Some(l), _) if l == ctx.id => leader_round(&ctx.raft).await,
         (Some(l), Some(addr)) => {
-            let index = ctx.network.read_index(l, &addr, FOLLOWER_WAIT).await.map_err(|e| {
+            ctx.network.read_index(l, &addr, APPLY_WAIT).await.map_err(|e| {
                 Error::Unavailable(format!("strong read: cannot get a read index: {e}"))
-            })?;
-            ctx.raft
-                .wait(Some(FOLLOWER_WAIT))
-                .applied_index_at_least(Some(index), "strong read")
-                .await
-                .map_err(|_| {
-                    Error::Unavailable(format!(
-                        "strong read: node {} has not applied the read index {index} within {} ms",
-                        ctx.id,
-                        FOLLOWER_WAIT.as_millis()
-                    ))
-                })?;
-            Ok(index)
+            })
         }
         _ => Err(Error::NoLeader),
     }
 }
 
-/// The leader's round: leadership confirmed by a quorum, then applied up to the commit
-/// index of that moment, which it returns.
+/// The leader's round: leadership confirmed by a quorum; the commit index of that
+/// moment (it need not be applied here: the reading node applies it).
 async fn leader_round(raft: &Raft) -> Result<u64, Error> {
     use openraft::error::{CheckIsLeaderError, RaftError};
-    match raft.ensure_linearizable().await {
-        Ok(read_log_id) => Ok(read_log_id.map_or(0, |l| l.index)),
+    match raft.get_read_log_id().await {
+        Ok((read_log_id, _)) => Ok(read_log_id.map_or(0, |l| l.index)),
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(f.into()),
         Err(RaftError::APIError(e)) => {
             Err(Error::Unavailable(format!("cannot confirm leadership for a strong read: {e}")))
