@@ -147,7 +147,7 @@ fn assert_digests_converge_and_verify(c: &TestCluster) {
 fn node_down_during_10000_writes_catches_up_and_serves_them() {
     let mut c = TestCluster::start_with(
         3,
-        "snapshot_logs_since_last = 1000\nmax_in_snapshot_log_to_keep = 100\n",
+        "snapshot_logs_since_last = 200\nmax_in_snapshot_log_to_keep = 20\n",
     );
     let leader = c.wait_leader();
     let down = follower_of(&c, leader);

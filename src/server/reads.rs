@@ -26,8 +26,11 @@ use crate::raft::{NodeId, Raft};
 
 type Waiter = oneshot::Sender<Result<u64, Error>>;
 
-/// How long a follower waits for the leader's read index, and a node to apply up to it.
-const APPLY_WAIT: Duration = Duration::from_secs(2);
+/// How long a follower waits for the leader's answer to a read-index request.
+const INDEX_WAIT: Duration = Duration::from_secs(2);
+/// How long a node waits to apply up to a read index: as long as a session read waits,
+/// since a node may be applying late on purpose (`[simulation] apply_delay_ms`).
+const APPLY_WAIT: Duration = super::api::SESSION_WAIT;
 /// Rounds under way at once. A read waits for the next round to start, so with rounds
 /// overlapping it waits about one round, not one and a half.
 const ROUNDS_IN_FLIGHT: usize = 2;
@@ -114,7 +117,7 @@ async fn round(ctx: &Ctx) -> Result<u64, Error> {
     match (leader, addr) {
         (Some(l), _) if l == ctx.id => leader_round(&ctx.raft).await,
         (Some(l), Some(addr)) => {
-            ctx.network.read_index(l, &addr, APPLY_WAIT).await.map_err(|e| {
+            ctx.network.read_index(l, &addr, INDEX_WAIT).await.map_err(|e| {
                 Error::Unavailable(format!("strong read: cannot get a read index: {e}"))
             })
         }

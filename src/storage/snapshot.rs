@@ -11,8 +11,10 @@
 //! length), written last and synced, so it only ever names complete chunks;
 //! `chunk ‖ gen u64 BE ‖ seq u32 BE` = bytes `seq·CHUNK ..` of generation `gen`.
 
+use std::collections::HashMap;
 use std::io::{Cursor, SeekFrom};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use fjall::Keyspace;
@@ -106,11 +108,55 @@ pub struct StoredSnapshot {
     gen: u64,
     len: u64,
     pos: u64,
+    /// Keeps the generation's chunks on disk while this reader exists.
+    _pin: ReaderPin,
+}
+
+/// The generations open readers still use. openraft may hold a snapshot for a long
+/// time (retrying to send it to a node that is down) while newer ones are built; the
+/// chunks of a generation in use are not removed until its last reader is dropped.
+#[derive(Clone, Default)]
+pub struct Readers(Arc<Mutex<HashMap<u64, usize>>>);
+
+impl Readers {
+    fn pin(&self, gen: u64) -> ReaderPin {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(gen).or_default() += 1;
+        ReaderPin { readers: self.clone(), gen }
+    }
+
+    /// Whether a reader of generation `gen` exists.
+    pub fn in_use(&self, gen: u64) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&gen)
+    }
+}
+
+struct ReaderPin {
+    readers: Readers,
+    gen: u64,
+}
+
+impl Drop for ReaderPin {
+    fn drop(&mut self) {
+        let mut map = self.readers.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.gen) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.gen);
+            }
+        }
+    }
 }
 
 impl SnapshotData {
-    pub fn stored(ks: Keyspace, current: &Current) -> SnapshotData {
-        SnapshotData::Stored(StoredSnapshot { ks, gen: current.gen, len: current.len, pos: 0 })
+    /// A reader of the stored snapshot `current`, registered in `readers`.
+    pub fn stored(ks: Keyspace, current: &Current, readers: &Readers) -> SnapshotData {
+        SnapshotData::Stored(StoredSnapshot {
+            ks,
+            gen: current.gen,
+            len: current.len,
+            pos: 0,
+            _pin: readers.pin(current.gen),
+        })
     }
 
     /// All the bytes, from the start.
@@ -246,12 +292,15 @@ mod tests {
 
         let meta = SnapshotMeta::default();
         let current = Current { meta, gen: 7, len };
+        let readers = Readers::default();
         let mut all = Vec::new();
-        SnapshotData::stored(ks.clone(), &current).read_to_end(&mut all).await.unwrap();
+        SnapshotData::stored(ks.clone(), &current, &readers).read_to_end(&mut all).await.unwrap();
         assert!(all == bytes, "read_to_end returns every byte");
-        assert!(SnapshotData::stored(ks.clone(), &current).into_bytes().unwrap() == bytes);
+        assert!(
+            SnapshotData::stored(ks.clone(), &current, &readers).into_bytes().unwrap() == bytes
+        );
 
-        let mut s = SnapshotData::stored(ks.clone(), &current);
+        let mut s = SnapshotData::stored(ks.clone(), &current, &readers);
         let at = CHUNK as u64 - 10;
         assert_eq!(s.seek(SeekFrom::Start(at)).await.unwrap(), at);
         let mut buf = vec![0; 50];
@@ -259,8 +308,11 @@ mod tests {
         assert_eq!(buf, bytes[at as usize..at as usize + 50], "a read across a chunk edge");
         assert_eq!(s.seek(SeekFrom::End(0)).await.unwrap(), len);
         assert_eq!(s.read(&mut buf).await.unwrap(), 0, "end of data");
+        assert!(readers.in_use(7), "an open reader pins its generation");
+        drop(s);
+        assert!(!readers.in_use(7), "released with the last reader");
 
         let missing = Current { meta: SnapshotMeta::default(), gen: 8, len: 10 };
-        assert!(SnapshotData::stored(ks, &missing).into_bytes().is_err());
+        assert!(SnapshotData::stored(ks, &missing, &readers).into_bytes().is_err());
     }
 }

@@ -25,7 +25,7 @@ use fjall::{Keyspace, PersistMode, Readable};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 
-use super::snapshot::{chunk_gen, ChunkWriter, Current, SnapshotData, KEY_CURRENT};
+use super::snapshot::{chunk_gen, ChunkWriter, Current, Readers, SnapshotData, KEY_CURRENT};
 use super::tables::Staged;
 use super::{any, Progress, Store, Tables};
 use crate::raft::{
@@ -65,6 +65,8 @@ pub struct StateMachine {
     snapshot_gen: Arc<AtomicU64>,
     /// Publishing a snapshot (build or install) is one at a time.
     snapshot_lock: Arc<std::sync::Mutex<()>>,
+    /// Stored snapshots being read (their chunks stay until the readers are gone).
+    snapshot_readers: Readers,
     /// Applied index, digest and apply delay, shared with `/status`.
     progress: Arc<Progress>,
 }
@@ -77,6 +79,7 @@ impl StateMachine {
             snapshot_seq: Arc::default(),
             snapshot_gen: Arc::default(),
             snapshot_lock: Arc::default(),
+            snapshot_readers: Readers::default(),
             progress,
         };
         sm.load_progress()?;
@@ -210,7 +213,8 @@ impl StateMachine {
         let oldest_kept = prev.map_or(current.gen, |p| p.gen).min(keep.unwrap_or(current.gen));
         for g in self.store.snapshot.prefix(b"chunk") {
             let k = g.key().map_err(|e| snap_err(ErrorVerb::Read, e))?;
-            if chunk_gen(&k).is_some_and(|gen| gen < oldest_kept) {
+            let unused = |gen| gen < oldest_kept && !self.snapshot_readers.in_use(gen);
+            if chunk_gen(&k).is_some_and(unused) {
                 batch.remove(&self.store.snapshot, k);
             }
         }
@@ -316,7 +320,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         );
         Ok(Snapshot {
             meta: current.meta.clone(),
-            snapshot: Box::new(SnapshotData::stored(self.store.snapshot.clone(), &current)),
+            snapshot: Box::new(SnapshotData::stored(
+                self.store.snapshot.clone(),
+                &current,
+                &self.snapshot_readers,
+            )),
         })
     }
 }
@@ -449,8 +457,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        // Under the publish lock, so the generation cannot be removed before it is pinned.
+        let _no_publish = self.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(current) = self.current()? {
-            let data = SnapshotData::stored(self.store.snapshot.clone(), &current);
+            let data =
+                SnapshotData::stored(self.store.snapshot.clone(), &current, &self.snapshot_readers);
             return Ok(Some(Snapshot { meta: current.meta, snapshot: Box::new(data) }));
         }
         // A data directory from before chunked snapshots: one `meta` and one `data` value.
