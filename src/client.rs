@@ -96,6 +96,75 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest pause between two rounds of write attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
+/// The retry policy of a write, shared by this client and the bench's writer: rounds
+/// over the candidate nodes (leader first), a pause that doubles between rounds (capped
+/// by `Retry-After`), until an answer other than 503 comes or the deadline passes.
+pub(crate) struct WriteRounds {
+    deadline: Instant,
+    deadline_len: Duration,
+    backoff: Duration,
+    last: Option<ClientError>,
+    /// Whether some node answered in this round (a 503 counts).
+    answered: bool,
+    retry_after: Option<Duration>,
+}
+
+impl WriteRounds {
+    pub(crate) fn new(deadline_len: Duration) -> WriteRounds {
+        WriteRounds {
+            deadline: Instant::now() + deadline_len,
+            deadline_len,
+            backoff: FIRST_BACKOFF,
+            last: None,
+            answered: false,
+            retry_after: None,
+        }
+    }
+
+    /// The timeout of the next attempt, or `None` once the deadline has passed.
+    pub(crate) fn attempt_timeout(&self, request_timeout: Duration) -> Option<Duration> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        (!remaining.is_zero()).then(|| remaining.min(request_timeout))
+    }
+
+    /// A node answered 503 (no leader yet), with its `Retry-After` seconds if any.
+    pub(crate) fn unavailable(&mut self, error: ClientError, retry_after_secs: Option<u64>) {
+        self.answered = true;
+        self.retry_after = retry_after_secs.map(Duration::from_secs);
+        self.last = Some(error);
+    }
+
+    /// An attempt failed in a way worth trying elsewhere; `answered` if the node spoke.
+    pub(crate) fn failed(&mut self, answered: bool, error: ClientError) {
+        self.answered |= answered;
+        self.last = Some(error);
+    }
+
+    /// Ends a round: the error to give up with, or (after the pause) a new round.
+    pub(crate) async fn next_round(&mut self) -> Result<(), ClientError> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            let last = self
+                .last
+                .take()
+                .map_or_else(|| "no attempt finished".to_string(), |e| e.to_string());
+            return Err(ClientError::Timeout { after: self.deadline_len, last });
+        }
+        // A full round in which no node answered at all: the cluster is down.
+        if !self.answered && matches!(self.last, Some(ClientError::Unreachable { .. })) {
+            return Err(self.last.take().expect("checked above"));
+        }
+        // Retry-After is whole seconds; an election usually ends sooner, so it only
+        // caps the pause.
+        let pause = self.backoff.min(self.retry_after.unwrap_or(MAX_BACKOFF)).min(remaining);
+        tokio::time::sleep(pause).await;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.answered = false;
+        self.retry_after = None;
+        Ok(())
+    }
+}
+
 /// Everything that can go wrong talking to the cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -716,26 +785,17 @@ impl Client {
         path_and_query: &str,
         body: Option<Bytes>,
     ) -> Result<Reply, ClientError> {
-        let deadline_len = self.inner.write_deadline;
-        let deadline = Instant::now() + deadline_len;
-        let mut backoff = FIRST_BACKOFF;
-        let mut last: Option<ClientError> = None;
+        let mut rounds = WriteRounds::new(self.inner.write_deadline);
         loop {
-            let mut answered = false;
-            let mut retry_after: Option<Duration> = None;
             for addr in self.write_candidates() {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
+                let Some(timeout) = rounds.attempt_timeout(self.inner.request_timeout) else {
                     break;
-                }
-                let timeout = remaining.min(self.inner.request_timeout);
+                };
                 match self.follow(&addr, &method, path_and_query, body.clone(), timeout).await {
                     Ok(reply) if reply.status == StatusCode::SERVICE_UNAVAILABLE => {
-                        answered = true;
                         self.forget_leader(&reply.addr);
-                        retry_after = header_u64(&reply.headers, RETRY_AFTER.as_str())
-                            .map(Duration::from_secs);
-                        last = Some(api_error(&reply));
+                        let after = header_u64(&reply.headers, RETRY_AFTER.as_str());
+                        rounds.unavailable(api_error(&reply), after);
                     }
                     Ok(reply) => {
                         if reply.status.is_success() {
@@ -747,32 +807,15 @@ impl Client {
                         return Ok(reply);
                     }
                     Err(f) if f.retryable => {
-                        answered |= f.answered;
                         if let ClientError::Unreachable { addr, .. } = &f.error {
                             self.forget_leader(addr);
                         }
-                        last = Some(f.error);
+                        rounds.failed(f.answered, f.error);
                     }
                     Err(f) => return Err(f.error),
                 }
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                let last =
-                    last.map_or_else(|| "no attempt finished".to_string(), |e| e.to_string());
-                return Err(ClientError::Timeout { after: deadline_len, last });
-            }
-            // A full round in which no node answered at all: the cluster is down.
-            if !answered {
-                if let Some(e @ ClientError::Unreachable { .. }) = last {
-                    return Err(e);
-                }
-            }
-            // Retry-After is whole seconds; an election usually ends sooner, so it only
-            // caps the pause.
-            let pause = backoff.min(retry_after.unwrap_or(MAX_BACKOFF)).min(remaining);
-            tokio::time::sleep(pause).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            rounds.next_round().await?;
         }
     }
 

@@ -31,7 +31,7 @@ use hyper::{Method, StatusCode, Uri};
 
 use super::http::{self, Answer, Conns, Transport};
 use super::stats::Outcome;
-use crate::client::{Client, ClientError, Consistency};
+use crate::client::{Client, ClientError, Consistency, WriteRounds};
 use crate::model::{KeyAttr, KeyType, TableSchema};
 
 /// Name of the benchmark table's partition key attribute.
@@ -49,10 +49,6 @@ const POLL: Duration = Duration::from_millis(50);
 const WRITE_DEADLINE: Duration = crate::client::DEFAULT_WRITE_DEADLINE;
 /// Most 307s followed for one request, as the general client.
 const MAX_REDIRECTS: usize = crate::client::DEFAULT_MAX_REDIRECTS;
-/// First pause between two rounds of write attempts; doubled each round.
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-/// Longest pause between two rounds of write attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The kind of a client error, for the error counts. Kinds are few and stable.
 pub fn error_kind(e: &ClientError) -> String {
@@ -343,12 +339,8 @@ impl Worker {
     /// A write: leader first, then every other target, in rounds with backoff, until an
     /// answer other than 503 arrives or the deadline passes.
     async fn write(&mut self, body: &Bytes) -> Result<Reply, ClientError> {
-        let deadline = Instant::now() + WRITE_DEADLINE;
-        let mut backoff = FIRST_BACKOFF;
-        let mut last: Option<ClientError> = None;
+        let mut rounds = WriteRounds::new(WRITE_DEADLINE);
         loop {
-            let mut answered = false;
-            let mut retry_after: Option<Duration> = None;
             // The leader as it was when the round began, then the rest.
             let leader = self.leader;
             let rest = self.write_order.len();
@@ -359,23 +351,16 @@ impl Worker {
                     Some(_) => self.write_order[c - 1],
                     None => self.write_order[c],
                 };
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if remaining.is_zero() {
+                let Some(timeout) = rounds.attempt_timeout(http::REQUEST_TIMEOUT) else {
                     break;
-                }
-                let timeout = remaining.min(http::REQUEST_TIMEOUT);
+                };
                 let uri = self.put_uri.clone();
                 match self.follow(slot, &Method::PUT, uri, Some(body), timeout).await {
                     Ok(r) if r.answer.status == StatusCode::SERVICE_UNAVAILABLE => {
-                        answered = true;
                         self.forget_leader(r.slot);
-                        retry_after =
-                            r.answer.header_u64(RETRY_AFTER.as_str()).map(Duration::from_secs);
-                        last = Some(api_error(
-                            r.answer.status,
-                            &r.answer.body,
-                            self.conns.addr(r.slot),
-                        ));
+                        let error =
+                            api_error(r.answer.status, &r.answer.body, self.conns.addr(r.slot));
+                        rounds.unavailable(error, r.answer.header_u64(RETRY_AFTER.as_str()));
                     }
                     Ok(r) => {
                         if r.answer.status.is_success() {
@@ -387,32 +372,15 @@ impl Worker {
                         return Ok(r);
                     }
                     Err(f) if f.retryable => {
-                        answered |= f.answered;
                         if matches!(f.error, ClientError::Unreachable { .. }) {
                             self.forget_leader(f.slot);
                         }
-                        last = Some(f.error);
+                        rounds.failed(f.answered, f.error);
                     }
                     Err(f) => return Err(f.error),
                 }
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                let last =
-                    last.map_or_else(|| "no attempt finished".to_string(), |e| e.to_string());
-                return Err(ClientError::Timeout { after: WRITE_DEADLINE, last });
-            }
-            // A full round in which no node answered at all: the cluster is down.
-            if !answered {
-                if let Some(e @ ClientError::Unreachable { .. }) = last {
-                    return Err(e);
-                }
-            }
-            // Retry-After is whole seconds; an election usually ends sooner, so it only
-            // caps the pause.
-            let pause = backoff.min(retry_after.unwrap_or(MAX_BACKOFF)).min(remaining);
-            tokio::time::sleep(pause).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            rounds.next_round().await?;
         }
     }
 
