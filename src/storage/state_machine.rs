@@ -222,6 +222,7 @@ impl StateMachine {
         batch.remove(&self.store.snapshot, KEY_SNAP_META);
         batch.remove(&self.store.snapshot, KEY_SNAP_DATA);
         self.store.db.persist(PersistMode::SyncAll).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let batch = batch.durability(Some(PersistMode::SyncAll));
         batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))?;
         // Move the chunks out of memory into a segment file now, rather than whenever
         // the memtable next fills up.
