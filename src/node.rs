@@ -59,6 +59,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         progress.metrics.write_batch_size.clone(),
     );
     let request_log = crate::server::RequestLogBudget::new(config.request_log_per_sec);
+    let reads = crate::server::reads::ReadIndex::start(id, raft.clone(), network, progress.clone());
     let app = Arc::new(App {
         id,
         addr: me.addr,
@@ -68,7 +69,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         progress,
         faults,
         writes,
-        reads: crate::server::reads::ReadIndex::start(id, raft.clone(), network),
+        reads,
         request_log,
     });
     Ok(Node { app, raft, store })

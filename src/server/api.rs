@@ -324,9 +324,7 @@ pub async fn read_barrier(app: &App, level: ReadLevel) -> Result<(), Error> {
                     ))
                 })
         }
-        ReadLevel::Strong => {
-            app.reads.linearize(&app.raft, app.progress.applied()).await.map(|_| ())
-        }
+        ReadLevel::Strong => app.reads.linearize().await.map(|_| ()),
     }
 }
 

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::error::Error;
 use crate::raft::network::Network;
 use crate::raft::{NodeId, Raft};
+use crate::storage::Progress;
 
 type Waiter = oneshot::Sender<Result<u64, Error>>;
 
@@ -38,6 +39,8 @@ const ROUNDS_IN_FLIGHT: usize = 2;
 /// Hands out read indexes for strong reads.
 pub struct ReadIndex {
     tx: mpsc::UnboundedSender<Waiter>,
+    raft: Raft,
+    progress: Arc<Progress>,
 }
 
 /// What a read-index round needs.
@@ -49,10 +52,10 @@ struct Ctx {
 
 impl ReadIndex {
     /// Starts the round task of node `id` (it ends when the `ReadIndex` is dropped).
-    pub fn start(id: NodeId, raft: Raft, network: Network) -> ReadIndex {
+    pub fn start(id: NodeId, raft: Raft, network: Network, progress: Arc<Progress>) -> ReadIndex {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(Ctx { id, raft, network }, rx));
-        ReadIndex { tx }
+        tokio::spawn(run(Ctx { id, raft: raft.clone(), network }, rx));
+        ReadIndex { tx, raft, progress }
     }
 
     /// The read index of a round that started after this call (not yet applied here).
@@ -65,20 +68,23 @@ impl ReadIndex {
 
     /// Returns once this node has applied the read index of a round that started after
     /// this call: a read of this node's state machine now is linearizable.
-    pub async fn linearize(&self, raft: &Raft, applied: Option<u64>) -> Result<u64, Error> {
+    pub async fn linearize(&self) -> Result<u64, Error> {
         let index = self.read_index().await?;
-        if applied.is_some_and(|a| a >= index) {
+        // Most reads find the index applied already: no need for openraft's waiter,
+        // which copies the whole metrics value.
+        if self.progress.applied().is_some_and(|a| a >= index) {
             return Ok(index);
         }
-        raft.wait(Some(APPLY_WAIT))
+        self.raft
+            .wait(Some(APPLY_WAIT))
             .applied_index_at_least(Some(index), "strong read")
             .await
             .map_err(|_| {
-                Error::Unavailable(format!(
-                    "strong read: the read index {index} was not applied here within {} ms",
-                    APPLY_WAIT.as_millis()
-                ))
-            })?;
+            Error::Unavailable(format!(
+                "strong read: the read index {index} was not applied here within {} ms",
+                APPLY_WAIT.as_millis()
+            ))
+        })?;
         Ok(index)
     }
 }
