@@ -110,6 +110,11 @@ pub struct RaftConfig {
     /// How many write entries may be proposed and not yet applied at once; writes that
     /// arrive meanwhile wait and leave together as the next batch. Default 2.
     pub max_batches_in_flight: usize,
+    /// Strong reads on the leader's lease: while a quorum acknowledged the leader within
+    /// half the minimum election timeout, its commit index is the read index, with no
+    /// heartbeat round (see `raft::lease`). false: a heartbeat round for every batch of
+    /// strong reads. Default true.
+    pub lease_reads: bool,
 }
 
 /// How the supervisor runs the node processes.
@@ -170,6 +175,7 @@ impl Default for RaftConfig {
             client_write_timeout_ms: 5000,
             max_batch_writes: 256,
             max_batches_in_flight: 2,
+            lease_reads: true,
         }
     }
 }

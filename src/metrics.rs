@@ -26,6 +26,10 @@ pub struct Metrics {
     pub fsync_seconds: HistogramVec,
     /// Leader: item writes per proposed write entry (group commit).
     pub write_batch_size: Histogram,
+    /// Strong reads (and followers' read-index requests) served per read-index round.
+    pub read_index_batch_size: Histogram,
+    /// Read indexes handed out on the leader lease, without a heartbeat round.
+    pub lease_reads: IntCounter,
     pub snapshots_built: IntCounter,
     pub snapshots_installed: IntCounter,
     pub snapshot_bytes: Gauge,
@@ -120,6 +124,25 @@ impl Metrics {
                         "Item writes per log entry proposed by this node (group commit)",
                     )
                     .buckets(prometheus::exponential_buckets(1.0, 2.0, 10).expect("buckets")),
+                )
+                .unwrap(),
+            ),
+            read_index_batch_size: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "read_index_batch_size",
+                        "Strong reads (on the leader: with followers' requests) per read-index round",
+                    )
+                    .buckets(prometheus::exponential_buckets(1.0, 2.0, 10).expect("buckets")),
+                )
+                .unwrap(),
+            ),
+            lease_reads: reg(
+                &r,
+                IntCounter::new(
+                    "lease_reads_total",
+                    "Read indexes the leader handed out on its lease, without a heartbeat round",
                 )
                 .unwrap(),
             ),

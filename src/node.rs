@@ -18,6 +18,7 @@ use anyhow::{anyhow, Context};
 use tokio::net::TcpListener;
 
 use crate::config::ClusterConfig;
+use crate::raft::lease::Lease;
 use crate::raft::network::{Faults, Network};
 use crate::raft::{openraft_config, Raft};
 use crate::server::{routes, App};
@@ -49,7 +50,11 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     let tables = state_machine.tables();
     let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);
     let faults = Arc::new(Faults::default());
-    let network = Network::new(id, faults.clone());
+    let lease = Arc::new(Lease::new(
+        config.raft.lease_reads,
+        Duration::from_millis(config.raft.election_timeout_min_ms / 2),
+    ));
+    let network = Network::new(id, faults.clone(), lease.clone());
     let raft = Raft::new(id, raft_config, network.clone(), log_store, state_machine)
         .await
         .map_err(|e| anyhow!("cannot start raft: {e}"))?;
@@ -59,7 +64,13 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         progress.metrics.write_batch_size.clone(),
     );
     let request_log = crate::server::RequestLogBudget::new(config.request_log_per_sec);
-    let reads = crate::server::reads::ReadIndex::start(id, raft.clone(), network, progress.clone());
+    let reads = crate::server::reads::ReadIndex::start(
+        id,
+        raft.clone(),
+        network,
+        progress.clone(),
+        lease.clone(),
+    );
     let app = Arc::new(App {
         id,
         addr: me.addr,
@@ -70,6 +81,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         faults,
         writes,
         reads,
+        lease,
         request_log,
     });
     Ok(Node { app, raft, store })

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, http, TestCluster};
+use common::{eventually, http, metric, TestCluster};
 use serde_json::{json, Value};
 
 const MUSIC: &str = r#"{"table_name":"Music","partition_key":{"name":"Artist","type":"S"},"sort_key":{"name":"SongTitle","type":"S"}}"#;
@@ -174,12 +174,6 @@ fn node_down_during_10000_writes_catches_up_and_serves_them() {
 }
 
 /// The value of metric `name` (first sample) in a `/metrics` text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}"))
-}
-
 /// Group commit: many clients writing at once share log entries, yet every item ends
 /// with the acknowledged write of the highest version on every node, and no two
 /// acknowledged writes of one item share a version.

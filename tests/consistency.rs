@@ -61,10 +61,27 @@ fn session_reads_through_a_lagging_follower_return_your_own_write() {
 /// A strong read sent to a follower is answered by that follower (no redirect), after
 /// it got a read index from the leader and applied up to it: with the follower applying
 /// 1.5 s late, the strong read still returns the write acknowledged just before, while
-/// an eventual read there right after the write is stale.
+/// an eventual read there right after the write is stale. The leader hands out the read
+/// index on its lease.
 #[test]
 fn strong_reads_on_a_lagging_follower_wait_for_the_read_index_and_answer_locally() {
-    let c = TestCluster::start(3);
+    let c = strong_reads_on_a_lagging_follower("");
+    let leader = c.wait_leader();
+    assert!(c.metric(leader, "raft_nosql_lease_reads_total") > 0.0, "read indexes on the lease");
+}
+
+/// The same with `lease_reads = false`: every read index costs the leader a heartbeat
+/// round, and none is handed out on a lease.
+#[test]
+fn strong_reads_without_the_lease_take_a_heartbeat_round() {
+    let c = strong_reads_on_a_lagging_follower("lease_reads = false");
+    let leader = c.wait_leader();
+    assert_eq!(c.metric(leader, "raft_nosql_lease_reads_total"), 0.0);
+    assert!(c.metric(leader, "raft_nosql_read_index_batch_size_count") >= 3.0, "one round a read");
+}
+
+fn strong_reads_on_a_lagging_follower(raft_config: &str) -> TestCluster {
+    let c = TestCluster::start_with(3, raft_config);
     create_kv(&c);
     let leader = c.wait_leader();
     let follower = (0..3).find(|i| *i != leader).unwrap();
@@ -94,6 +111,7 @@ fn strong_reads_on_a_lagging_follower_wait_for_the_read_index_and_answer_locally
         assert_eq!(body["item"]["v"], round, "strong read saw the acknowledged write");
     }
     assert!(saw_stale, "the delayed follower served at least one stale eventual read");
+    c
 }
 
 /// Strong reads never return a value older than a write acknowledged before the read

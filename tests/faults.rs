@@ -95,6 +95,42 @@ fn minority_side_cannot_commit_a_write() {
     }
 }
 
+/// A leader answers strong reads on its lease. Cut off from both followers, it loses
+/// the lease before they can elect another leader: once the majority has committed a
+/// newer value, a strong read on the old leader is refused, never answered with the
+/// overwritten value.
+#[test]
+fn a_partitioned_leader_stops_serving_strong_reads_before_a_new_leader_commits() {
+    let c = setup();
+    assert_eq!(put(&c, 0, "old").status(), 200);
+    let leader = c.wait_leader();
+    let r = read(&c, leader, "&consistency=strong");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().unwrap()["item"]["v"], "old");
+    assert!(c.metric(leader, "raft_nosql_lease_reads_total") > 0.0, "served on the lease");
+
+    c.partition(&[leader]);
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    eventually(Duration::from_secs(30), "a write through the majority", || {
+        let r = send_following(
+            Method::PUT,
+            &c.url(others[0], "/tables/kvs/items"),
+            Some(&json!({"k": "x", "v": "new"})),
+        )?;
+        (r.status() == 200).then_some(())
+    });
+    let r = read(&c, leader, "&consistency=strong");
+    let status = r.status();
+    let body: Value = r.json().unwrap();
+    assert_eq!(status, 503, "strong read on the old, cut-off leader: {body}");
+    assert_eq!(read(&c, leader, "").json::<Value>().unwrap()["item"]["v"], "old", "stale eventual");
+    c.heal();
+    eventually(Duration::from_secs(30), "the old leader to catch up", || {
+        (read(&c, leader, "&consistency=strong").json::<Value>().ok()?["item"]["v"] == "new")
+            .then_some(())
+    });
+}
+
 /// `/metrics` is valid Prometheus text and its indexes match `/status`.
 #[test]
 fn metrics_parse_as_prometheus_text_and_match_status() {

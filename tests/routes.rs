@@ -343,6 +343,30 @@ async fn status_init_unknown_routes_and_raft_garbage() {
     assert_eq!(call(&app, "GET", "/status", None).await.body["role"], "Leader", "still leading");
 }
 
+/// With lease reads on, a node refuses vote requests for its first lease (half the
+/// minimum election timeout): it may have acknowledged a leader just before it
+/// restarted. With lease reads off, it answers them at once.
+#[tokio::test]
+async fn a_node_refuses_votes_for_one_lease_after_it_starts() {
+    let vote = openraft::raft::VoteRequest::<u64>::new(openraft::Vote::new(7, 1), None);
+    let body = serde_json::to_vec(&vote).unwrap();
+    for (lease_reads, expected) in [(true, 425), (false, 200)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path(), 2);
+        cfg.raft.election_timeout_min_ms = 120_000;
+        cfg.raft.election_timeout_max_ms = 240_000;
+        cfg.raft.lease_reads = lease_reads;
+        let node = open(cfg, 0).await.unwrap();
+        let r = call(&node.app, "POST", "/raft/vote", Some(&body)).await;
+        assert_eq!(r.status.as_u16(), expected, "lease_reads = {lease_reads}: {}", r.body);
+        if lease_reads {
+            assert_error(&r, 425, "unavailable");
+        } else {
+            assert_eq!(r.body["Ok"]["vote_granted"], true, "{}", r.body);
+        }
+    }
+}
+
 /// A node that knows no leader answers writes with 503 + Retry-After, and still serves
 /// (empty) reads.
 #[tokio::test]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{Item, ItemKey, ModelError, TableSchema};
 
 pub mod events;
+pub mod lease;
 pub mod network;
 
 /// A node's address as the cluster knows it: the `host:port` of its HTTP port.

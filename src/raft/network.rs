@@ -38,6 +38,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::lease::Lease;
 use super::{NodeAddr, NodeId, TypeConfig};
 
 /// Header naming the sending node of a Raft RPC.
@@ -123,11 +124,13 @@ pub struct Network {
     clients: Arc<Mutex<HashMap<NodeId, reqwest::Client>>>,
     faults: Arc<Faults>,
     reachable: Arc<Mutex<HashMap<NodeId, bool>>>,
+    /// Records which peers accepted this node's AppendEntries, and when they were sent.
+    lease: Arc<Lease>,
 }
 
 impl Network {
-    pub fn new(me: NodeId, faults: Arc<Faults>) -> Network {
-        Network { me, clients: Arc::default(), faults, reachable: Arc::default() }
+    pub fn new(me: NodeId, faults: Arc<Faults>, lease: Arc<Lease>) -> Network {
+        Network { me, clients: Arc::default(), faults, reachable: Arc::default(), lease }
     }
 
     fn client_for(&self, target: NodeId) -> reqwest::Client {
@@ -301,7 +304,10 @@ impl PeerConnection {
         }
         self.note_reachable(true);
         if !resp.status().is_success() {
-            let msg = format!("peer {} answered {} to {path}", self.target, resp.status());
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            let why = body.pointer("/error/message").and_then(|m| m.as_str()).unwrap_or("");
+            let msg = format!("peer {} answered {status} to {path}: {why}", self.target);
             return Err(RPCError::Network(NetworkError::new(&std::io::Error::other(msg))));
         }
         let result: Result<Resp, RaftError<NodeId, E>> =
@@ -316,7 +322,16 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         req: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
-        self.send("append", &req, &option).await
+        let sent = std::time::Instant::now();
+        let resp = self.send("append", &req, &option).await?;
+        match resp {
+            // The peer accepted our vote (a conflict is about the log, not the vote).
+            AppendEntriesResponse::Success
+            | AppendEntriesResponse::PartialSuccess(_)
+            | AppendEntriesResponse::Conflict => self.net.lease.acked(self.target, &req.vote, sent),
+            AppendEntriesResponse::HigherVote(_) => {}
+        }
+        Ok(resp)
     }
 
     async fn install_snapshot(

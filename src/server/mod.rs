@@ -48,6 +48,8 @@ pub struct App {
     pub writes: writes::Batcher,
     /// Leadership checks for strong reads, shared by concurrent readers.
     pub reads: reads::ReadIndex,
+    /// The leader lease: acknowledgements, revocation on vote requests, start-up guard.
+    pub lease: Arc<crate::raft::lease::Lease>,
     /// How many `request` lines may still be logged this second.
     pub request_log: RequestLogBudget,
 }

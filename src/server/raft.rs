@@ -49,7 +49,21 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
                 Err(resp) => resp,
             },
             "vote" => match decode(&body) {
-                Ok(req) => json_reply(StatusCode::OK, &app.raft.vote(req).await),
+                Ok(req) => {
+                    // The leader lease (raft::lease): a node that just started may have
+                    // acknowledged a leader before it restarted, and must not help elect
+                    // another one within that leader's lease.
+                    if let Err(wait) = app.lease.vote_guard() {
+                        let e = Error::Unavailable(format!(
+                            "node started less than a leader lease ago; it grants no vote for {} ms more",
+                            wait.as_millis() + 1
+                        ));
+                        return json_reply(StatusCode::TOO_EARLY, &e.body());
+                    }
+                    // This node may grant the vote: its own lease ends here.
+                    app.lease.revoke();
+                    json_reply(StatusCode::OK, &app.raft.vote(req).await)
+                }
                 Err(resp) => resp,
             },
             "snapshot" => match decode(&body) {

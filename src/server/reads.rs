@@ -15,12 +15,14 @@
 //! (a round that began before a read arrived cannot vouch for it). A follower's reads
 //! share one request to the leader the same way.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::error::Error;
+use crate::raft::lease::Lease;
 use crate::raft::network::Network;
 use crate::raft::{NodeId, Raft};
 use crate::storage::Progress;
@@ -38,9 +40,11 @@ const ROUNDS_IN_FLIGHT: usize = 2;
 
 /// Hands out read indexes for strong reads.
 pub struct ReadIndex {
+    id: NodeId,
     tx: mpsc::UnboundedSender<Waiter>,
     raft: Raft,
     progress: Arc<Progress>,
+    lease: Arc<Lease>,
 }
 
 /// What a read-index round needs.
@@ -48,22 +52,62 @@ struct Ctx {
     id: NodeId,
     raft: Raft,
     network: Network,
+    progress: Arc<Progress>,
 }
 
 impl ReadIndex {
     /// Starts the round task of node `id` (it ends when the `ReadIndex` is dropped).
-    pub fn start(id: NodeId, raft: Raft, network: Network, progress: Arc<Progress>) -> ReadIndex {
+    pub fn start(
+        id: NodeId,
+        raft: Raft,
+        network: Network,
+        progress: Arc<Progress>,
+        lease: Arc<Lease>,
+    ) -> ReadIndex {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(Ctx { id, raft: raft.clone(), network }, rx));
-        ReadIndex { tx, raft, progress }
+        tokio::spawn(run(Ctx { id, raft: raft.clone(), network, progress: progress.clone() }, rx));
+        ReadIndex { id, tx, raft, progress, lease }
     }
 
-    /// The read index of a round that started after this call (not yet applied here).
+    /// A read index valid for reads that arrived before this call (not yet applied
+    /// here): on a leader holding its lease, its commit index; otherwise that of a
+    /// read-index round that starts after this call.
     pub async fn read_index(&self) -> Result<u64, Error> {
+        if let Some(index) = self.lease_index() {
+            return Ok(index);
+        }
         let (tx, rx) = oneshot::channel();
         let gone = || Error::Unavailable("the node is shutting down".into());
         self.tx.send(tx).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
+    }
+
+    /// The leader's commit index if this node leads, holds its lease (`raft::lease`) and
+    /// has committed an entry of its own term (so earlier leaders' acknowledged writes
+    /// are below it).
+    fn lease_index(&self) -> Option<u64> {
+        if !self.lease.enabled() {
+            return None;
+        }
+        let (vote, voters) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            if m.current_leader != Some(self.id) || m.vote.leader_id().voted_for() != Some(self.id)
+            {
+                return None;
+            }
+            let membership = m.membership_config.membership();
+            if membership.get_joint_config().len() != 1 {
+                return None;
+            }
+            (m.vote, membership.voter_ids().collect::<BTreeSet<_>>())
+        };
+        let (term, index) = self.progress.committed_log()?;
+        if term != vote.leader_id().get_term() || !self.lease.holds(self.id, &vote, &voters) {
+            return None;
+        }
+        self.progress.metrics.lease_reads.inc();
+        Some(index)
     }
 
     /// Returns once this node has applied the read index of a round that started after
@@ -99,6 +143,7 @@ async fn run(ctx: Ctx, mut rx: mpsc::UnboundedReceiver<Waiter>) {
         while let Ok(w) = rx.try_recv() {
             waiters.push(w);
         }
+        ctx.progress.metrics.read_index_batch_size.observe(waiters.len() as f64);
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let result = round(&ctx).await;

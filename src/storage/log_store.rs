@@ -62,7 +62,7 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 impl LogStore {
     pub fn new(store: Store, progress: Arc<Progress>) -> Result<LogStore, StorageError> {
         let committed: Option<LogId> = read_json(&store.raft_meta, KEY_COMMITTED)?;
-        progress.set_committed(committed.map(|l| l.index));
+        progress.set_committed(committed.map(|l| (l.leader_id.term, l.index)));
         Ok(LogStore { store, progress })
     }
 
@@ -164,7 +164,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     .raft_meta
                     .insert(key, to_json(&c))
                     .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
-                self.progress.set_committed(Some(c.index));
+                self.progress.set_committed(Some((c.leader_id.term, c.index)));
             }
             None => {
                 self.store

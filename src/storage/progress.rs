@@ -13,6 +13,8 @@ const NONE: u64 = u64::MAX;
 #[derive(Debug)]
 pub struct Progress {
     committed: AtomicU64,
+    /// The term of the committed entry, set together with `committed` under this lock.
+    committed_term: Mutex<Option<u64>>,
     applied: AtomicU64,
     /// Since when `applied < committed` without interruption (None: caught up).
     behind_since: Mutex<Option<Instant>>,
@@ -27,6 +29,7 @@ impl Default for Progress {
     fn default() -> Self {
         Progress {
             committed: AtomicU64::new(NONE),
+            committed_term: Mutex::new(None),
             applied: AtomicU64::new(NONE),
             behind_since: Mutex::new(None),
             digest: Mutex::new((0, 0)),
@@ -51,8 +54,19 @@ impl Progress {
         opt(self.applied.load(Ordering::Acquire))
     }
 
-    pub(crate) fn set_committed(&self, c: Option<u64>) {
-        self.committed.store(c.unwrap_or(NONE), Ordering::Release);
+    /// The committed index and the term of that entry, read together.
+    pub fn committed_log(&self) -> Option<(u64, u64)> {
+        let term = self.committed_term.lock().expect("progress lock");
+        Some((term.as_ref().copied()?, self.committed()?))
+    }
+
+    /// Records the committed entry as `(term, index)`.
+    pub(crate) fn set_committed(&self, c: Option<(u64, u64)>) {
+        {
+            let mut term = self.committed_term.lock().expect("progress lock");
+            *term = c.map(|(t, _)| t);
+            self.committed.store(c.map_or(NONE, |(_, i)| i), Ordering::Release);
+        }
         self.update_lag();
     }
 

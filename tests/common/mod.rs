@@ -160,6 +160,12 @@ impl TestCluster {
         format!("http://{}{}", self.addrs[i], path)
     }
 
+    /// The value of metric `name` (no labels) in node `i`'s `/metrics`.
+    pub fn metric(&self, i: usize, name: &str) -> f64 {
+        let text = http().get(self.url(i, "/metrics")).send().unwrap().text().unwrap();
+        metric(&text, name)
+    }
+
     /// SIGKILLs node `i` (a crash).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.children[i].take() {
@@ -281,4 +287,11 @@ pub fn send_following(
         url = resp.headers().get("location")?.to_str().ok()?.to_string();
     }
     None
+}
+
+/// The value of metric `name` (no labels) in Prometheus text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
 }
