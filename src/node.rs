@@ -174,9 +174,13 @@ pub fn init_logging(id: u64, level: &str) -> tracing_appender::non_blocking::Wor
     // openraft's replication task reports every failed RPC to an unreachable or slow
     // peer at ERROR, once per retry, although nothing is wrong with this node. The
     // transport logs `peer_unreachable` / `peer_reachable` once per change instead.
+    // Both filters tell tracing the most verbose level they let through, so disabled
+    // spans and events (openraft's debug spans on every request) cost one comparison.
+    let hint = env.max_level_hint().unwrap_or(filter::LevelFilter::TRACE);
     let transient = filter::filter_fn(|meta| {
         !(meta.target() == "openraft::replication" && *meta.level() == tracing::Level::ERROR)
-    });
+    })
+    .with_max_level_hint(hint);
     let format = NodeIdJson { node_id: id, inner: Format::default().json().flatten_event(true) };
     let layer = tracing_subscriber::fmt::layer()
         .fmt_fields(JsonFields::new())
