@@ -78,16 +78,6 @@ impl Store {
     }
 }
 
-/// Hands memory freed after a snapshot (megabytes of short-lived buffers) back to the
-/// OS; glibc keeps freed memory otherwise, and it shows as resident for good.
-pub(crate) fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the OS.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Wraps any error as openraft's opaque error source.
 pub(crate) fn any(e: impl std::error::Error + 'static) -> openraft::AnyError {
     openraft::AnyError::new(&e)

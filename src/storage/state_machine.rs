@@ -310,7 +310,6 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         })
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))??;
-        super::release_freed_memory();
         self.progress.metrics.snapshots_built.inc();
         self.progress.metrics.snapshot_bytes.set(current.len as f64);
         tracing::info!(
@@ -445,7 +444,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))??;
         self.load_progress()?;
-        super::release_freed_memory();
         self.progress.metrics.snapshots_installed.inc();
         self.progress.metrics.snapshot_bytes.set(size as f64);
         tracing::info!(
