@@ -131,6 +131,36 @@ fn a_partitioned_leader_stops_serving_strong_reads_before_a_new_leader_commits()
     });
 }
 
+/// A leader frozen (SIGSTOP) while the others elect a new leader and commit wakes up
+/// with its lease long expired: the monotonic clock kept running while it was stopped.
+/// Its first strong read is refused (503, or 307 to the new leader once it knows it) or
+/// answered with the new value, never the overwritten one.
+#[test]
+fn a_paused_leader_wakes_up_without_a_lease() {
+    let c = setup();
+    assert_eq!(put(&c, 0, "old").status(), 200);
+    let leader = c.wait_leader();
+    assert_eq!(read(&c, leader, "&consistency=strong").status(), 200);
+    c.pause(leader);
+    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    eventually(Duration::from_secs(30), "a write through the majority", || {
+        let r = send_following(
+            Method::PUT,
+            &c.url(others[0], "/tables/kvs/items"),
+            Some(&json!({"k": "x", "v": "new"})),
+        )?;
+        (r.status() == 200).then_some(())
+    });
+    c.resume(leader);
+    let r = read(&c, leader, "&consistency=strong");
+    let status = r.status();
+    let body: Value = r.json().unwrap();
+    assert!(
+        status == 503 || status == 307 || (status == 200 && body["item"]["v"] == "new"),
+        "strong read on the woken leader: {status} {body}"
+    );
+}
+
 /// `/metrics` is valid Prometheus text and its indexes match `/status`.
 #[test]
 fn metrics_parse_as_prometheus_text_and_match_status() {
