@@ -1034,44 +1034,40 @@ fn snippet(body: &[u8]) -> String {
     }
 }
 
+/// A mock node for tests of HTTP clients (this client, the bench's workers): a warp
+/// server on a free port that answers with a given function and records what it saw.
 #[cfg(test)]
-mod tests {
-    //! The client against small in-process warp servers that play leader, follower and
-    //! leaderless node.
+pub(crate) mod mock {
+    use std::sync::{Arc, Mutex};
 
-    use std::sync::atomic::AtomicUsize;
-
-    use serde_json::json;
+    use bytes::Bytes;
     use warp::Filter;
-
-    use super::*;
 
     /// What a mock node saw.
     #[derive(Debug, Clone)]
-    struct Seen {
-        method: String,
-        path_and_query: String,
-        body: String,
+    pub struct Seen {
+        pub method: String,
+        pub path_and_query: String,
+        pub body: String,
     }
 
     /// A mock node's answer: status, extra headers, body.
-    type Answer = (u16, Vec<(&'static str, String)>, String);
+    pub type Answer = (u16, Vec<(&'static str, String)>, String);
 
-    /// Serves `handler` on a free port; returns `host:port` and a request counter.
-    async fn mock<F>(handler: F) -> (String, Arc<AtomicUsize>)
+    /// Serves `handler` on a free port; returns `host:port` and every request it saw.
+    pub async fn mock<F>(handler: F) -> (String, Arc<Mutex<Vec<Seen>>>)
     where
         F: Fn(&Seen) -> Answer + Send + Sync + 'static,
     {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (handler, counter) = (Arc::new(handler), hits.clone());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (handler, seen_log) = (Arc::new(handler), log.clone());
         let route = warp::method()
             .and(warp::path::full())
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::body::bytes())
-            .map(move |m: Method, p: warp::path::FullPath, q: String, b: Bytes| {
-                counter.fetch_add(1, Ordering::SeqCst);
+            .map(move |m: warp::http::Method, p: warp::path::FullPath, q: String, b: Bytes| {
                 let path_and_query = if q.is_empty() {
                     p.as_str().to_string()
                 } else {
@@ -1083,6 +1079,7 @@ mod tests {
                     body: String::from_utf8_lossy(&b).into(),
                 };
                 let (status, headers, body) = handler(&seen);
+                seen_log.lock().unwrap().push(seen);
                 let mut resp = warp::http::Response::builder().status(status);
                 for (k, v) in headers {
                     resp = resp.header(k, v);
@@ -1090,7 +1087,25 @@ mod tests {
                 resp.header("content-type", "application/json").body(body).unwrap()
             });
         tokio::spawn(warp::serve(route).incoming(listener).run());
-        (addr, hits)
+        (addr, log)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The client against small in-process warp servers that play leader, follower and
+    //! leaderless node.
+
+    use std::sync::atomic::AtomicUsize;
+
+    use serde_json::json;
+
+    use super::mock::{mock, Seen};
+    use super::*;
+
+    /// How many requests a mock node got.
+    fn hits(seen: &Mutex<Vec<Seen>>) -> usize {
+        seen.lock().unwrap().len()
     }
 
     /// A node that answers every request as node `id` with the given role.
@@ -1103,7 +1118,7 @@ mod tests {
     }
 
     /// A leader that accepts every write at version 7 and serves one item.
-    async fn leader(id: u64) -> (String, Arc<AtomicUsize>) {
+    async fn leader(id: u64) -> (String, Arc<Mutex<Vec<Seen>>>) {
         mock(move |s| {
             let body = match s.method.as_str() {
                 "GET" => json!({"item": {"Artist": "Queen"}, "version": 7}),
@@ -1115,7 +1130,7 @@ mod tests {
     }
 
     /// A follower that redirects every write to `leader` and answers reads itself.
-    async fn follower(id: u64, leader: String) -> (String, Arc<AtomicUsize>) {
+    async fn follower(id: u64, leader: String) -> (String, Arc<Mutex<Vec<Seen>>>) {
         mock(move |s| {
             if s.method == "GET" {
                 return (404, node_headers(id, "Follower"), not_found("item_not_found"));
@@ -1152,20 +1167,13 @@ mod tests {
         // The second write goes straight to the cached leader.
         let r = client.put_item("Music", &json!({"Artist": "Queen"})).await.unwrap();
         assert_eq!(r.redirected_to, None);
-        assert_eq!(follower_hits.load(Ordering::SeqCst), 1);
-        assert_eq!(leader_hits.load(Ordering::SeqCst), 2);
+        assert_eq!(hits(&follower_hits), 1);
+        assert_eq!(hits(&leader_hits), 2);
     }
 
-    /// A mock leader that records every request and answers `body`.
+    /// A mock leader that answers `body` to every request.
     async fn recording_leader(body: Value) -> (String, Arc<Mutex<Vec<Seen>>>) {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let (addr, _) = mock(move |s| {
-            log.lock().unwrap().push(s.clone());
-            (200, vec![], body.to_string())
-        })
-        .await;
-        (addr, seen)
+        mock(move |_| (200, vec![], body.to_string())).await
     }
 
     #[tokio::test]
@@ -1239,14 +1247,14 @@ mod tests {
     async fn write_keeps_trying_while_nodes_redirect_to_a_dead_leader() {
         // A follower still points at a crashed leader; that is a live cluster mid
         // election, so the client retries until the deadline instead of giving up.
-        let (follower_addr, hits) = follower(1, dead_addr()).await;
+        let (follower_addr, seen) = follower(1, dead_addr()).await;
         let client = Client::builder([follower_addr])
             .write_deadline(Duration::from_millis(300))
             .build()
             .unwrap();
         let err = client.put_item("T", &json!({"k": "v"})).await.unwrap_err();
         assert!(matches!(err, ClientError::Timeout { .. }), "{err:?}");
-        assert!(hits.load(Ordering::SeqCst) >= 2);
+        assert!(hits(&seen) >= 2);
     }
 
     #[tokio::test]
@@ -1294,7 +1302,7 @@ mod tests {
         client.get_item("T", "Queen", None).await.unwrap();
         let on_follower = client.with_target(&f).unwrap();
         assert!(on_follower.get_item("T", "Queen", None).await.unwrap_err().is_not_found());
-        assert_eq!((lh.load(Ordering::SeqCst), fh.load(Ordering::SeqCst)), (1, 1));
+        assert_eq!((hits(&lh), hits(&fh)), (1, 1));
     }
 
     #[tokio::test]

@@ -482,10 +482,10 @@ mod tests {
     /// member nobody answers at is unreachable.
     #[tokio::test]
     async fn the_worker_reads_and_writes_through_the_gateway() {
-        use crate::bench::http::mock::mock;
+        use crate::client::mock::{mock, Seen};
 
         let stored = B64.encode("key1");
-        let (member, seen) = mock(move |(_, path, body)| {
+        let (member, seen) = mock(move |Seen { path_and_query: path, body, .. }| {
             let header = r#""header":{"cluster_id":"1","revision":"5","raft_term":"2"}"#;
             match path.as_str() {
                 "/v3/kv/put" if body.contains(r#""key":"a2V5Mg==""#) => (
@@ -514,9 +514,9 @@ mod tests {
         w.delete_prefix("key").await.unwrap();
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 5);
-        assert_eq!(seen[0].2, put_body(b"key1", "dg=="));
-        assert_eq!(seen[2].2, range_body(b"key1", true));
-        assert!(seen.iter().all(|(m, _, _)| m == "POST"));
+        assert_eq!(seen[0].body, put_body(b"key1", "dg=="));
+        assert_eq!(seen[2].body, range_body(b"key1", true));
+        assert!(seen.iter().all(|s| s.method == "POST"));
 
         let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let mut w = Worker::new(&[dead.to_string()], 0, "dg==".into(), false).unwrap();

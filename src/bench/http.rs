@@ -349,53 +349,6 @@ pub fn take_uri(buf: &mut BytesMut) -> Result<Uri, String> {
     Uri::from_maybe_shared(buf.split().freeze()).map_err(|e| format!("bad request path: {e}"))
 }
 
-/// A mock node for the workers' tests: a warp server on a free port that answers with
-/// a given function and remembers what it saw.
-#[cfg(test)]
-pub(crate) mod mock {
-    use std::sync::{Arc, Mutex};
-
-    use bytes::Bytes;
-    use warp::Filter;
-
-    /// What a mock node saw: method, path with query, body.
-    pub type Seen = (String, String, String);
-    /// A mock node's answer: status, extra headers, body.
-    pub type Reply = (u16, Vec<(&'static str, String)>, String);
-
-    /// Serves `handler` on a free port; returns `host:port` and everything it saw.
-    pub async fn mock<F>(handler: F) -> (String, Arc<Mutex<Vec<Seen>>>)
-    where
-        F: Fn(&Seen) -> Reply + Send + Sync + 'static,
-    {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (handler, seen_log) = (Arc::new(handler), log.clone());
-        let route = warp::method()
-            .and(warp::path::full())
-            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-            .and(warp::body::bytes())
-            .map(move |m: warp::http::Method, p: warp::path::FullPath, q: String, b: Bytes| {
-                let pq = if q.is_empty() {
-                    p.as_str().to_string()
-                } else {
-                    format!("{}?{q}", p.as_str())
-                };
-                let seen = (m.to_string(), pq, String::from_utf8_lossy(&b).to_string());
-                let (status, headers, body) = handler(&seen);
-                seen_log.lock().unwrap().push(seen);
-                let mut resp = warp::http::Response::builder().status(status);
-                for (k, v) in headers {
-                    resp = resp.header(k, v);
-                }
-                resp.header("content-type", "application/json").body(body).unwrap()
-            });
-        tokio::spawn(warp::serve(route).incoming(listener).run());
-        (addr, log)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -461,7 +461,7 @@ mod tests {
 
     use super::*;
 
-    use crate::bench::http::mock::{mock, Seen};
+    use crate::client::mock::{mock, Seen};
 
     fn error_body(code: &str) -> String {
         json!({"error": {"code": code, "message": "no"}}).to_string()
@@ -470,7 +470,7 @@ mod tests {
     /// A leader: writes get the next log index (from 10), reads find `key1` only.
     async fn leader() -> (String, Arc<Mutex<Vec<Seen>>>) {
         let index = AtomicU64::new(10);
-        mock(move |(method, pq, _)| match method.as_str() {
+        mock(move |Seen { method, path_and_query: pq, .. }| match method.as_str() {
             "PUT" => {
                 let i = index.fetch_add(1, Ordering::SeqCst);
                 (200, vec![("x-raft-index", i.to_string())], json!({"version": i}).to_string())
@@ -483,7 +483,7 @@ mod tests {
 
     /// A follower: redirects writes and strong reads to `leader`, misses eventual reads.
     async fn follower(leader: String) -> (String, Arc<Mutex<Vec<Seen>>>) {
-        mock(move |(method, pq, _)| {
+        mock(move |Seen { method, path_and_query: pq, .. }| {
             if method == "GET" && !pq.contains("consistency=strong") {
                 return (404, vec![], error_body("item_not_found"));
             }
@@ -555,7 +555,7 @@ mod tests {
         assert_eq!(f_seen.lock().unwrap().len(), 1, "only the first write met the follower");
         let seen = l_seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 3);
-        for (i, (method, pq, body)) in seen.iter().enumerate() {
+        for (i, Seen { method, path_and_query: pq, body }) in seen.iter().enumerate() {
             assert_eq!((method.as_str(), pq.as_str()), ("PUT", "/tables/t/items"));
             let item: Value = serde_json::from_str(body).unwrap();
             assert_eq!(item, json!({"k": format!("key{}", i + 1), "v": "the \"value\""}));
@@ -599,7 +599,7 @@ mod tests {
         // A node redirecting to itself forever: given up after the hop limit.
         let hops = Arc::new(AtomicUsize::new(0));
         let counter = hops.clone();
-        let (lp, _) = mock(move |(_, pq, _)| {
+        let (lp, _) = mock(move |Seen { path_and_query: pq, .. }| {
             counter.fetch_add(1, Ordering::SeqCst);
             (307, vec![("location", pq.clone())], String::new())
         })
@@ -628,14 +628,14 @@ mod tests {
         assert_eq!(eventual.get("key1").await, ok(false));
         assert_eq!(eventual.get("key 2").await, miss);
         assert_eq!(eventual.get("key 2").await, miss);
-        assert_eq!(f_seen.lock().unwrap()[0].1, "/tables/t/items?pk=key1");
-        assert_eq!(l_seen.lock().unwrap()[1].1, "/tables/t/items?pk=key%202");
+        assert_eq!(f_seen.lock().unwrap()[0].path_and_query, "/tables/t/items?pk=key1");
+        assert_eq!(l_seen.lock().unwrap()[1].path_and_query, "/tables/t/items?pk=key%202");
 
         let mut strong = worker(&[&f, &l], true);
         assert_eq!(strong.get("key1").await, ok(true));
         assert_eq!(strong.get("key1").await, ok(false));
         let last = l_seen.lock().unwrap().last().cloned().unwrap();
-        assert_eq!(last.1, "/tables/t/items?pk=key1&consistency=strong");
+        assert_eq!(last.path_and_query, "/tables/t/items?pk=key1&consistency=strong");
         // The redirect also taught the worker where the leader is.
         assert_eq!(strong.put("key9").await, ok(false));
     }
