@@ -26,6 +26,20 @@ fn read(c: &TestCluster, node: usize, query: &str) -> reqwest::blocking::Respons
     http().get(c.url(node, &format!("/tables/kvs/items?pk=x{query}"))).send().unwrap()
 }
 
+/// Writes `v` through a node other than `cut_off` (following redirects) until the
+/// majority, which may first have to elect a new leader, acknowledges it.
+fn write_through_majority(c: &TestCluster, cut_off: usize, v: &str) -> reqwest::blocking::Response {
+    let other = (0..3).find(|i| *i != cut_off).unwrap();
+    eventually(Duration::from_secs(30), "a write through the majority", || {
+        let r = send_following(
+            Method::PUT,
+            &c.url(other, "/tables/kvs/items"),
+            Some(&json!({"k": "x", "v": v})),
+        )?;
+        (r.status() == 200).then_some(r)
+    })
+}
+
 /// A partitioned follower still answers eventual reads, with stale data; refuses or
 /// redirects strong reads; the majority keeps committing; after heal it catches up.
 #[test]
@@ -77,15 +91,7 @@ fn minority_side_cannot_commit_a_write() {
         Err(e) => assert!(e.is_timeout(), "{e}"),
     }
     // The majority elects a new leader and commits.
-    let w = eventually(Duration::from_secs(30), "a write through the majority", || {
-        let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-        let r = send_following(
-            Method::PUT,
-            &c.url(others[0], "/tables/kvs/items"),
-            Some(&json!({"k": "x", "v": "majority"})),
-        )?;
-        (r.status() == 200).then_some(r)
-    });
+    let w = write_through_majority(&c, leader, "majority");
     assert_eq!(w.status(), 200);
     c.heal();
     for node in 0..3 {
@@ -110,15 +116,7 @@ fn a_partitioned_leader_stops_serving_strong_reads_before_a_new_leader_commits()
     assert!(c.metric(leader, "raft_nosql_lease_reads_total") > 0.0, "served on the lease");
 
     c.partition(&[leader]);
-    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-    eventually(Duration::from_secs(30), "a write through the majority", || {
-        let r = send_following(
-            Method::PUT,
-            &c.url(others[0], "/tables/kvs/items"),
-            Some(&json!({"k": "x", "v": "new"})),
-        )?;
-        (r.status() == 200).then_some(())
-    });
+    write_through_majority(&c, leader, "new");
     let r = read(&c, leader, "&consistency=strong");
     let status = r.status();
     let body: Value = r.json().unwrap();
@@ -142,15 +140,7 @@ fn a_paused_leader_wakes_up_without_a_lease() {
     let leader = c.wait_leader();
     assert_eq!(read(&c, leader, "&consistency=strong").status(), 200);
     c.pause(leader);
-    let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-    eventually(Duration::from_secs(30), "a write through the majority", || {
-        let r = send_following(
-            Method::PUT,
-            &c.url(others[0], "/tables/kvs/items"),
-            Some(&json!({"k": "x", "v": "new"})),
-        )?;
-        (r.status() == 200).then_some(())
-    });
+    write_through_majority(&c, leader, "new");
     c.resume(leader);
     let r = read(&c, leader, "&consistency=strong");
     let status = r.status();
