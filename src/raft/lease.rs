@@ -30,7 +30,7 @@
 //! With `[raft] lease_reads = false` none of this runs: every strong read waits for a
 //! read-index round (a heartbeat to a quorum), and votes are never refused.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -114,7 +114,7 @@ impl Lease {
 
     /// Whether this node, leader with `vote`, holds the lease now: `me` and enough of
     /// `voters` to make a quorum acknowledged `vote` within the last [`Self::duration`].
-    pub fn holds(&self, me: NodeId, vote: &Vote, voters: &BTreeSet<NodeId>) -> bool {
+    pub fn holds(&self, me: NodeId, vote: &Vote, voters: impl IntoIterator<Item = NodeId>) -> bool {
         if !self.enabled || !vote.is_committed() {
             return false;
         }
@@ -123,13 +123,14 @@ impl Lease {
         if s.vote.as_ref() != Some(vote) {
             return false;
         }
-        let fresh = voters
-            .iter()
-            .filter(|v| {
-                **v == me || s.acks.get(v).is_some_and(|t| now.duration_since(*t) < self.duration)
-            })
-            .count();
-        fresh > voters.len() / 2
+        let (mut all, mut fresh) = (0, 0);
+        for v in voters {
+            all += 1;
+            if v == me || s.acks.get(&v).is_some_and(|t| now.duration_since(*t) < self.duration) {
+                fresh += 1;
+            }
+        }
+        fresh > all / 2
     }
 }
 
@@ -141,8 +142,8 @@ mod tests {
         Vote::new_committed(term, node)
     }
 
-    fn voters(ids: &[NodeId]) -> BTreeSet<NodeId> {
-        ids.iter().copied().collect()
+    fn voters(ids: &[NodeId]) -> Vec<NodeId> {
+        ids.to_vec()
     }
 
     #[test]
@@ -150,13 +151,13 @@ mod tests {
         let lease = Lease::new(true, Duration::from_secs(60));
         let v = vote(3, 0);
         let all = voters(&[0, 1, 2]);
-        assert!(!lease.holds(0, &v, &all), "no acknowledgement yet");
+        assert!(!lease.holds(0, &v, all.clone()), "no acknowledgement yet");
         lease.acked(1, &v, Instant::now());
-        assert!(lease.holds(0, &v, &all), "leader and one follower are a quorum of 3");
+        assert!(lease.holds(0, &v, all.clone()), "leader and one follower are a quorum of 3");
         let five = voters(&[0, 1, 2, 3, 4]);
-        assert!(!lease.holds(0, &v, &five), "two of five are not a quorum");
+        assert!(!lease.holds(0, &v, five.clone()), "two of five are not a quorum");
         lease.acked(3, &v, Instant::now());
-        assert!(lease.holds(0, &v, &five));
+        assert!(lease.holds(0, &v, five.clone()));
     }
 
     #[test]
@@ -165,13 +166,16 @@ mod tests {
         let all = voters(&[0, 1, 2]);
         let v = vote(3, 0);
         lease.acked(1, &v, Instant::now() - Duration::from_millis(60));
-        assert!(!lease.holds(0, &v, &all), "an acknowledgement older than the lease");
+        assert!(!lease.holds(0, &v, all.clone()), "an acknowledgement older than the lease");
         lease.acked(1, &v, Instant::now());
-        assert!(!lease.holds(0, &vote(4, 0), &all), "acks were for term 3");
+        assert!(!lease.holds(0, &vote(4, 0), all.clone()), "acks were for term 3");
         let uncommitted = Vote::new(5, 0);
         lease.acked(2, &uncommitted, Instant::now());
-        assert!(!lease.holds(0, &uncommitted, &all), "a candidate holds no lease");
-        assert!(lease.holds(0, &v, &all), "an uncommitted vote's acknowledgements are ignored");
+        assert!(!lease.holds(0, &uncommitted, all.clone()), "a candidate holds no lease");
+        assert!(
+            lease.holds(0, &v, all.clone()),
+            "an uncommitted vote's acknowledgements are ignored"
+        );
     }
 
     #[test]
@@ -181,13 +185,13 @@ mod tests {
         let v = vote(3, 0);
         let before = Instant::now();
         lease.acked(1, &v, before);
-        assert!(lease.holds(0, &v, &all));
+        assert!(lease.holds(0, &v, all.clone()));
         lease.revoke();
-        assert!(!lease.holds(0, &v, &all));
+        assert!(!lease.holds(0, &v, all.clone()));
         lease.acked(2, &v, before);
-        assert!(!lease.holds(0, &v, &all), "sent before the revocation");
+        assert!(!lease.holds(0, &v, all.clone()), "sent before the revocation");
         lease.acked(2, &v, Instant::now());
-        assert!(lease.holds(0, &v, &all));
+        assert!(lease.holds(0, &v, all.clone()));
     }
 
     #[test]
@@ -199,6 +203,6 @@ mod tests {
         assert!(off.vote_guard().is_ok());
         let v = vote(3, 0);
         off.acked(1, &v, Instant::now());
-        assert!(!off.holds(0, &v, &voters(&[0, 1, 2])));
+        assert!(!off.holds(0, &v, voters(&[0, 1, 2])));
     }
 }

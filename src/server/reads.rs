@@ -9,13 +9,15 @@
 //! from its own state machine, as etcd's followers do. No redirect, and the read load
 //! stays spread over the nodes.
 //!
-//! openraft 0.9 runs one heartbeat round per call. The [`ReadIndex`] task starts a
+//! A leader holding its lease (`raft::lease`: a quorum acknowledged it within the last
+//! half election timeout) skips the heartbeat round: its commit index is the read index.
+//!
+//! Otherwise openraft 0.9 runs one heartbeat round per call. The [`ReadIndex`] task starts a
 //! round for all the reads that arrived before it starts (at most [`ROUNDS_IN_FLIGHT`]
 //! rounds at once): reads that come in while a round is under way wait for a later one
 //! (a round that began before a read arrived cannot vouch for it). A follower's reads
 //! share one request to the leader the same way.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,21 +91,20 @@ impl ReadIndex {
         if !self.lease.enabled() {
             return None;
         }
-        let (vote, voters) = {
+        let (vote, membership) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            if m.current_leader != Some(self.id) || m.vote.leader_id().voted_for() != Some(self.id)
-            {
-                return None;
-            }
-            let membership = m.membership_config.membership();
-            if membership.get_joint_config().len() != 1 {
-                return None;
-            }
-            (m.vote, membership.voter_ids().collect::<BTreeSet<_>>())
+            (m.vote, m.membership_config.clone())
         };
+        let membership = membership.membership();
+        if vote.leader_id().voted_for() != Some(self.id) || membership.get_joint_config().len() != 1
+        {
+            return None;
+        }
         let (term, index) = self.progress.committed_log()?;
-        if term != vote.leader_id().get_term() || !self.lease.holds(self.id, &vote, &voters) {
+        if term != vote.leader_id().get_term()
+            || !self.lease.holds(self.id, &vote, membership.voter_ids())
+        {
             return None;
         }
         self.progress.metrics.lease_reads.inc();
