@@ -150,8 +150,9 @@ impl Network {
 }
 
 impl Network {
-    /// Asks the leader `target` (at `addr`) for a read index: it confirms with a quorum
-    /// that it still leads and answers the commit index a linearizable read must see
+    /// Asks the leader `target` (at `addr`) for a read index: once it knows it still
+    /// leads (its lease, or a heartbeat round to a quorum) it answers the commit index a
+    /// linearizable read must see
     /// (`POST /raft/read_index`, see `server::reads`). Faults apply as to every Raft
     /// message; a failure is the reason, for a 503.
     pub async fn read_index(
