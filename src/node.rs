@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use crate::config::ClusterConfig;
 use crate::raft::lease::Lease;
 use crate::raft::network::{Faults, Network};
+use crate::raft::payload::PayloadBudget;
 use crate::raft::{openraft_config, Raft};
 use crate::server::{routes, App};
 use crate::storage::{LogStore, Progress, StateMachine, Store};
@@ -43,8 +44,10 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot open the database in {}", dir.display()))?;
     let progress = Arc::new(Progress::default());
     progress.set_apply_delay_ms(config.simulation.apply_delay_for(id));
+    let payload = Arc::new(PayloadBudget::default());
     let log_store = LogStore::new(store.clone(), progress.clone())
-        .map_err(|e| anyhow!("cannot read the raft log: {e}"))?;
+        .map_err(|e| anyhow!("cannot read the raft log: {e}"))?
+        .with_payload_budget(payload.clone());
     let state_machine = StateMachine::new(store.clone(), progress.clone())
         .map_err(|e| anyhow!("cannot read the state machine: {e}"))?;
     let tables = state_machine.tables();
@@ -54,7 +57,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         config.raft.lease_reads,
         Duration::from_millis(config.raft.election_timeout_min_ms / 2),
     ));
-    let network = Network::new(id, faults.clone(), lease.clone());
+    let network = Network::new(id, faults.clone(), lease.clone(), payload);
     let raft = Raft::new(id, raft_config, network.clone(), log_store, state_machine)
         .await
         .map_err(|e| anyhow!("cannot start raft: {e}"))?;

@@ -13,6 +13,7 @@ use crate::model::{Item, ItemKey, ModelError, TableSchema};
 pub mod events;
 pub mod lease;
 pub mod network;
+pub mod payload;
 
 /// A node's address as the cluster knows it: the `host:port` of its HTTP port.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

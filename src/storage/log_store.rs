@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{any, Progress, Store};
+use crate::raft::payload::{Fill, PayloadBudget};
 use crate::raft::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -33,6 +34,9 @@ pub struct LogStore {
     store: Store,
     /// Shared with `/status`: the committed index openraft told us about.
     progress: Arc<Progress>,
+    /// Bounds the bytes of entries one AppendEntries carries (shared with the
+    /// transport, which adapts it).
+    payload: Arc<PayloadBudget>,
 }
 
 fn io_err(
@@ -63,7 +67,13 @@ impl LogStore {
     pub fn new(store: Store, progress: Arc<Progress>) -> Result<LogStore, StorageError> {
         let committed: Option<LogId> = read_json(&store.raft_meta, KEY_COMMITTED)?;
         progress.set_committed(committed.map(|l| (l.leader_id.term, l.index)));
-        Ok(LogStore { store, progress })
+        Ok(LogStore { store, progress, payload: Arc::default() })
+    }
+
+    /// Uses `payload` (shared with the transport) to bound replication payloads.
+    pub fn with_payload_budget(mut self, payload: Arc<PayloadBudget>) -> LogStore {
+        self.payload = payload;
+        self
     }
 
     /// fsyncs the journal: everything written before is durable after this returns.
@@ -121,6 +131,28 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         for g in self.store.raft_log.range(r) {
             let v = g.value().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            let entry: Entry = serde_json::from_slice(&v)
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// A prefix of `[start, end)` whose stored size fits the payload budget (at least
+    /// one entry): what one AppendEntries to a lagging follower carries (see
+    /// `raft::payload`).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let mut fill = Fill::new(self.payload.limit());
+        let mut out = Vec::new();
+        for g in self.store.raft_log.range(start.to_be_bytes()..end.to_be_bytes()) {
+            let v = g.value().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            if !fill.admit(v.len()) {
+                break;
+            }
             let entry: Entry = serde_json::from_slice(&v)
                 .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
             out.push(entry);
