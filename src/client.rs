@@ -1218,6 +1218,29 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
+    /// A write whose outcome the node could not learn (504 `outcome_unknown`) may have
+    /// been applied: it is reported, never resent to this or another node.
+    #[tokio::test]
+    async fn a_write_of_unknown_outcome_is_reported_and_not_resent() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut nodes = Vec::new();
+        for _ in 0..2 {
+            let c = calls.clone();
+            let (addr, _) = mock(move |_| {
+                c.fetch_add(1, Ordering::SeqCst);
+                let body = json!({"error": {"code": "outcome_unknown", "message": "lost"}});
+                (504, vec![], body.to_string())
+            })
+            .await;
+            nodes.push(addr);
+        }
+        let client = Client::new(nodes).unwrap();
+        let err = client.put_item("T", &json!({"k": "v"})).await.unwrap_err();
+        assert_eq!(err.code(), Some("outcome_unknown"));
+        assert_eq!(err.status(), Some(504));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "sent once, to one node");
+    }
+
     #[tokio::test]
     async fn write_gives_up_at_the_deadline_with_the_last_error() {
         let (addr, _) = mock(|_| {

@@ -44,6 +44,11 @@ pub enum Error {
     /// still commit later. Retrying may apply it twice.
     #[error("the write was not committed within {0} ms; it may or may not take effect")]
     WriteTimeout(u64),
+    /// A write was proposed, then its answer was lost (the node shut down, or lost
+    /// leadership while the entry was in its log). It may have been applied, or may
+    /// still be: never answered as "not applied", never resent by our clients.
+    #[error("the outcome of the write is unknown: {0}; it may or may not take effect")]
+    OutcomeUnknown(String),
     /// The node's storage failed; the node is going down.
     #[error("storage error: {0}")]
     Storage(String),
@@ -63,7 +68,7 @@ impl Error {
             Error::TableExists(_) => StatusCode::CONFLICT,
             Error::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
             Error::NoLeader | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::WriteTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::WriteTimeout(_) | Error::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -82,12 +87,14 @@ impl Error {
             Error::NoLeader => "no_leader",
             Error::Unavailable(_) => "unavailable",
             Error::WriteTimeout(_) => "write_timeout",
+            Error::OutcomeUnknown(_) => "outcome_unknown",
             Error::Storage(_) => "storage",
             Error::Internal(_) => "internal",
         }
     }
 
-    /// Whether the same request may succeed if retried later, unchanged.
+    /// Whether the same request may succeed if retried later, unchanged, and was
+    /// certainly not applied (a write answered so may be resent elsewhere).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::NotLeader { .. } | Error::NoLeader | Error::Unavailable(_))
     }

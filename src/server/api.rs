@@ -136,15 +136,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
 
 /// Fails with a redirect (or 503) unless this node is the leader.
 pub fn ensure_leader(app: &App) -> Result<(), Error> {
-    let leader = app.raft.metrics().borrow().current_leader;
-    match leader {
-        Some(l) if l == app.id => Ok(()),
-        Some(l) => match app.addr_of(l) {
-            Some(addr) => Err(Error::NotLeader { leader_id: l, leader_addr: addr }),
-            None => Err(Error::NoLeader),
-        },
-        None => Err(Error::NoLeader),
-    }
+    super::writes::check_leader(&app.raft, |id| app.config.node(id).map(|n| n.addr.clone()))
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, Error> {
