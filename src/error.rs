@@ -29,6 +29,10 @@ pub enum Error {
     /// A table with this name exists already.
     #[error("table {0:?} already exists")]
     TableExists(String),
+    /// The table a write was checked against was deleted (and a new one of the same
+    /// name created) before the write was applied; nothing was written.
+    #[error("table {0:?} was deleted and created again while the write waited to be applied; nothing was written")]
+    TableReplaced(String),
     /// This node is not the leader; the leader is `leader_id` at `leader_addr`. Becomes
     /// a 307 redirect to the same path on the leader.
     #[error("node is not the leader; the leader is node {leader_id} at {leader_addr}")]
@@ -65,7 +69,7 @@ impl Error {
             Error::Model(ModelError::ItemTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Model(_) => StatusCode::BAD_REQUEST,
             Error::TableNotFound(_) | Error::ItemNotFound => StatusCode::NOT_FOUND,
-            Error::TableExists(_) => StatusCode::CONFLICT,
+            Error::TableExists(_) | Error::TableReplaced(_) => StatusCode::CONFLICT,
             Error::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
             Error::NoLeader | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::WriteTimeout(_) | Error::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -83,6 +87,7 @@ impl Error {
             Error::TableNotFound(_) => "table_not_found",
             Error::ItemNotFound => "item_not_found",
             Error::TableExists(_) => "table_exists",
+            Error::TableReplaced(_) => "table_replaced",
             Error::NotLeader { .. } => "not_leader",
             Error::NoLeader => "no_leader",
             Error::Unavailable(_) => "unavailable",
@@ -124,6 +129,7 @@ impl From<Rejection> for Error {
         match r {
             Rejection::TableNotFound(t) => Error::TableNotFound(t),
             Rejection::TableExists(t) => Error::TableExists(t),
+            Rejection::TableReplaced(t) => Error::TableReplaced(t),
             Rejection::Invalid(e) => Error::Model(e),
             Rejection::NotBatchable => Error::Internal(r.to_string()),
         }

@@ -201,7 +201,7 @@ async fn put_item(app: &App, table: &str, body: &[u8]) -> Result<Value, Error> {
     let meta = table_meta(app, table)?;
     let key = meta.schema.validate_item(&item)?;
     let key = crate::model::key::item_key_bytes(meta.id, &key);
-    let cmd = Command::PutItem { table: table.to_string(), item };
+    let cmd = Command::PutItem { table: table.to_string(), table_id: meta.id, item };
     let applied = app.writes.write(cmd, key, body.len()).await?;
     Ok(json!({ "version": applied.version, "replaced": applied.existed }))
 }
@@ -353,7 +353,7 @@ async fn delete_item(app: &App, table: &str, p: &Params) -> Result<Value, Error>
     let key = key_from(&meta, &q)?;
     let bytes = crate::model::key::item_key_bytes(meta.id, &key);
     let size = bytes.len();
-    let cmd = Command::DeleteItem { table: table.to_string(), key };
+    let cmd = Command::DeleteItem { table: table.to_string(), table_id: meta.id, key };
     let applied = app.writes.write(cmd, bytes, size).await?;
     Ok(json!({ "deleted": applied.existed, "version": applied.version }))
 }
