@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use openraft::storage::RaftLogStorage;
 use tokio::net::TcpListener;
 
 use crate::config::ClusterConfig;
@@ -53,9 +54,16 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     let tables = state_machine.tables();
     let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);
     let faults = Arc::new(Faults::default());
+    let had_vote = log_store
+        .clone()
+        .read_vote()
+        .await
+        .map_err(|e| anyhow!("cannot read the stored vote: {e}"))?
+        .is_some();
     let lease = Arc::new(Lease::new(
         config.raft.lease_reads,
         Duration::from_millis(config.raft.election_timeout_min_ms / 2),
+        had_vote,
     ));
     let network = Network::new(id, faults.clone(), lease.clone(), payload);
     let raft = Raft::new(id, raft_config, network.clone(), log_store, state_machine)

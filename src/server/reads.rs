@@ -85,8 +85,8 @@ impl ReadIndex {
     }
 
     /// The leader's commit index if this node leads, holds its lease (`raft::lease`) and
-    /// has committed an entry of its own term (so earlier leaders' acknowledged writes
-    /// are below it).
+    /// has committed an entry of its own term covering its log at start-up (so every
+    /// acknowledged write is below it, see `raft::lease::read_index`).
     fn lease_index(&self) -> Option<u64> {
         if !self.lease.enabled() {
             return None;
@@ -101,10 +101,12 @@ impl ReadIndex {
         {
             return None;
         }
-        let (term, index) = self.progress.committed_log()?;
-        if term != vote.leader_id().get_term()
-            || !self.lease.holds(self.id, &vote, membership.voter_ids())
-        {
+        let index = crate::raft::lease::read_index(
+            self.progress.committed_log(),
+            vote.leader_id().get_term(),
+            self.progress.log_at_start(),
+        )?;
+        if !self.lease.holds(self.id, &vote, membership.voter_ids()) {
             return None;
         }
         self.progress.metrics.lease_reads.inc();

@@ -67,7 +67,10 @@ impl LogStore {
     pub fn new(store: Store, progress: Arc<Progress>) -> Result<LogStore, StorageError> {
         let committed: Option<LogId> = read_json(&store.raft_meta, KEY_COMMITTED)?;
         progress.set_committed(committed.map(|l| (l.leader_id.term, l.index)));
-        Ok(LogStore { store, progress, payload: Arc::default() })
+        let log = LogStore { store, progress, payload: Arc::default() };
+        let last = log.log_state()?.last_log_id.map(|l| l.index);
+        log.progress.set_log_at_start(last);
+        Ok(log)
     }
 
     /// Uses `payload` (shared with the transport) to bound replication payloads.
@@ -101,6 +104,13 @@ impl LogStore {
         let entry: Entry = serde_json::from_slice(&v)
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
         Ok(Some(entry.log_id))
+    }
+
+    /// The last purged and the last log id (the last entry, else the last purged).
+    fn log_state(&self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged: Option<LogId> = read_json(&self.store.raft_meta, KEY_LAST_PURGED)?;
+        let last = self.last_entry_log_id()?.or(last_purged);
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
     }
 
     /// Removes every entry with an index in `range` in one atomic batch.
@@ -165,9 +175,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = read_json(&self.store.raft_meta, KEY_LAST_PURGED)?;
-        let last = self.last_entry_log_id()?.or(last_purged);
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+        self.log_state()
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
