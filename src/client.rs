@@ -12,7 +12,7 @@
 //!   was redirected and remember where the leader is. The next write goes to the
 //!   remembered leader first (the **leader cache**), saving the extra round trip.
 //! - While there is **no leader** (an election is running), a node answers **503** with a
-//!   `Retry-After` header. The client backs off (50 ms, doubling up to 1 s, never longer
+//!   `Retry-After` header. The client backs off (20 ms, growing by half up to 200 ms, never longer
 //!   than `Retry-After` says) and tries every known node again, until the write
 //!   **deadline** (default 10 s) has passed. A node that refuses the connection is
 //!   skipped the same way, so a write survives a leader crash: the client moves on to
@@ -91,10 +91,18 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default number of 307 redirects followed for one request.
 pub const DEFAULT_MAX_REDIRECTS: usize = 5;
 
-/// First pause between two rounds of write attempts; doubled each round.
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-/// Longest pause between two rounds of write attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// First pause between two rounds of write attempts; half as long again each round.
+/// Short, so that a client sees the cluster's own failover time: an election takes
+/// about 1.5 s, and a long pause would add up to its length on top.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+/// Longest pause between two rounds of write attempts: the most a write waits after
+/// a new leader is ready. Rounds are a few small requests, cheap at this rate.
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The pause after `pause`: half as long again, up to [`MAX_BACKOFF`].
+fn next_backoff(pause: Duration) -> Duration {
+    (pause + pause / 2).min(MAX_BACKOFF)
+}
 
 /// The retry policy of a write, shared by this client and the bench's writer: rounds
 /// over the candidate nodes (leader first), a pause that doubles between rounds (capped
@@ -158,7 +166,7 @@ impl WriteRounds {
         // caps the pause.
         let pause = self.backoff.min(self.retry_after.unwrap_or(MAX_BACKOFF)).min(remaining);
         tokio::time::sleep(pause).await;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.backoff = next_backoff(self.backoff);
         self.answered = false;
         self.retry_after = None;
         Ok(())
@@ -1197,6 +1205,23 @@ mod tests {
         client.put_item("T", &item).await.unwrap();
         let seen = seen.lock().unwrap();
         assert_eq!((seen[0].method.as_str(), seen[0].body.as_str()), ("PUT", r#"{"k":1.50}"#));
+    }
+
+    /// Write retries start at tens of milliseconds and never pause longer than 200 ms,
+    /// so a write through a failover is acknowledged at most that long after the new
+    /// leader is ready.
+    #[test]
+    fn write_retry_pauses_start_short_and_stay_short() {
+        let mut pauses = vec![FIRST_BACKOFF];
+        while pauses.len() < 30 {
+            pauses.push(next_backoff(*pauses.last().unwrap()));
+        }
+        assert!(pauses[0] <= Duration::from_millis(50));
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(*pauses.last().unwrap(), MAX_BACKOFF);
+        assert!(MAX_BACKOFF <= Duration::from_millis(200));
+        let to_cap: Duration = pauses.iter().take_while(|p| **p < MAX_BACKOFF).sum();
+        assert!(to_cap < Duration::from_millis(600), "{to_cap:?} before reaching the cap");
     }
 
     #[tokio::test]
