@@ -870,6 +870,7 @@ impl Client {
         body: Option<Bytes>,
     ) -> Result<Reply, ClientError> {
         let started = Instant::now();
+        let mut last_note: Option<(Instant, String)> = None;
         let mut rounds = WriteRounds::new(self.inner.write_deadline);
         // Nodes passed over, latest reason per node, for the answer's `skipped`.
         let mut skipped: Vec<Skipped> = Vec::new();
@@ -919,12 +920,18 @@ impl Client {
             }
             if let Some(notify) = &self.inner.on_wait {
                 let left = self.inner.write_deadline.saturating_sub(started.elapsed());
-                if !waiting_for.is_empty() && !left.is_zero() {
+                let what = waiting_for.join("; ");
+                // One note when the reason changes, else at most one a second.
+                let due = match &last_note {
+                    Some((at, said)) => *said != what || at.elapsed() >= Duration::from_secs(1),
+                    None => true,
+                };
+                if !waiting_for.is_empty() && !left.is_zero() && due {
                     (notify.0)(&format!(
-                        "waiting for a leader that accepts the write: {}; trying again for up to {:.1}s more",
-                        waiting_for.join("; "),
+                        "waiting for a leader that accepts the write: {what}; trying again for up to {:.1}s more",
                         left.as_secs_f64()
                     ));
+                    last_note = Some((Instant::now(), what));
                 }
             }
             rounds.next_round().await?;
