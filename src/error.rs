@@ -41,8 +41,9 @@ pub enum Error {
     /// or partitioned away). Retry later; `Retry-After` says when.
     #[error("no leader is known at the moment; retry shortly")]
     NoLeader,
-    /// The cluster cannot serve this now (shutting down, quorum unreachable).
-    #[error("unavailable: {0}")]
+    /// The cluster cannot serve this now (shutting down, quorum unreachable). The text
+    /// is a whole sentence; the code `unavailable` goes in the JSON body.
+    #[error("{0}")]
     Unavailable(String),
     /// A write was proposed but not committed in time. Its outcome is unknown: it may
     /// still commit later. Retrying may apply it twice.

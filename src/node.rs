@@ -136,7 +136,11 @@ pub async fn run(
         _ = shutdown => Ok(()),
         why = raft_died => Err(anyhow!("raft stopped: {why}")),
     };
-    tracing::info!(event = "node_stopping", reason = ?outcome.as_ref().err().map(|e| e.to_string()), "node stopping");
+    let reason = match &outcome {
+        Ok(()) => "shutdown requested (SIGTERM or SIGINT)".to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::info!(event = "node_stopping", reason = %reason, "node stopping");
 
     let _ = stop_tx.send(());
     if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {

@@ -490,7 +490,7 @@ fn bad_config_is_refused_naming_the_key_and_no_supervisor_is_reported() {
 
 /// `cluster start` returns once a leader is elected and leaves the supervisor running
 /// detached; a second `cluster start` refuses; `cluster stop` ends the supervisor and
-/// every node; unknown nodes are reported.
+/// every node; unknown nodes are bad usage.
 #[test]
 fn cluster_start_refuses_a_second_start_and_stop_ends_everything() {
     let _one = serial();
@@ -508,10 +508,11 @@ fn cluster_start_refuses_a_second_start_and_stop_ends_everything() {
     assert_eq!(second.status.code(), Some(1), "{err}");
     assert!(err.contains("already running"), "{err}");
 
+    // An unknown node is bad usage (exit 2), as in every command.
     let unknown = s.cli(&["cluster", "kill", "7"]);
     let err = String::from_utf8_lossy(&unknown.stderr);
-    assert_eq!(unknown.status.code(), Some(1), "{err}");
-    assert!(err.contains("no node 7"), "{err}");
+    assert_eq!(unknown.status.code(), Some(2), "{err}");
+    assert!(err.contains("node 7 is not in the cluster"), "{err}");
 
     let json: Value = serde_json::from_str(&s.cluster_ok(&["status", "--json"])).unwrap();
     assert_eq!(json["supervisor"]["pid"], sup_pid);
