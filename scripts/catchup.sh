@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# How long a follower that missed a large backlog takes to catch up, as a user would see
+# it: a 3-node cluster (supervisor, free ports, temp dir), `cluster stop-node` of a
+# follower, N PUTs of items just under the 400 KB limit through the leader, then
+# `cluster start-node` and the time until the follower has applied the leader's last
+# index. Finally the other follower is stopped and a write must still commit (the
+# caught-up follower restored the cluster's fault tolerance).
+#
+# Usage: scripts/catchup.sh [--items N] [--item-kb K] [--bin PATH]
+#   --items    items written while the follower is down (default 200, about 78 MB)
+#   --item-kb  item size in KB (default 390)
+#   --bin      raft-nosql binary (default target/release/raft-nosql if built, else debug)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+items=200
+kb=390
+bin=target/release/raft-nosql
+[ -x "$bin" ] || bin=target/debug/raft-nosql
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --items) items=$2; shift 2 ;;
+    --item-kb) kb=$2; shift 2 ;;
+    --bin) bin=$2; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -x "$bin" ] || { echo "no binary at $bin: run 'make build' or 'make release'" >&2; exit 2; }
+
+dir=$(mktemp -d -t catchup.XXXXXX)
+ports=($(python3 -c 'import socket
+ss=[socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))'))
+cfg=$dir/cluster.toml
+{
+  echo "data_root = \"$dir/data\""
+  echo "[supervisor]"
+  echo "control_addr = \"127.0.0.1:${ports[3]}\""
+  for i in 0 1 2; do printf '[[nodes]]\nid = %d\naddr = "127.0.0.1:%s"\n' "$i" "${ports[$i]}"; done
+} >"$cfg"
+cleanup() { "$bin" cluster stop --config "$cfg" >/dev/null 2>&1 || true; rm -rf "$dir"; }
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
+status() { curl -s --max-time 2 "127.0.0.1:${ports[$1]}/status" || true; }
+field() { python3 -c "import json,sys; v=json.loads(sys.argv[1] or '{}').get(sys.argv[2]); print('' if v is None else v)" "$1" "$2"; }
+
+"$bin" cluster start --config "$cfg" >/dev/null
+leader=""
+for _ in $(seq 1 600); do
+  leader=$(field "$(status 0)" leader_id)
+  [ -n "$leader" ] && break
+  sleep 0.1 # poll interval, bounded by the loop count
+done
+[ -n "$leader" ] || { echo "no leader after 60 s" >&2; exit 1; }
+lag=$(( (leader + 1) % 3 )); other=$(( (leader + 2) % 3 ))
+la=127.0.0.1:${ports[$leader]}
+curl -sf -X POST "$la/tables" -d '{"table_name":"blobs","partition_key":{"name":"k","type":"S"}}' >/dev/null
+
+"$bin" cluster stop-node "$lag" --config "$cfg" >/dev/null
+body=$dir/item.json
+python3 -c "import sys; sys.stdout.write('{\"k\":\"K\",\"data\":\"' + 'x' * ($kb * 1024) + '\"}')" >"$body"
+echo "writing $items items of $kb KB through leader $leader while node $lag is stopped"
+t=$(now)
+for k in $(seq 1 "$items"); do
+  sed "s/\"K\"/\"blob-$k\"/" "$body" | curl -sf -X PUT "$la/tables/blobs/items" --data-binary @- >/dev/null
+done
+echo "wrote $(( items * kb / 1024 )) MB in $(since "$t") s"
+target=$(field "$(status "$leader")" applied)
+
+"$bin" cluster start-node "$lag" --config "$cfg" >/dev/null
+t=$(now)
+caught=""
+for _ in $(seq 1 6000); do
+  a=$(field "$(status "$lag")" applied)
+  if [ -n "$a" ] && [ "$a" -ge "$target" ]; then caught=$(since "$t"); break; fi
+  sleep 0.1 # poll interval, bounded by the loop count
+done
+[ -n "$caught" ] || { echo "node $lag did not catch up within 600 s" >&2; exit 1; }
+echo "node $lag caught up to index $target in $caught s after start-node"
+
+"$bin" cluster stop-node "$other" --config "$cfg" >/dev/null
+t=$(now)
+for _ in $(seq 1 300); do
+  if curl -sf -L -X PUT "$la/tables/blobs/items" -d '{"k":"after","v":1}' >/dev/null 2>&1; then
+    echo "with node $other stopped too, a write committed after $(since "$t") s"
+    exit 0
+  fi
+  sleep 0.1 # poll interval, bounded by the loop count
+done
+echo "no write committed with node $other stopped" >&2
+exit 1
