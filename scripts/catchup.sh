@@ -27,34 +27,9 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$bin" ] || { echo "no binary at $bin: run 'make build' or 'make release'" >&2; exit 2; }
 
-dir=$(mktemp -d -t catchup.XXXXXX)
-ports=($(python3 -c 'import socket
-ss=[socket.socket() for _ in range(4)]
-for s in ss: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))'))
-cfg=$dir/cluster.toml
-{
-  echo "data_root = \"$dir/data\""
-  echo "[supervisor]"
-  echo "control_addr = \"127.0.0.1:${ports[3]}\""
-  for i in 0 1 2; do printf '[[nodes]]\nid = %d\naddr = "127.0.0.1:%s"\n' "$i" "${ports[$i]}"; done
-} >"$cfg"
-cleanup() { "$bin" cluster stop --config "$cfg" >/dev/null 2>&1 || true; rm -rf "$dir"; }
-trap cleanup EXIT
-
-now() { date +%s.%N; }
-since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
-status() { curl -s --max-time 2 "127.0.0.1:${ports[$1]}/status" || true; }
-field() { python3 -c "import json,sys; v=json.loads(sys.argv[1] or '{}').get(sys.argv[2]); print('' if v is None else v)" "$1" "$2"; }
-
-"$bin" cluster start --config "$cfg" >/dev/null
-leader=""
-for _ in $(seq 1 600); do
-  leader=$(field "$(status 0)" leader_id)
-  [ -n "$leader" ] && break
-  sleep 0.1 # poll interval, bounded by the loop count
-done
-[ -n "$leader" ] || { echo "no leader after 60 s" >&2; exit 1; }
+. scripts/lib.sh
+temp_cluster
+wait_leader
 lag=$(( (leader + 1) % 3 )); other=$(( (leader + 2) % 3 ))
 la=127.0.0.1:${ports[$leader]}
 curl -sf -X POST "$la/tables" -d '{"table_name":"blobs","partition_key":{"name":"k","type":"S"}}' >/dev/null
