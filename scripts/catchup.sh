@@ -14,8 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 items=200
 kb=390
-bin=target/release/raft-nosql
-[ -x "$bin" ] || bin=target/debug/raft-nosql
+. scripts/lib.sh
+bin=$(default_bin)
 while [ $# -gt 0 ]; do
   case "$1" in
     --items) items=$2; shift 2 ;;
@@ -25,9 +25,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[ -x "$bin" ] || { echo "no binary at $bin: run 'make build' or 'make release'" >&2; exit 2; }
-
-. scripts/lib.sh
+check_bin
 temp_cluster
 wait_leader
 lag=$(( (leader + 1) % 3 )); other=$(( (leader + 2) % 3 ))

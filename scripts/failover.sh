@@ -11,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=5
-bin=target/release/raft-nosql
-[ -x "$bin" ] || bin=target/debug/raft-nosql
+. scripts/lib.sh
+bin=$(default_bin)
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -21,8 +21,7 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[ -x "$bin" ] || { echo "no binary at $bin: run 'make build' or 'make release'" >&2; exit 2; }
-. scripts/lib.sh
+check_bin
 temp_cluster
 wait_leader
 "$bin" create-table --config "$cfg" --table-name kvs --partition-key-name k >/dev/null

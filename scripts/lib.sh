@@ -16,6 +16,11 @@ shell_line() {
   printf '%s' "${out[*]}"
 }
 
+# default_bin: the release binary if built, else the debug one (measurement scripts).
+# check_bin: exits 2 unless $bin is an executable.
+default_bin() { if [ -x target/release/raft-nosql ]; then echo target/release/raft-nosql; else echo target/debug/raft-nosql; fi; }
+check_bin() { [ -x "$bin" ] || { echo "no binary at $bin: run 'make build' or 'make release'" >&2; exit 2; }; }
+
 # A throwaway 3-node cluster for measurement scripts: free loopback ports, data in a temp
 # dir, removed (and the cluster stopped) when the script exits. Needs $bin set.
 #   temp_cluster         sets $dir, $cfg and the ports ${ports[0..2]} (nodes), ${ports[3]}

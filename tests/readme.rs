@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{bin, eventually, http, write_config};
+use common::{bin, eventually, http, spawn_server, write_config};
 use serde_json::Value;
 
 /// One marked block of the README.
@@ -189,16 +189,7 @@ impl Server {
         let (config, addrs) = write_config(dir.path(), 3, "");
         let parsed =
             raft_nosql::config::from_toml_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-        let out = std::fs::File::create(dir.path().join("server.out")).unwrap();
-        let child = Command::new(bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("server")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let child = spawn_server(&config, &dir.path().join("server.out"));
         let server = Server {
             child,
             config,

@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{bin, eventually, http, write_config};
+use common::{bin, eventually, http, spawn_server, write_config};
 use serde_json::{json, Value};
 
 /// Under plain `cargo test` all tests of this file run at once in one process; three
@@ -60,20 +60,7 @@ impl Sup {
     /// Starts `raft-nosql server` in the foreground (output in `server.out`).
     fn start_server(&mut self) {
         assert!(self.server.is_none());
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("server.out"))
-            .unwrap();
-        let child = Command::new(bin())
-            .arg("--config")
-            .arg(&self.config)
-            .arg("server")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let child = spawn_server(&self.config, &self.dir.path().join("server.out"));
         self.server = Some(child);
     }
 
