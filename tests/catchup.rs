@@ -39,7 +39,21 @@ fn applied(c: &TestCluster, i: usize) -> Option<u64> {
 /// the other follower: the caught-up follower and the leader still commit writes.
 #[test]
 fn follower_that_missed_large_writes_catches_up_and_keeps_the_cluster_fault_tolerant() {
-    let mut c = TestCluster::start(3);
+    catch_up_after_missing_large_writes("", false);
+}
+
+/// The same when the leader has purged the log the follower missed: it catches up by
+/// installing a ~23 MB snapshot, sent in chunks.
+#[test]
+fn follower_behind_a_purged_log_catches_up_by_a_large_snapshot() {
+    catch_up_after_missing_large_writes(
+        "snapshot_logs_since_last = 20\nmax_in_snapshot_log_to_keep = 0\n",
+        true,
+    );
+}
+
+fn catch_up_after_missing_large_writes(raft_config: &str, by_snapshot: bool) {
+    let mut c = TestCluster::start_with(3, raft_config);
     c.create_table(BLOBS);
     let leader = c.wait_leader();
     let lagging = (0..3).find(|i| *i != leader).unwrap();
@@ -55,6 +69,11 @@ fn follower_that_missed_large_writes_catches_up_and_keeps_the_cluster_fault_tole
     eventually(Duration::from_secs(180), "the restarted follower to catch up", || {
         (applied(&c, lagging)? >= target).then_some(())
     });
+
+    let snapshot = c.status(lagging).unwrap()["snapshot_index"].as_u64();
+    if by_snapshot {
+        assert!(snapshot.is_some_and(|i| i > 20), "installed a snapshot: {snapshot:?}");
+    }
 
     // Without the caught-up follower, losing this one would leave no quorum.
     c.stop(other);
