@@ -20,7 +20,7 @@ use warp::{Filter, Rejection};
 
 use super::{path_and_query, respond, respond_write, App, MAX_API_BODY};
 use crate::error::Error;
-use crate::model::schema::validate_table_name;
+use crate::model::schema::{validate_table_name, TableOptions};
 use crate::model::{attr, KeyAttr, TableSchema};
 use crate::raft::Command;
 use crate::storage::tables::{Page, QuerySpec, StoredItem, TableMeta};
@@ -147,6 +147,13 @@ pub fn ensure_leader(app: &App) -> Result<(), Error> {
     }
 }
 
+/// This node's clock in ms since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn parse_json(body: &[u8]) -> Result<Value, Error> {
     serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("request body is not valid JSON: {e}")))
@@ -171,7 +178,7 @@ async fn create_table(app: &App, body: &[u8]) -> Result<Value, Error> {
     let v = parse_json(body)?;
     let schema: TableSchema = serde_json::from_value(v).map_err(|e| {
         Error::BadRequest(format!(
-            "bad table definition: {e}; expected {{\"table_name\": \"...\", \"partition_key\": {{\"name\": \"...\", \"type\": \"S|N\"}}, \"sort_key\"?: {{...}}}}"
+            "bad table definition: {e}; expected {{\"table_name\": \"...\", \"partition_key\": {{\"name\": \"...\", \"type\": \"S|N|B\"}}, \"sort_key\"?: {{...}}}}"
         ))
     })?;
     schema.validate()?;
@@ -179,8 +186,11 @@ async fn create_table(app: &App, body: &[u8]) -> Result<Value, Error> {
     if app.tables.get_table(&schema.table_name)?.is_some() {
         return Err(Error::TableExists(schema.table_name));
     }
-    let applied = app.writes.propose(Command::CreateTable { schema: schema.clone() }).await?;
-    let meta = TableMeta { id: applied.version, schema };
+    // Creation time by this node's clock, decided here and replicated in the command.
+    let options = TableOptions { created_ms: now_ms(), ..Default::default() };
+    let applied =
+        app.writes.propose(Command::CreateTable { schema: schema.clone(), options }).await?;
+    let meta = TableMeta { id: applied.version, schema, options };
     Ok(json!({ "table": describe(app, &meta)?, "version": applied.version }))
 }
 
@@ -404,6 +414,7 @@ async fn query(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
     let spec = QuerySpec {
         pk: Some(meta.schema.partition_key_value(pk)?),
         prefix,
+        prefix_bytes: None,
         gt: sk("sk_gt")?,
         ge: sk("sk_ge")?,
         lt: sk("sk_lt")?,
