@@ -45,8 +45,9 @@ pub enum SortKeyCondition {
     Ge(KeyValue),
     /// `sk BETWEEN low AND high` (inclusive; `low <= high`).
     Between(KeyValue, KeyValue),
-    /// `begins_with(sk, prefix)` on a string sort key.
-    BeginsWith(String),
+    /// `begins_with(sk, prefix)` on a string or binary sort key (the prefix has the
+    /// sort key's type).
+    BeginsWith(KeyValue),
 }
 
 impl SortKeyCondition {
@@ -63,9 +64,14 @@ impl SortKeyCondition {
             SortKeyCondition::Between(lo, hi) => {
                 matches!(cmp(lo), Some(Greater | Equal)) && matches!(cmp(hi), Some(Less | Equal))
             }
-            SortKeyCondition::BeginsWith(prefix) => {
-                matches!(sk, KeyValue::S(s) if s.starts_with(prefix.as_str()))
-            }
+            SortKeyCondition::BeginsWith(prefix) => match (sk, prefix) {
+                (KeyValue::S(s), KeyValue::S(p)) => s.starts_with(p.as_str()),
+                (KeyValue::B(s), KeyValue::B(p)) => {
+                    let dec = |x: &str| crate::model::attr::decode_base64(x).unwrap_or_default();
+                    dec(s).starts_with(&dec(p))
+                }
+                _ => false,
+            },
         }
     }
 }
@@ -198,6 +204,17 @@ fn key_value(attr: &KeyAttr, v: &AttributeValue) -> Result<KeyValue> {
         (KeyType::N, AttributeValue::N(n)) => {
             Ok(KeyValue::N(crate::model::attr::normalize_number(n).map_err(|_| mismatch())?))
         }
+        (KeyType::B, AttributeValue::B(b)) => {
+            let bytes = crate::model::attr::decode_base64(b).map_err(|_| mismatch())?;
+            if bytes.is_empty() {
+                return Err(parameter(format!(
+                    "One or more parameter values are not valid. The AttributeValue for a key \
+                     attribute cannot contain an empty binary value. Key: {}",
+                    attr.name
+                )));
+            }
+            Ok(KeyValue::B(crate::model::attr::encode_base64(&bytes)))
+        }
         _ => Err(mismatch()),
     }
 }
@@ -269,7 +286,9 @@ pub(crate) fn from_parts(
                         ComparisonOperator::Ge => SortKeyCondition::Ge(next()?),
                         ComparisonOperator::Between => SortKeyCondition::Between(next()?, next()?),
                         ComparisonOperator::BeginsWith => match next()? {
-                            KeyValue::S(prefix) => SortKeyCondition::BeginsWith(prefix),
+                            prefix @ (KeyValue::S(_) | KeyValue::B(_)) => {
+                                SortKeyCondition::BeginsWith(prefix)
+                            }
                             KeyValue::N(_) => return Err(parameter(
                                 "One or more parameter values were invalid: ComparisonOperator \
                                  BEGINS_WITH is not valid for N AttributeValue type",

@@ -462,7 +462,7 @@ fn key_conditions_give_the_partition_and_the_sort_key_range() {
             Some(&key("title", KeyType::S)),
         )
         .unwrap();
-    assert_eq!(k.sort_key, Some(SortKeyCondition::BeginsWith("Bo".into())));
+    assert_eq!(k.sort_key, Some(SortKeyCondition::BeginsWith(KeyValue::S("Bo".into()))));
 }
 
 #[test]
