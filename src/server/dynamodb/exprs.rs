@@ -1,127 +1,250 @@
-//! The seam between the protocol and DynamoDB's expressions.
+//! The seam between the protocol and DynamoDB's expressions (`model::expr`).
 //!
 //! A read request names *which* items (a key condition), *which of those* (a filter)
-//! and *which attributes* (a projection). This file turns the request members that say
-//! so into three values the read paths use without knowing where they came from:
-//! [`KeyCondition`] (becomes one range scan), [`Filter`] and [`Projection`].
+//! and *which attributes* (a projection). [`read_plan`] reads the request members that
+//! say so, in either form, and hands the read paths a [`KeyCondition`] (one range
+//! scan), a filter and a projection, without them knowing which form was used:
 //!
-//! Shortcuts taken (what is left for the expression module, `model::expr`):
+//! | | expression | legacy |
+//! |---|---|---|
+//! | key condition | `KeyConditionExpression` | `KeyConditions` |
+//! | filter | `FilterExpression` | `QueryFilter` / `ScanFilter` + `ConditionalOperator` |
+//! | projection | `ProjectionExpression` | `AttributesToGet` |
 //!
-//! - Supported here: the legacy `KeyConditions` (it is structured JSON, no parsing) and
-//!   `AttributesToGet` (top-level names).
-//! - Refused with a `ValidationException` that says so: `KeyConditionExpression`,
-//!   `FilterExpression`, `ProjectionExpression`, `ExpressionAttributeNames`,
-//!   `ExpressionAttributeValues`, `QueryFilter`, `ScanFilter`, `ConditionalOperator`.
-//!   Wiring them in means: parse them here with `model::expr`, produce the same
-//!   [`KeyCondition`], and make [`Filter`] / [`Projection`] hold the parsed expressions.
-//!   Nothing outside this file changes.
+//! One request's expressions share its `ExpressionAttributeNames` / `Values`, so they
+//! are parsed through one [`Expressions`] and placeholders no expression used are an
+//! error, as in DynamoDB. Mixing the two forms in one request is refused with
+//! DynamoDB's message. Parsing, validation and evaluation are all `model::expr`'s; this
+//! file only reads JSON and maps errors (every expression error is a
+//! `ValidationException` whose message is DynamoDB's).
 
-use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::error::DdbError;
 use super::wire::{self, Req};
-use crate::model::{key, AttributeValue, Item, KeyAttr, KeyType, KeyValue, TableSchema};
+use crate::model::expr::legacy::{self, ConditionalOperator, LegacyCondition};
+use crate::model::expr::{Condition, ExprError, Expressions, KeyCondition, Operand, Projection};
+use crate::model::{Item, TableSchema};
 
-/// Expression members this build does not understand yet.
-const PENDING: [&str; 8] = [
-    "KeyConditionExpression",
-    "FilterExpression",
-    "ProjectionExpression",
-    "ExpressionAttributeNames",
-    "ExpressionAttributeValues",
-    "QueryFilter",
-    "ScanFilter",
-    "ConditionalOperator",
-];
-
-/// Refuses the expression members that are not wired in yet.
-pub fn refuse_pending(req: &Req) -> Result<(), DdbError> {
-    match PENDING.iter().find(|p| req.has(p)) {
-        Some(p) => Err(DdbError::validation(format!(
-            "{p} is not supported by this raft-nosql build yet (use KeyConditions and \
-             AttributesToGet)"
-        ))),
-        None => Ok(()),
+impl From<ExprError> for DdbError {
+    fn from(e: ExprError) -> DdbError {
+        DdbError::validation(e.to_string())
     }
 }
 
-/// A condition on the sort key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SortCondition {
-    Eq(KeyValue),
-    Lt(KeyValue),
-    Le(KeyValue),
-    Gt(KeyValue),
-    Ge(KeyValue),
-    Between(KeyValue, KeyValue),
-    /// String or binary sort keys only.
-    BeginsWith(KeyValue),
+/// Which request a plan is for: what it may carry.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadKind<'a> {
+    /// GetItem, one table of BatchGetItem: a projection only.
+    Get,
+    /// Query: a key condition, a filter (`QueryFilter`), a projection.
+    Query(&'a TableSchema),
+    /// Scan: a filter (`ScanFilter`), a projection.
+    Scan,
 }
 
-/// The items a Query reads: one partition, optionally a sort-key range.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyCondition {
-    pub pk: KeyValue,
-    pub sk: Option<SortCondition>,
-}
-
-/// Which items of those read are returned. (No filters yet: see the module docs.)
-#[derive(Debug, Clone)]
-pub struct Filter {
-    _pending: (),
-}
-
-impl Filter {
-    /// Whether `item` passes the filter.
-    pub fn matches(&self, _item: &Item) -> bool {
-        true
-    }
-}
-
-/// Which attributes of an item are returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Projection {
-    names: Vec<String>,
-}
-
-impl Projection {
-    /// The item with only the projected attributes.
-    pub fn apply(&self, mut item: Item) -> Item {
-        item.retain(|k, _| self.names.iter().any(|n| n == k));
-        item
-    }
-}
-
-/// The filter and projection of a read request (GetItem, Query, Scan, one table of a
-/// BatchGetItem).
+/// The filter and projection of a read.
 #[derive(Debug, Clone, Default)]
 pub struct ReadExprs {
-    pub filter: Option<Filter>,
+    pub filter: Option<Condition>,
     pub projection: Option<Projection>,
 }
 
 impl ReadExprs {
-    /// Reads the members of `req` that shape a read's output.
-    pub fn from_request(req: &Req) -> Result<ReadExprs, DdbError> {
-        refuse_pending(req)?;
-        let projection = match req.list_opt("AttributesToGet")? {
-            None => None,
-            Some(names) => Some(attributes_to_get(names)?),
-        };
-        Ok(ReadExprs { filter: None, projection })
-    }
-
     /// The item as the request wants it returned, or `None` if the filter drops it.
     pub fn output(&self, item: Item) -> Option<Item> {
-        if self.filter.as_ref().is_some_and(|f| !f.matches(&item)) {
+        if self.filter.as_ref().is_some_and(|f| !f.eval(&item)) {
             return None;
         }
         Some(match &self.projection {
-            Some(p) => p.apply(item),
+            Some(p) => p.apply(&item),
             None => item,
         })
+    }
+}
+
+/// A read's key condition (Query only) and its filter and projection.
+pub fn read_plan(req: &Req, kind: ReadKind) -> Result<(Option<KeyCondition>, ReadExprs), DdbError> {
+    let legacy_filter = match kind {
+        ReadKind::Query(_) => "QueryFilter",
+        ReadKind::Scan => "ScanFilter",
+        ReadKind::Get => "",
+    };
+    let expression_members: &[&str] = match kind {
+        ReadKind::Query(_) => {
+            &["KeyConditionExpression", "FilterExpression", "ProjectionExpression"]
+        }
+        ReadKind::Scan => &["FilterExpression", "ProjectionExpression"],
+        ReadKind::Get => &["ProjectionExpression"],
+    };
+    let legacy_members: Vec<&str> = ["KeyConditions", legacy_filter, "AttributesToGet"]
+        .into_iter()
+        .filter(|m| !m.is_empty() && req.has(m))
+        .collect();
+    let expressions: Vec<&str> =
+        expression_members.iter().copied().filter(|m| req.has(m)).collect();
+    if !legacy_members.is_empty() && !expressions.is_empty() {
+        return Err(DdbError::validation(format!(
+            "Can not use both expression and non-expression parameters in the same request: \
+             Non-expression parameters: {{{}}} Expression parameters: {{{}}}",
+            legacy_members.join(", "),
+            expressions.join(", ")
+        )));
+    }
+    if req.has("ConditionalOperator") && !req.has(legacy_filter) {
+        return Err(DdbError::validation(
+            "ConditionalOperator can only be used when Filter or Expected conditions are specified",
+        ));
+    }
+
+    let mut e = Expressions::new(names(req)?, values(req)?)?;
+    let key = match kind {
+        ReadKind::Query(schema) => Some(key_condition(req, schema, &mut e)?),
+        _ => None,
+    };
+    let filter = match (req.str_opt("FilterExpression")?, kind) {
+        (Some(text), ReadKind::Query(_) | ReadKind::Scan) => Some(e.filter(text)?),
+        _ if !legacy_filter.is_empty() => match req.obj_opt(legacy_filter)? {
+            Some(m) => legacy::filter(&conditions(m)?, conditional_operator(req)?)?,
+            None => None,
+        },
+        _ => None,
+    };
+    if let (ReadKind::Query(schema), Some(f)) = (kind, &filter) {
+        let mut names = Vec::new();
+        top_names(f, &mut names);
+        let keys = std::iter::once(&schema.partition_key).chain(schema.sort_key.as_ref());
+        if let Some(k) = keys.map(|k| k.name.as_str()).find(|k| names.contains(k)) {
+            let what =
+                if req.has("FilterExpression") { "Filter Expression" } else { "QueryFilter" };
+            return Err(DdbError::validation(format!(
+                "{what} can only contain non-primary key attributes: Primary key attribute: {k}"
+            )));
+        }
+    }
+    let projection = match req.str_opt("ProjectionExpression")? {
+        Some(text) => Some(e.projection(text)?),
+        None => match req.list_opt("AttributesToGet")? {
+            Some(names) => Some(attributes_to_get(names)?),
+            None => None,
+        },
+    };
+    e.finish()?;
+    Ok((key, ReadExprs { filter, projection }))
+}
+
+fn key_condition(
+    req: &Req,
+    schema: &TableSchema,
+    e: &mut Expressions,
+) -> Result<KeyCondition, DdbError> {
+    let (pk, sk) = (&schema.partition_key, schema.sort_key.as_ref());
+    if let Some(text) = req.str_opt("KeyConditionExpression")? {
+        return Ok(e.key_condition(text, pk, sk)?);
+    }
+    match req.obj_opt("KeyConditions")? {
+        Some(m) => Ok(legacy::key_conditions(&conditions(m)?, pk, sk)?),
+        None => Err(DdbError::validation(
+            "Either the KeyConditions or KeyConditionExpression parameter must be specified in \
+             the request.",
+        )),
+    }
+}
+
+/// The top-level attribute names a condition reads (its depth is bounded by the
+/// parser's nesting limit).
+fn top_names<'a>(c: &'a Condition, out: &mut Vec<&'a str>) {
+    fn operand<'a>(o: &'a Operand, out: &mut Vec<&'a str>) {
+        match o {
+            Operand::Path(p) => out.push(p.top()),
+            Operand::Size(inner) => operand(inner, out),
+            Operand::Value(_) => {}
+        }
+    }
+    match c {
+        Condition::Compare { left, right, .. } => {
+            operand(left, out);
+            operand(right, out);
+        }
+        Condition::Between { operand: o, low, high } => {
+            for x in [o, low, high] {
+                operand(x, out);
+            }
+        }
+        Condition::In { operand: o, list } => {
+            operand(o, out);
+            list.iter().for_each(|x| operand(x, out));
+        }
+        Condition::AttributeExists(p) | Condition::AttributeNotExists(p) => out.push(p.top()),
+        Condition::AttributeType(o, _) => operand(o, out),
+        Condition::BeginsWith(a, b) | Condition::Contains(a, b) => {
+            operand(a, out);
+            operand(b, out);
+        }
+        Condition::Not(inner) => top_names(inner, out),
+        Condition::And(cs) | Condition::Or(cs) => cs.iter().for_each(|x| top_names(x, out)),
+    }
+}
+
+/// `ExpressionAttributeNames`: placeholder → attribute name.
+fn names(req: &Req) -> Result<Option<HashMap<String, String>>, DdbError> {
+    let Some(m) = req.obj_opt("ExpressionAttributeNames")? else { return Ok(None) };
+    m.iter()
+        .map(|(k, v)| {
+            let name = wire::str_member("ExpressionAttributeNames", Some(v))?
+                .ok_or_else(|| DdbError::serialization("ExpressionAttributeNames value is null"))?;
+            Ok((k.clone(), name.to_string()))
+        })
+        .collect::<Result<_, DdbError>>()
+        .map(Some)
+}
+
+/// `ExpressionAttributeValues`: placeholder → value.
+fn values(req: &Req) -> Result<Option<HashMap<String, crate::model::AttributeValue>>, DdbError> {
+    let Some(m) = req.obj_opt("ExpressionAttributeValues")? else { return Ok(None) };
+    m.iter()
+        .map(|(k, v)| Ok((k.clone(), wire::attr_from_wire(v)?)))
+        .collect::<Result<_, DdbError>>()
+        .map(Some)
+}
+
+/// `KeyConditions`, `QueryFilter`, `ScanFilter`: attribute name → condition.
+fn conditions(m: &Map<String, Value>) -> Result<BTreeMap<String, LegacyCondition>, DdbError> {
+    let mut out = BTreeMap::new();
+    for (name, c) in m {
+        let c = wire::obj_member("Condition", Some(c))?.expect("present");
+        let op = c.get("ComparisonOperator").ok_or_else(|| wire::missing("ComparisonOperator"))?;
+        let comparison_operator = serde_json::from_value(op.clone()).map_err(|_| {
+            DdbError::validation(format!(
+                "1 validation error detected: Value '{}' at 'comparisonOperator' failed to \
+                 satisfy constraint: Member must satisfy enum value set: [IN, NULL, BETWEEN, LT, \
+                 NOT_CONTAINS, EQ, GT, NOT_NULL, NE, LE, BEGINS_WITH, GE, CONTAINS]",
+                op.as_str().unwrap_or_default()
+            ))
+        })?;
+        let attribute_value_list =
+            match wire::list_member("AttributeValueList", c.get("AttributeValueList"))? {
+                None => None,
+                Some(vs) => {
+                    Some(vs.iter().map(wire::attr_from_wire).collect::<Result<Vec<_>, _>>()?)
+                }
+            };
+        out.insert(name.clone(), LegacyCondition { comparison_operator, attribute_value_list });
+    }
+    Ok(out)
+}
+
+fn conditional_operator(req: &Req) -> Result<Option<ConditionalOperator>, DdbError> {
+    match req.str_opt("ConditionalOperator")? {
+        None => Ok(None),
+        Some("AND") => Ok(Some(ConditionalOperator::And)),
+        Some("OR") => Ok(Some(ConditionalOperator::Or)),
+        Some(other) => Err(DdbError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'conditionalOperator' failed to \
+             satisfy constraint: Member must satisfy enum value set: [OR, AND]"
+        ))),
     }
 }
 
@@ -132,150 +255,18 @@ fn attributes_to_get(names: &[Value]) -> Result<Projection, DdbError> {
              constraint: Member must have length greater than or equal to 1",
         ));
     }
-    let mut out = Vec::with_capacity(names.len());
-    for n in names {
-        let name = wire::str_member("AttributesToGet", Some(n))?.unwrap_or_default().to_string();
-        if out.contains(&name) {
-            return Err(DdbError::invalid(format!("Duplicate value in attribute name: {name}")));
-        }
-        out.push(name);
-    }
-    Ok(Projection { names: out })
-}
-
-/// A Query's key condition, from `KeyConditions`.
-pub fn key_condition(req: &Req, schema: &TableSchema) -> Result<KeyCondition, DdbError> {
-    refuse_pending(req)?;
-    let Some(conds) = req.obj_opt("KeyConditions")? else {
-        return Err(DdbError::validation(
-            "Either the KeyConditions or KeyConditionExpression parameter must be specified in \
-             the request.",
-        ));
-    };
-    if conds.is_empty() || conds.len() > 2 {
-        return Err(DdbError::validation("Conditions can be of length 1 or 2 only"));
-    }
-    let pk_attr = &schema.partition_key;
-    let Some(pk_cond) = conds.get(&pk_attr.name) else {
-        return Err(DdbError::validation(format!(
-            "Query condition missed key schema element: {}",
-            pk_attr.name
-        )));
-    };
-    let pk = match legacy(pk_attr, pk_cond)? {
-        SortCondition::Eq(v) => v,
-        _ => {
-            return Err(DdbError::validation(
-                "Query key condition not supported: the partition key condition must be EQ",
-            ))
-        }
-    };
-    let mut sk = None;
-    for (name, cond) in conds {
-        if name == &pk_attr.name {
-            continue;
-        }
-        match &schema.sort_key {
-            Some(attr) if &attr.name == name => sk = Some(legacy(attr, cond)?),
-            _ => {
-                return Err(DdbError::validation(format!(
-                    "Query condition missed key schema element: {}",
-                    schema.sort_key.as_ref().map_or(name.as_str(), |a| a.name.as_str())
-                )))
-            }
-        }
-    }
-    Ok(KeyCondition { pk, sk })
-}
-
-/// One legacy condition `{"ComparisonOperator": "...", "AttributeValueList": [...]}` on a
-/// key attribute.
-fn legacy(attr: &KeyAttr, cond: &Value) -> Result<SortCondition, DdbError> {
-    let empty = serde_json::Map::new();
-    let cond = wire::obj_member("Condition", Some(cond))?.unwrap_or(&empty);
-    let op = wire::str_member("ComparisonOperator", cond.get("ComparisonOperator"))?
-        .ok_or_else(|| wire::missing("ComparisonOperator"))?
-        .to_string();
-    let values = wire::list_member("AttributeValueList", cond.get("AttributeValueList"))?
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let want = match op.as_str() {
-        "EQ" | "LE" | "LT" | "GE" | "GT" | "BEGINS_WITH" => 1,
-        "BETWEEN" => 2,
-        _ => {
-            return Err(DdbError::validation(
-                "Attempted conditional constraint is not an indexable operation",
-            ))
-        }
-    };
-    if values.len() != want {
-        return Err(DdbError::invalid(format!(
-            "Invalid number of argument(s) for the {op} ComparisonOperator"
-        )));
-    }
-    let mut vals = Vec::with_capacity(2);
-    for v in values {
-        let a = wire::attr_from_wire(v)?;
-        let kv = match (attr.key_type, a) {
-            (KeyType::S, AttributeValue::S(s)) => KeyValue::S(s),
-            (KeyType::N, AttributeValue::N(n)) => KeyValue::N(n),
-            (KeyType::B, AttributeValue::B(b)) => KeyValue::B(b),
-            _ => {
-                return Err(DdbError::invalid(
-                    "Condition parameter type does not match schema type",
-                ))
-            }
-        };
-        vals.push(kv);
-    }
-    let mut vals = vals.into_iter();
-    let first = vals.next().expect("one or two values");
-    let second = vals.next();
-    Ok(match op.as_str() {
-        "EQ" => SortCondition::Eq(first),
-        "LT" => SortCondition::Lt(first),
-        "LE" => SortCondition::Le(first),
-        "GT" => SortCondition::Gt(first),
-        "GE" => SortCondition::Ge(first),
-        "BEGINS_WITH" => {
-            if attr.key_type == KeyType::N {
-                return Err(DdbError::validation(
-                    "Attempted conditional constraint is not an indexable operation",
-                ));
-            }
-            SortCondition::BeginsWith(first)
-        }
-        _ => {
-            let upper = second.expect("two values");
-            if compare(&first, &upper) == Ordering::Greater {
-                return Err(DdbError::validation(format!(
-                    "Invalid KeyConditionExpression: The BETWEEN operator requires upper bound \
-                     to be greater than or equal to lower bound; lower bound operand: {}, upper \
-                     bound operand: {}",
-                    describe(&first),
-                    describe(&upper)
-                )));
-            }
-            SortCondition::Between(first, upper)
-        }
-    })
-}
-
-/// Key order (numbers numerically, strings and binaries by bytes).
-pub fn compare(a: &KeyValue, b: &KeyValue) -> Ordering {
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    key::encode_key_value(a, &mut x);
-    key::encode_key_value(b, &mut y);
-    x.cmp(&y)
-}
-
-fn describe(v: &KeyValue) -> String {
-    format!("AttributeValue: {{{}:{}}}", v.key_type(), v.as_text())
+    let names = names
+        .iter()
+        .map(|n| Ok(wire::str_member("AttributesToGet", Some(n))?.unwrap_or_default().to_string()))
+        .collect::<Result<Vec<_>, DdbError>>()?;
+    Ok(legacy::attributes_to_get(&names)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::expr::SortKeyCondition;
+    use crate::model::{AttributeValue, KeyAttr, KeyType, KeyValue};
     use serde_json::json;
 
     fn schema() -> TableSchema {
@@ -290,50 +281,76 @@ mod tests {
         Req::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
     }
 
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
     #[test]
-    fn legacy_key_conditions_become_a_key_condition() {
-        let r = req(json!({"KeyConditions": {
-            "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]},
-            "sk": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "1"}, {"N": "10"}]}
+    fn both_key_condition_forms_give_the_same_key_condition() {
+        let s = schema();
+        let expr = req(json!({
+            "KeyConditionExpression": "pk = :p AND sk BETWEEN :a AND :b",
+            "ExpressionAttributeValues": {":p": {"S": "x"}, ":a": {"N": "1"}, ":b": {"N": "9"}}
+        }));
+        let legacy = req(json!({"KeyConditions": {
+            "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "x"}]},
+            "sk": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "1"}, {"N": "9"}]}
         }}));
+        let (a, _) = read_plan(&expr, ReadKind::Query(&s)).unwrap();
+        let (b, _) = read_plan(&legacy, ReadKind::Query(&s)).unwrap();
+        assert_eq!(a, b);
+        let k = a.unwrap();
+        assert_eq!(k.partition_key, KeyValue::S("x".into()));
         assert_eq!(
-            key_condition(&r, &schema()),
-            Ok(KeyCondition {
-                pk: KeyValue::S("a".into()),
-                sk: Some(SortCondition::Between(KeyValue::N("1".into()), KeyValue::N("10".into())))
-            })
+            k.sort_key,
+            Some(SortKeyCondition::Between(KeyValue::N("1".into()), KeyValue::N("9".into())))
         );
     }
 
     #[test]
-    fn bad_key_conditions_are_refused_with_dynamodb_messages() {
-        let msg = |v: Value| key_condition(&req(v), &schema()).unwrap_err().message;
-        assert!(msg(json!({})).starts_with("Either the KeyConditions or KeyConditionExpression"));
-        assert!(msg(json!({"KeyConditions": {
-            "sk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"N": "1"}]}
-        }}))
-        .contains("missed key schema element: pk"));
-        assert!(msg(json!({"KeyConditions": {
-            "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"N": "1"}]}
-        }}))
-        .contains("does not match schema type"));
-        assert!(msg(json!({"KeyConditions": {
-            "pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]},
-            "sk": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [{"N": "9"}, {"N": "1"}]}
-        }}))
-        .contains("BETWEEN operator requires upper bound"));
-        assert!(msg(json!({"KeyConditionExpression": "pk = :a"})).contains("not supported"));
+    fn filters_and_projections_shape_the_output() {
+        let r = req(json!({
+            "FilterExpression": "#c > :n",
+            "ProjectionExpression": "a, #c",
+            "ExpressionAttributeNames": {"#c": "count"},
+            "ExpressionAttributeValues": {":n": {"N": "1"}}
+        }));
+        let (_, e) = read_plan(&r, ReadKind::Scan).unwrap();
+        let n = |x: &str| AttributeValue::N(x.into());
+        let kept = item(&[("a", n("1")), ("b", n("2")), ("count", n("5"))]);
+        assert_eq!(e.output(kept), Some(item(&[("a", n("1")), ("count", n("5"))])));
+        assert_eq!(e.output(item(&[("count", n("0"))])), None);
+        let legacy = req(json!({"ScanFilter": {
+            "count": {"ComparisonOperator": "GT", "AttributeValueList": [{"N": "1"}]}
+        }, "AttributesToGet": ["b"]}));
+        let (_, e) = read_plan(&legacy, ReadKind::Scan).unwrap();
+        assert_eq!(
+            e.output(item(&[("b", n("2")), ("count", n("5"))])),
+            Some(item(&[("b", n("2"))]))
+        );
     }
 
     #[test]
-    fn attributes_to_get_projects_top_level_names() {
-        let e = ReadExprs::from_request(&req(json!({"AttributesToGet": ["a", "c"]}))).unwrap();
-        let item: Item = [("a", "1"), ("b", "2"), ("c", "3")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), AttributeValue::S(v.to_string())))
-            .collect();
-        let out = e.output(item).unwrap();
-        assert_eq!(out.keys().collect::<Vec<_>>(), ["a", "c"]);
-        assert!(ReadExprs::from_request(&req(json!({"AttributesToGet": ["a", "a"]}))).is_err());
+    fn dynamodb_request_rules_are_enforced() {
+        let s = schema();
+        let msg = |v: Value, k: ReadKind| read_plan(&req(v), k).unwrap_err().message;
+        assert!(msg(json!({}), ReadKind::Query(&s))
+            .starts_with("Either the KeyConditions or KeyConditionExpression"));
+        assert!(msg(json!({"ProjectionExpression": "a", "AttributesToGet": ["a"]}), ReadKind::Get)
+            .starts_with("Can not use both expression and non-expression parameters"));
+        assert!(msg(
+            json!({"ProjectionExpression": "a", "ExpressionAttributeNames": {"#x": "x"}}),
+            ReadKind::Get
+        )
+        .contains("unused"));
+        let on_key = json!({
+            "KeyConditionExpression": "pk = :p", "FilterExpression": "sk > :a",
+            "ExpressionAttributeValues": {":p": {"S": "x"}, ":a": {"N": "1"}}
+        });
+        assert_eq!(
+            msg(on_key, ReadKind::Query(&s)),
+            "Filter Expression can only contain non-primary key attributes: Primary key \
+             attribute: sk"
+        );
     }
 }

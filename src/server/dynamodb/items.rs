@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use serde_json::{json, Map, Value};
 
 use super::error::DdbError;
-use super::exprs::{refuse_pending, ReadExprs};
+use super::exprs::{read_plan, ReadKind};
 use super::keys;
 use super::tables::table;
 use super::wire::{self, item_from_wire, item_to_wire, Req};
@@ -172,7 +172,7 @@ pub async fn get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let name = req.str("TableName")?;
     crate::model::schema::validate_table_name(name)?;
     let level = consistency(req.bool_opt("ConsistentRead")?);
-    let exprs = ReadExprs::from_request(req)?;
+    let (_, exprs) = read_plan(req, ReadKind::Get)?;
     // Wait for the read index before looking at the table: a table created just before
     // is then visible too.
     read_barrier(app, level).await?;
@@ -271,7 +271,6 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     for (name, spec) in tables {
         let spec = wire::obj_member("KeysAndAttributes", Some(spec))?.expect("present").clone();
         let mut sub = Req::from_map(spec);
-        refuse_pending(&sub)?;
         let keys = sub.list_opt("Keys")?.ok_or_else(|| wire::missing("Keys"))?.clone();
         if keys.is_empty() {
             return Err(DdbError::validation(
@@ -284,7 +283,7 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
             return Err(DdbError::validation("Too many items requested for the BatchGetItem call"));
         }
         strong |= sub.bool_opt("ConsistentRead")? == Some(true);
-        let exprs = ReadExprs::from_request(&sub)?;
+        let (_, exprs) = read_plan(&sub, ReadKind::Get)?;
         sub = Req::from_map(Map::from_iter([("TableName".to_string(), json!(name))]));
         plans.push((name.clone(), sub, keys, exprs));
     }

@@ -14,8 +14,9 @@
 //! DynamoDB-specific is translated here, at the edge:
 //!
 //! - [`tables`]: table operations; [`items`]: item and batch operations; [`read`]:
-//!   Query and Scan; [`keys`]: primary keys with DynamoDB's messages; [`exprs`]: the
-//!   seam where expressions become a key range, a filter and a projection.
+//!   Query and Scan; [`keys`]: primary keys with DynamoDB's messages; [`exprs`]: where
+//!   expressions (either form) are read and handed to `model::expr`, which parses and
+//!   evaluates them.
 //! - [`forward`]: a write that reaches a follower is sent on to the leader by the node
 //!   (SDKs do not follow redirects); reads are answered where they arrive.
 //!

@@ -15,11 +15,12 @@
 use serde_json::{json, Value};
 
 use super::error::DdbError;
-use super::exprs::{self, ReadExprs, SortCondition};
+use super::exprs::{read_plan, ReadExprs, ReadKind};
 use super::items::{consumed, read_units};
 use super::keys;
 use super::tables::table;
 use super::wire::{item_from_wire, item_to_wire, Req};
+use crate::model::expr::{KeyCondition, SortKeyCondition};
 use crate::model::schema::validate_table_name;
 use crate::model::{attr, key, ItemKey, KeyValue};
 use crate::server::api::{read_barrier, ReadLevel};
@@ -101,7 +102,13 @@ struct Common {
     limit: Option<usize>,
 }
 
-async fn common(app: &App, req: &Req) -> Result<(Common, TableMeta), DdbError> {
+/// Reads the request, waits for the read level, finds the table and parses the
+/// expressions against its schema: the key condition of a Query, and the rest.
+async fn common(
+    app: &App,
+    req: &Req,
+    query: bool,
+) -> Result<(Common, TableMeta, Option<KeyCondition>), DdbError> {
     validate_table_name(req.str("TableName")?)?;
     no_index(req)?;
     let level = if req.bool_opt("ConsistentRead")? == Some(true) {
@@ -109,12 +116,13 @@ async fn common(app: &App, req: &Req) -> Result<(Common, TableMeta), DdbError> {
     } else {
         ReadLevel::Eventual
     };
-    let exprs = ReadExprs::from_request(req)?;
-    let select = select(req, &exprs)?;
     let limit = limit(req)?;
     read_barrier(app, level).await?;
     let meta = table(app, req)?;
-    Ok((Common { level, exprs, select, limit }, meta))
+    let kind = if query { ReadKind::Query(&meta.schema) } else { ReadKind::Scan };
+    let (key, exprs) = read_plan(req, kind)?;
+    let select = select(req, &exprs)?;
+    Ok((Common { level, exprs, select, limit }, meta, key))
 }
 
 /// Reads items until a limit, and builds the response.
@@ -169,36 +177,37 @@ fn decode(meta: &TableMeta, raw: RawItem) -> Result<(ItemKey, RawItem), crate::e
 }
 
 pub async fn query(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let (c, meta) = common(app, req).await?;
-    let cond = exprs::key_condition(req, &meta.schema)?;
+    let (c, meta, cond) = common(app, req, true).await?;
+    let cond = cond.expect("a Query's plan has a key condition");
     let desc = req.bool_opt("ScanIndexForward")? == Some(false);
-    let mut spec = QuerySpec { pk: Some(cond.pk.clone()), desc, ..QuerySpec::default() };
-    match cond.sk {
+    let pk = cond.partition_key;
+    let mut spec = QuerySpec { pk: Some(pk.clone()), desc, ..QuerySpec::default() };
+    match cond.sort_key {
         None => {}
-        Some(SortCondition::Eq(v)) => {
+        Some(SortKeyCondition::Eq(v)) => {
             spec.ge = Some(v.clone());
             spec.le = Some(v);
         }
-        Some(SortCondition::Lt(v)) => spec.lt = Some(v),
-        Some(SortCondition::Le(v)) => spec.le = Some(v),
-        Some(SortCondition::Gt(v)) => spec.gt = Some(v),
-        Some(SortCondition::Ge(v)) => spec.ge = Some(v),
-        Some(SortCondition::Between(a, b)) => {
+        Some(SortKeyCondition::Lt(v)) => spec.lt = Some(v),
+        Some(SortKeyCondition::Le(v)) => spec.le = Some(v),
+        Some(SortKeyCondition::Gt(v)) => spec.gt = Some(v),
+        Some(SortKeyCondition::Ge(v)) => spec.ge = Some(v),
+        Some(SortKeyCondition::Between(a, b)) => {
             spec.ge = Some(a);
             spec.le = Some(b);
         }
-        Some(SortCondition::BeginsWith(KeyValue::S(p))) => spec.prefix = Some(p),
-        Some(SortCondition::BeginsWith(KeyValue::B(p))) => {
+        Some(SortKeyCondition::BeginsWith(KeyValue::S(p))) => spec.prefix = Some(p),
+        Some(SortKeyCondition::BeginsWith(KeyValue::B(p))) => {
             spec.prefix_bytes = Some(attr::decode_base64(&p)?)
         }
-        Some(SortCondition::BeginsWith(KeyValue::N(_))) => {
+        Some(SortKeyCondition::BeginsWith(KeyValue::N(_))) => {
             return Err(DdbError::validation(
                 "Attempted conditional constraint is not an indexable operation",
             ))
         }
     }
     if let Some(start) = start_key(req, &meta)? {
-        if start.pk != cond.pk {
+        if start.pk != pk {
             return Err(DdbError::validation(
                 "The provided starting key is invalid: The provided key element does not match \
                  the schema",
@@ -259,7 +268,7 @@ pub async fn scan(app: &App, req: &Req) -> Result<Value, DdbError> {
             Some((s as u64, t as u64))
         }
     };
-    let (c, meta) = common(app, req).await?;
+    let (c, meta, _) = common(app, req, false).await?;
     let start = start_key(req, &meta)?;
     let iter = app
         .tables
