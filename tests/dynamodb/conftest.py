@@ -107,7 +107,7 @@ class Cluster:
             "heartbeat_ms = 250",
             "election_timeout_min_ms = 1250",
             "election_timeout_max_ms = 2500",
-            "max_payload_entries = 16",
+            "max_payload_entries = 4",
         ]
         for i, a in enumerate(self.addrs):
             lines += ["", "[[nodes]]", f"id = {i}", f'addr = "{a}"']
@@ -133,6 +133,16 @@ class Cluster:
             return len(leaders) == 1 and None not in leaders and leaders.pop() in nodes
 
         eventually("the cluster to be ready", ready, timeout)
+
+    def wait_converged(self, timeout=120.0):
+        """Every node has the same log and has applied all of it (no follower lags)."""
+
+        def converged():
+            s = [self.status(i) for i in range(len(self.addrs))]
+            logs = {(x["last_log_index"], x["applied"]) for x in s}
+            return len(logs) == 1 and s[0]["last_log_index"] == s[0]["applied"]
+
+        eventually("every node to hold the whole log", converged, timeout)
 
     def leader(self):
         return self.status(0 if self.alive(0) else 1)["leader_id"]

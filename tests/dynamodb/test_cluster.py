@@ -78,26 +78,30 @@ def test_an_sdk_client_rides_through_a_leader_kill(cluster, make_table):
     SDK's own retries carry every write through the election; every write it
     acknowledged is there afterwards."""
     t = make_table()
+    # A healthy cluster: no follower still catching up on earlier tests' large items.
+    cluster.wait_converged()
     leader, followers = roles(cluster)
     survivor = followers[0]
     c = client(cluster.url(survivor), retries={"mode": "standard", "max_attempts": 10})
     acked = []
-    for i in range(30):
-        if i == 10:
-            cluster.cli("cluster", "kill", str(leader))
-        try:
-            c.put_item(TableName=t, Item={"pk": {"S": f"k{i}"}, "i": {"N": str(i)}})
-            acked.append(i)
-        except ClientError as e:  # only if the SDK gave up: recorded, not acknowledged
-            print(f"write {i} failed after retries: {e}")
-    assert acked == list(range(30)), f"the SDK should ride through the election; acked {acked}"
-    alive = [i for i in range(3) if i != leader]
-    cluster.wait_ready(alive)
-    for node in alive:
-        r = client(cluster.url(node))
-        for i in acked:
-            got = r.get_item(TableName=t, Key={"pk": {"S": f"k{i}"}}, ConsistentRead=True)
-            assert got.get("Item", {}).get("i") == {"N": str(i)}, f"acked write {i} lost"
-    cluster.cli("cluster", "start-node", str(leader))
-    eventually("the killed node to rejoin", lambda: cluster.alive(leader), 60)
-    cluster.wait_ready(range(3))
+    try:
+        for i in range(30):
+            if i == 10:
+                cluster.cli("cluster", "kill", str(leader))
+            try:
+                c.put_item(TableName=t, Item={"pk": {"S": f"k{i}"}, "i": {"N": str(i)}})
+                acked.append(i)
+            except ClientError as e:  # only if the SDK gave up: not acknowledged
+                print(f"write {i} failed after retries: {e}")
+        assert acked == list(range(30)), f"the SDK should ride through the election; acked {acked}"
+        alive = [i for i in range(3) if i != leader]
+        cluster.wait_ready(alive)
+        for node in alive:
+            r = client(cluster.url(node))
+            for i in acked:
+                got = r.get_item(TableName=t, Key={"pk": {"S": f"k{i}"}}, ConsistentRead=True)
+                assert got.get("Item", {}).get("i") == {"N": str(i)}, f"acked write {i} lost"
+    finally:
+        cluster.cli("cluster", "start-node", str(leader))
+        eventually("the killed node to rejoin", lambda: cluster.alive(leader), 60)
+        cluster.wait_ready(range(3))
