@@ -214,14 +214,31 @@ async fn delete_table(app: &App, name: &str) -> Result<Value, Error> {
 }
 
 async fn put_item(app: &App, table: &str, body: &[u8]) -> Result<Value, Error> {
-    let item = attr::item_from_json(&parse_json(body)?)?;
+    let mut item = attr::item_from_json(&parse_json(body)?)?;
     ensure_leader(app)?;
     let meta = table_meta(app, table)?;
+    binary_keys(&meta.schema, &mut item);
     let key = meta.schema.validate_item(&item)?;
     let key = crate::model::key::item_key_bytes(meta.id, &key);
     let cmd = Command::PutItem { table: table.to_string(), item };
     let applied = app.writes.write(cmd, key, body.len()).await?;
     Ok(json!({ "version": applied.version, "replaced": applied.existed }))
+}
+
+/// Plain JSON has no binary type: a binary (`B`) key attribute is written in the typed
+/// form reads return, `{"B": "<base64>"}`, which `item_from_json` reads as a map. For
+/// the table's `B` key attributes only, such a map is the binary it spells.
+fn binary_keys(schema: &TableSchema, item: &mut crate::model::Item) {
+    use crate::model::{AttributeValue, KeyType};
+    let keys = std::iter::once(&schema.partition_key).chain(schema.sort_key.as_ref());
+    for k in keys.filter(|k| k.key_type == KeyType::B) {
+        if let Some(AttributeValue::M(m)) = item.get(&k.name) {
+            if let (1, Some(AttributeValue::S(text))) = (m.len(), m.get("B")) {
+                let b = AttributeValue::B(text.clone());
+                item.insert(k.name.clone(), b);
+            }
+        }
+    }
 }
 
 // ---- reads -------------------------------------------------------------------------
