@@ -3,7 +3,14 @@ BIN := target/debug/raft-nosql
 CONFIG ?= cluster.toml
 CARGO ?= cargo
 
-.PHONY: help build release server stop status test verify demo run-consistency-test bench chaos clean
+.PHONY: help build release server stop status test test-rust test-dynamodb test-dynamodb-reference verify demo run-consistency-test bench chaos clean
+
+# The DynamoDB compatibility suite (tests/dynamodb): a virtualenv with pinned boto3, the
+# AWS CLI, pytest and moto, and dynalite from npm for the reference runs.
+PYTHON ?= python3
+VENV := .venv
+DDB_REQS := tests/dynamodb/requirements.txt
+DDB_NODE := tests/dynamodb/node_modules/.installed
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -23,12 +30,32 @@ stop: build ## Stop a cluster started with 'raft-nosql cluster start'
 status: build ## Show every node's state
 	$(BIN) cluster status --config $(CONFIG)
 
-test: ## Run every test (unit, storage conformance, routes, real processes)
+test: ## Run every test (unit, storage conformance, routes, real processes, the DynamoDB suite)
+	$(MAKE) test-rust
+	$(MAKE) test-dynamodb
+
+test-rust: ## The Rust tests only (unit, storage conformance, routes, real processes)
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --no-fail-fast; \
 	else \
 		$(CARGO) test --no-fail-fast; \
 	fi
+
+$(VENV)/.installed: $(DDB_REQS)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(DDB_REQS)
+	touch $@
+
+$(DDB_NODE): tests/dynamodb/package.json tests/dynamodb/package-lock.json
+	cd tests/dynamodb && npm ci --no-audit --no-fund
+	touch $@
+
+test-dynamodb: build $(VENV)/.installed ## boto3 + AWS CLI suite against a real 3-node cluster
+	cd tests/dynamodb && DDB_TARGET=raftnosql ../../$(VENV)/bin/pytest -q
+
+test-dynamodb-reference: $(VENV)/.installed $(DDB_NODE) ## The same suite against moto's server and dynalite
+	cd tests/dynamodb && DDB_TARGET=moto ../../$(VENV)/bin/pytest -q
+	cd tests/dynamodb && DDB_TARGET=dynalite ../../$(VENV)/bin/pytest -q
 
 verify: ## Formatting, lints and tests: what must be green before landing
 	$(CARGO) fmt --all -- --check

@@ -82,6 +82,11 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         progress.clone(),
         lease.clone(),
     );
+    // DynamoDB writes forwarded to the leader: the leader's own write timeout plus a
+    // margin, so the leader's answer (even a timeout) arrives first.
+    let forward = crate::server::dynamodb::Forwarder::new(Duration::from_millis(
+        config.raft.client_write_timeout_ms + 2000,
+    ));
     let app = Arc::new(App {
         id,
         addr: me.addr,
@@ -94,6 +99,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         reads,
         lease,
         request_log,
+        forward,
     });
     Ok(Node { app, raft, store })
 }

@@ -66,12 +66,24 @@ fn batch_entry_applies_each_write_and_refuses_table_commands() {
             Command::DeleteTable { table: "Tbl".into() },
         ]);
         let out = sm
-            .apply(vec![entry(1, Command::CreateTable { schema: schema.clone() }), entry(2, batch)])
+            .apply(vec![
+                entry(
+                    1,
+                    Command::CreateTable { schema: schema.clone(), options: Default::default() },
+                ),
+                entry(2, batch),
+            ])
             .await
             .unwrap();
-        let applied = |existed| CommandResponse::Applied(Applied { version: 2, existed });
+        let applied = |existed| CommandResponse::Applied(Applied::new(2, existed));
+        // The delete of "b" answers the item it deleted (DynamoDB's ALL_OLD): the put
+        // earlier in the same entry.
+        let CommandResponse::Batch(mut results) = out[1].clone() else { panic!("a batch") };
+        let CommandResponse::Applied(deleted) = &mut results[2] else { panic!("applied") };
+        let old = deleted.old.take().expect("the deleted item");
+        assert_eq!(raft_nosql::storage::tables::decode_item_value(&old).unwrap().version, 2);
         assert_eq!(
-            out[1],
+            CommandResponse::Batch(results),
             CommandResponse::Batch(vec![
                 applied(false),
                 applied(false),

@@ -106,6 +106,9 @@ pub enum KeyTypeArg {
     /// Number (sorts numerically)
     #[value(name = "N")]
     N,
+    /// Binary (sorts by bytes; values are given as base64)
+    #[value(name = "B")]
+    B,
 }
 
 impl From<KeyTypeArg> for KeyType {
@@ -113,6 +116,7 @@ impl From<KeyTypeArg> for KeyType {
         match t {
             KeyTypeArg::S => KeyType::S,
             KeyTypeArg::N => KeyType::N,
+            KeyTypeArg::B => KeyType::B,
         }
     }
 }
@@ -126,13 +130,13 @@ pub struct CreateTableArgs {
     #[arg(long)]
     pub partition_key_name: String,
     /// Type of the partition key: S (string) or N (number)
-    #[arg(long, value_enum, ignore_case = true, default_value = "S", value_name = "S|N")]
+    #[arg(long, value_enum, ignore_case = true, default_value = "S", value_name = "S|N|B")]
     pub partition_key_type: KeyTypeArg,
     /// Optional attribute that orders the items within a partition
     #[arg(long)]
     pub sort_key_name: Option<String>,
     /// Type of the sort key: S (string) or N (number)
-    #[arg(long, value_enum, ignore_case = true, default_value = "S", value_name = "S|N")]
+    #[arg(long, value_enum, ignore_case = true, default_value = "S", value_name = "S|N|B")]
     pub sort_key_type: KeyTypeArg,
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -551,11 +555,7 @@ fn fields<K: Display, V: Display>(rows: impl IntoIterator<Item = (K, V)>) -> Str
 }
 
 fn key_text(k: &KeyAttr) -> String {
-    let ty = match k.key_type {
-        KeyType::S => "S",
-        KeyType::N => "N",
-    };
-    format!("{} ({ty})", k.name)
+    format!("{} ({})", k.name, k.key_type)
 }
 
 fn describe_table(d: &TableDescription, created_at: Option<u64>) -> String {

@@ -233,9 +233,20 @@ pub fn item_to_json(item: &Item) -> serde_json::Value {
 }
 
 /// Bytes a base64 text decodes to, from its length alone (no decoding).
-fn base64_decoded_len(text: &str) -> usize {
+pub fn base64_decoded_len(text: &str) -> usize {
     let padding = text.bytes().rev().take_while(|&c| c == b'=').count().min(2);
     (text.len() / 4 * 3).saturating_sub(padding) + (text.len() % 4) * 3 / 4
+}
+
+/// The size DynamoDB charges for a number: one byte per two significant digits, plus
+/// one (leading and trailing zeros do not count). Text that is not a number counts its
+/// length.
+fn number_size(text: &str) -> usize {
+    match Decimal::parse(text) {
+        Ok(Decimal::Zero) => 1,
+        Ok(Decimal::NonZero { digits, .. }) => digits.len().div_ceil(2) + 1,
+        Err(_) => text.len(),
+    }
 }
 
 /// The approximate size of a value, in bytes; walks with an explicit stack so that
@@ -246,11 +257,12 @@ fn value_size(v: &AttributeValue) -> usize {
     while let Some(v) = stack.pop() {
         size = size.saturating_add(match v {
             AttributeValue::S(s) => s.len(),
-            AttributeValue::N(n) => n.len(),
+            AttributeValue::N(n) => number_size(n),
             AttributeValue::BOOL(_) | AttributeValue::NULL(_) => 1,
             AttributeValue::B(b) => base64_decoded_len(b),
-            AttributeValue::SS(xs) | AttributeValue::NS(xs) => {
-                xs.iter().map(String::len).fold(0, usize::saturating_add)
+            AttributeValue::SS(xs) => xs.iter().map(String::len).fold(0, usize::saturating_add),
+            AttributeValue::NS(xs) => {
+                xs.iter().map(|x| number_size(x)).fold(0, usize::saturating_add)
             }
             AttributeValue::BS(xs) => {
                 xs.iter().map(|x| base64_decoded_len(x)).fold(0, usize::saturating_add)
@@ -270,11 +282,26 @@ fn value_size(v: &AttributeValue) -> usize {
 }
 
 /// The approximate stored size of an item in bytes: attribute name bytes plus value
-/// bytes, recursively. Strings count their UTF-8 bytes, numbers the length of their
-/// text, binaries their decoded bytes, booleans and nulls 1, and each list or map 3
+/// bytes, recursively, as DynamoDB counts them. Strings count their UTF-8 bytes, numbers
+/// one byte per two significant digits plus one, binaries their decoded bytes, booleans and nulls 1, and each list or map 3
 /// plus 1 per element (plus the names, for maps). Never overflows, never recurses.
 pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len().saturating_add(value_size(v))).fold(0, usize::saturating_add)
+}
+
+/// Decodes base64 text (standard alphabet; padding optional).
+pub fn decode_base64(text: &str) -> Result<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD_NO_PAD.decode(text.trim_end_matches('=')).map_err(
+        |e| {
+            let head: String = text.chars().take(32).collect();
+            ModelError::Invalid(format!("invalid base64 binary value {head:?}: {e}"))
+        },
+    )
+}
+
+/// Encodes bytes as canonical base64 (standard alphabet, padded).
+pub fn encode_base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn check_base64(text: &str) -> Result<()> {
@@ -627,7 +654,10 @@ mod tests {
     #[test]
     fn item_size_counts_names_values_and_nesting() {
         let item = item_from_json(&json!({"ab": "xyz", "n": 12.5, "t": true})).unwrap();
-        assert_eq!(item_size(&item), (2 + 3) + (1 + 4) + (1 + 1));
+        // 12.5: three significant digits, 2 bytes + 1.
+        assert_eq!(item_size(&item), (2 + 3) + (1 + 3) + (1 + 1));
+        let n = item_from_json(&json!({"a": 1000, "b": 0, "c": -0.000123456})).unwrap();
+        assert_eq!(item_size(&n), (1 + 2) + (1 + 1) + (1 + 4));
         let nested = item_from_json(&json!({"l": ["a", {"k": "v"}]})).unwrap();
         // "l" + list(3 + 2 elements) + "a" + map(3 + 1 element + "k") + "v"
         assert_eq!(item_size(&nested), 1 + 5 + 1 + (4 + 1) + 1);

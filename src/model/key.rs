@@ -20,6 +20,9 @@
 //! escaped bytes of a prefix `p` are a prefix of the encoding of exactly the strings
 //! that start with `p` ([`sort_key_string_prefix`]).
 //!
+//! **Binaries (`B`)**: the decoded bytes, encoded exactly like a string's UTF-8 bytes,
+//! so binaries sort by unsigned byte order (DynamoDB's) and a prefix works the same way.
+//!
 //! **Numbers (`N`)**: from the canonical decimal `±d1.d2…dn × 10^E` (see
 //! [`crate::model::number`]), at most 22 bytes:
 //!
@@ -76,7 +79,12 @@ fn garbage(what: &str) -> ModelError {
 
 /// Appends the escaped bytes of `s`, without the terminator.
 fn encode_string_body(s: &str, out: &mut Vec<u8>) {
-    for &b in s.as_bytes() {
+    encode_bytes_body(s.as_bytes(), out)
+}
+
+/// Appends the escaped `bytes`, without the terminator.
+fn encode_bytes_body(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
         out.push(b);
         if b == 0 {
             out.push(S_ESCAPED_ZERO);
@@ -85,7 +93,11 @@ fn encode_string_body(s: &str, out: &mut Vec<u8>) {
 }
 
 fn encode_string(s: &str, out: &mut Vec<u8>) {
-    encode_string_body(s, out);
+    encode_bytes(s.as_bytes(), out)
+}
+
+fn encode_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+    encode_bytes_body(bytes, out);
     out.extend_from_slice(&[0x00, S_END]);
 }
 
@@ -124,6 +136,12 @@ pub fn encode_key_value(v: &KeyValue, out: &mut Vec<u8>) {
     match v {
         KeyValue::S(s) => encode_string(s, out),
         KeyValue::N(n) => encode_number(n, out),
+        // A B key value is valid base64 by the schema's invariant; should one not be,
+        // its text is encoded instead, so encoding stays total.
+        KeyValue::B(b) => match super::attr::decode_base64(b) {
+            Ok(bytes) => encode_bytes(&bytes, out),
+            Err(_) => encode_bytes(b.as_bytes(), out),
+        },
     }
 }
 
@@ -135,6 +153,10 @@ fn take_byte(input: &mut &[u8], what: &str) -> Result<u8> {
 }
 
 fn decode_string(input: &mut &[u8]) -> Result<String> {
+    String::from_utf8(decode_bytes(input)?).map_err(|_| garbage("string is not UTF-8"))
+}
+
+fn decode_bytes(input: &mut &[u8]) -> Result<Vec<u8>> {
     let bytes = *input;
     let mut out = Vec::new();
     let mut i = 0;
@@ -159,7 +181,7 @@ fn decode_string(input: &mut &[u8]) -> Result<String> {
         }
     }
     *input = &bytes[i..];
-    String::from_utf8(out).map_err(|_| garbage("string is not UTF-8"))
+    Ok(out)
 }
 
 fn decode_number(input: &mut &[u8]) -> Result<String> {
@@ -208,6 +230,7 @@ pub fn decode_key_value(ty: KeyType, input: &mut &[u8]) -> Result<KeyValue> {
     match ty {
         KeyType::S => decode_string(input).map(KeyValue::S),
         KeyType::N => decode_number(input).map(KeyValue::N),
+        KeyType::B => decode_bytes(input).map(|b| KeyValue::B(super::attr::encode_base64(&b))),
     }
 }
 
@@ -239,6 +262,14 @@ pub fn item_key_bytes(table_id: u64, key: &ItemKey) -> Vec<u8> {
 pub fn sort_key_string_prefix(table_id: u64, pk: &KeyValue, sk_prefix: &str) -> Vec<u8> {
     let mut out = partition_prefix(table_id, pk);
     encode_string_body(sk_prefix, &mut out);
+    out
+}
+
+/// Like [`sort_key_string_prefix`] for a binary sort key: exactly the items whose `B`
+/// sort key starts with the bytes `sk_prefix` have keys starting with the result.
+pub fn sort_key_bytes_prefix(table_id: u64, pk: &KeyValue, sk_prefix: &[u8]) -> Vec<u8> {
+    let mut out = partition_prefix(table_id, pk);
+    encode_bytes_body(sk_prefix, &mut out);
     out
 }
 
@@ -296,6 +327,33 @@ mod tests {
 
     fn s(text: &str) -> KeyValue {
         KeyValue::S(text.to_string())
+    }
+
+    fn b(bytes: &[u8]) -> KeyValue {
+        KeyValue::B(crate::model::attr::encode_base64(bytes))
+    }
+
+    #[test]
+    fn binary_keys_sort_by_unsigned_bytes_and_round_trip() {
+        let vals: Vec<&[u8]> =
+            vec![&[0], &[0, 0], &[0, 1], &[1], &[0x7f], &[0x80], &[0xff], &[0xff, 0]];
+        for w in vals.windows(2) {
+            assert!(enc(&b(w[0])) < enc(&b(w[1])), "{:?} < {:?}", w[0], w[1]);
+        }
+        for v in &vals {
+            let bytes = enc(&b(v));
+            let mut input = bytes.as_slice();
+            assert_eq!(decode_key_value(KeyType::B, &mut input), Ok(b(v)));
+            assert!(input.is_empty());
+        }
+        let key = ItemKey::new(b(&[1, 2]), Some(b(&[0, 9, 9])));
+        let bytes = item_key_bytes(5, &key);
+        assert_eq!(decode_item_key(KeyType::B, Some(KeyType::B), &bytes), Ok((5, key)));
+        // A byte prefix selects exactly the sort keys that start with it.
+        let p = sort_key_bytes_prefix(5, &b(&[1, 2]), &[0, 9]);
+        assert!(bytes.starts_with(&p));
+        let other = item_key_bytes(5, &ItemKey::new(b(&[1, 2]), Some(b(&[0, 8, 9]))));
+        assert!(!other.starts_with(&p));
     }
 
     /// Reference order of two canonical numbers, by plain text: pad every number to
@@ -365,17 +423,27 @@ mod tests {
                 .prop_map(KeyValue::S)
                 .boxed(),
             KeyType::N => number_text().prop_map(|t| n(&t)).boxed(),
+            KeyType::B => prop::collection::vec(
+                prop::sample::select(vec![0u8, 1, 0x7f, 0x80, 0xfe, 0xff]),
+                1..6,
+            )
+            .prop_map(|bytes| b(&bytes))
+            .boxed(),
         }
     }
 
     fn key_type() -> impl Strategy<Value = KeyType> {
-        prop_oneof![Just(KeyType::S), Just(KeyType::N)]
+        prop_oneof![Just(KeyType::S), Just(KeyType::N), Just(KeyType::B)]
     }
 
     fn value_cmp(a: &KeyValue, b: &KeyValue) -> Ordering {
         match (a, b) {
             (KeyValue::S(a), KeyValue::S(b)) => a.as_bytes().cmp(b.as_bytes()),
             (KeyValue::N(a), KeyValue::N(b)) => reference_cmp(a, b),
+            (KeyValue::B(a), KeyValue::B(b)) => {
+                let dec = |x: &str| crate::model::attr::decode_base64(x).unwrap();
+                dec(a).cmp(&dec(b))
+            }
             _ => unreachable!("one schema, one type per position"),
         }
     }

@@ -4,11 +4,13 @@
 //! - [`attr`]: DynamoDB-style attribute values and the exact mapping from plain JSON.
 //! - [`schema`]: table schemas, key attributes and item validation.
 //! - [`key`]: the order-preserving, self-delimiting binary encoding of item keys.
+//! - [`expr`]: DynamoDB expressions: parsing, evaluation, projection, updates.
 //!
 //! Everything here is deterministic: the state machine calls it while applying the
 //! replicated log, so the same input must give the same answer on every node.
 
 pub mod attr;
+pub mod expr;
 pub mod key;
 pub mod number;
 pub mod schema;

@@ -23,6 +23,12 @@
 //! Internally a non-zero number is kept as sign, significant digits `d1 d2 … dn`
 //! (first and last non-zero) and a scientific exponent `E`, meaning
 //! `d1.d2…dn × 10^E`. That triple is what [`crate::model::key`] packs into bytes.
+//!
+//! Arithmetic (for update expressions, `SET a = a + :n` and `ADD`) is exact:
+//! [`Decimal::checked_add`] and [`Decimal::checked_sub`] compute the true sum and
+//! refuse a result DynamoDB could not store (more than 38 significant digits, or a
+//! magnitude outside the limits) instead of rounding it. [`Decimal`] is totally
+//! ordered by numeric value (`Ord`), so comparisons never go through text or floats.
 
 use super::{ModelError, Result};
 
@@ -198,6 +204,161 @@ impl Decimal {
     }
 }
 
+/// Why an exact sum or difference cannot be stored as a number. The texts are
+/// DynamoDB's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ArithmeticError {
+    /// The magnitude is above `9.99…E+125`.
+    #[error(
+        "Number overflow. Attempting to store a number with magnitude larger than supported range"
+    )]
+    Overflow,
+    /// The magnitude is below `1E-130` (and not zero).
+    #[error("Number underflow. Attempting to store a number with magnitude smaller than supported range")]
+    Underflow,
+    /// The exact result needs more than 38 significant digits.
+    #[error("Attempting to store more than 38 significant digits in a Number")]
+    Precision,
+}
+
+/// A number's magnitude as little-endian decimal digits (values 0–9) of the integer
+/// `digits × 10^-low`, where `low` is the place value of the last digit.
+fn magnitude(digits: &[u8], exponent: i32, low: i32) -> Vec<u8> {
+    let own_low = exponent - digits.len() as i32 + 1;
+    let mut out = vec![0u8; (own_low - low) as usize];
+    out.extend(digits.iter().rev().map(|d| d - b'0'));
+    out
+}
+
+/// Compares two little-endian magnitudes (no assumption on leading zeros).
+fn cmp_magnitude(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let len = a.len().max(b.len());
+    for i in (0..len).rev() {
+        let (x, y) = (a.get(i).copied().unwrap_or(0), b.get(i).copied().unwrap_or(0));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+impl Decimal {
+    /// `-self`.
+    pub(crate) fn negated(&self) -> Decimal {
+        match self {
+            Decimal::Zero => Decimal::Zero,
+            Decimal::NonZero { negative, digits, exponent } => Decimal::NonZero {
+                negative: !negative,
+                digits: digits.clone(),
+                exponent: *exponent,
+            },
+        }
+    }
+
+    /// The exact sum, or why DynamoDB could not store it.
+    pub(crate) fn checked_add(&self, other: &Decimal) -> Result<Decimal, ArithmeticError> {
+        let (
+            Decimal::NonZero { negative: na, digits: da, exponent: ea },
+            Decimal::NonZero { negative: nb, digits: db, exponent: eb },
+        ) = (self, other)
+        else {
+            // 0 + x = x: both operands are valid numbers, so the result is too.
+            return Ok(if *self == Decimal::Zero { other.clone() } else { self.clone() });
+        };
+        let low = (ea - da.len() as i32 + 1).min(eb - db.len() as i32 + 1);
+        let a = magnitude(da, *ea, low);
+        let b = magnitude(db, *eb, low);
+        let (negative, mut sum) = if na == nb {
+            let len = a.len().max(b.len()) + 1;
+            let mut out = Vec::with_capacity(len);
+            let mut carry = 0u8;
+            for i in 0..len {
+                let s = a.get(i).copied().unwrap_or(0) + b.get(i).copied().unwrap_or(0) + carry;
+                out.push(s % 10);
+                carry = s / 10;
+            }
+            (*na, out)
+        } else {
+            let (big, small, negative) = match cmp_magnitude(&a, &b) {
+                std::cmp::Ordering::Equal => return Ok(Decimal::Zero),
+                std::cmp::Ordering::Greater => (&a, &b, *na),
+                std::cmp::Ordering::Less => (&b, &a, *nb),
+            };
+            let mut out = Vec::with_capacity(big.len());
+            let mut borrow = 0i8;
+            for (i, &digit) in big.iter().enumerate() {
+                let mut d = digit as i8 - small.get(i).copied().unwrap_or(0) as i8 - borrow;
+                borrow = 0;
+                if d < 0 {
+                    d += 10;
+                    borrow = 1;
+                }
+                out.push(d as u8);
+            }
+            (negative, out)
+        };
+        // Trim: zeros at the top are nothing, zeros at the bottom move `low` up.
+        while sum.last() == Some(&0) {
+            sum.pop();
+        }
+        let trailing = sum.iter().take_while(|&&d| d == 0).count();
+        let digits: Vec<u8> = sum[trailing..].iter().rev().map(|d| d + b'0').collect();
+        if digits.is_empty() {
+            return Ok(Decimal::Zero);
+        }
+        let exponent = i64::from(low) + trailing as i64 + digits.len() as i64 - 1;
+        if exponent > i64::from(MAX_EXPONENT) {
+            return Err(ArithmeticError::Overflow);
+        }
+        if exponent < i64::from(MIN_EXPONENT) {
+            return Err(ArithmeticError::Underflow);
+        }
+        if digits.len() > MAX_SIGNIFICANT_DIGITS {
+            return Err(ArithmeticError::Precision);
+        }
+        Ok(Decimal::NonZero { negative, digits, exponent: exponent as i32 })
+    }
+
+    /// The exact difference `self - other`, or why DynamoDB could not store it.
+    pub(crate) fn checked_sub(&self, other: &Decimal) -> Result<Decimal, ArithmeticError> {
+        self.checked_add(&other.negated())
+    }
+}
+
+impl Ord for Decimal {
+    /// Numeric order: negatives < zero < positives; among positives the larger
+    /// exponent wins, then the digits compare as text (they have no trailing zeros,
+    /// so a prefix is the smaller number).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let sign = |d: &Decimal| match d {
+            Decimal::Zero => 0,
+            Decimal::NonZero { negative: true, .. } => -1,
+            Decimal::NonZero { negative: false, .. } => 1,
+        };
+        match (self, other) {
+            (
+                Decimal::NonZero { negative: na, digits: da, exponent: ea },
+                Decimal::NonZero { negative: nb, digits: db, exponent: eb },
+            ) if na == nb => {
+                let magnitude = ea.cmp(eb).then_with(|| da.cmp(db));
+                if *na {
+                    magnitude.reverse()
+                } else {
+                    magnitude
+                }
+            }
+            _ => sign(self).cmp(&sign(other)).then(Ordering::Equal),
+        }
+    }
+}
+
+impl PartialOrd for Decimal {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +453,76 @@ mod tests {
         let huge = "x".repeat(1_000_000);
         let err = Decimal::parse(&huge).unwrap_err().to_string();
         assert!(err.len() < 200, "{}", err.len());
+    }
+
+    fn num(s: &str) -> Decimal {
+        Decimal::parse(s).unwrap()
+    }
+
+    fn sum(a: &str, b: &str) -> Result<String, ArithmeticError> {
+        num(a).checked_add(&num(b)).map(|d| d.to_canonical())
+    }
+
+    #[test]
+    fn addition_is_exact_for_decimal_fractions() {
+        assert_eq!(sum("0.1", "0.2"), Ok("0.3".into()));
+        assert_eq!(sum("1.5", "-1.5"), Ok("0".into()));
+        assert_eq!(sum("-7", "2.25"), Ok("-4.75".into()));
+        assert_eq!(sum("0", "-3"), Ok("-3".into()));
+        assert_eq!(sum("999", "1"), Ok("1000".into()));
+        assert_eq!(sum("1000", "-1"), Ok("999".into()));
+        assert_eq!(num("10").checked_sub(&num("0.01")).unwrap().to_canonical(), "9.99");
+    }
+
+    #[test]
+    fn addition_keeps_all_38_digits_and_refuses_a_39th() {
+        let nines = "9".repeat(38);
+        assert_eq!(sum(&nines, "1"), Ok(format!("1{}", "0".repeat(38))));
+        assert_eq!(sum(&"1".repeat(38), &"1".repeat(38)), Ok("2".repeat(38)));
+        assert_eq!(sum(&"1".repeat(38), "0.1"), Err(ArithmeticError::Precision));
+        assert_eq!(sum("1E+30", "1E-30"), Err(ArithmeticError::Precision));
+    }
+
+    #[test]
+    fn addition_refuses_magnitudes_out_of_range() {
+        let max = "9.9999999999999999999999999999999999999E+125";
+        assert_eq!(sum(max, "1E+125"), Err(ArithmeticError::Overflow));
+        assert_eq!(sum(&format!("-{max}"), "-1E+125"), Err(ArithmeticError::Overflow));
+        assert_eq!(sum("1.1E-130", "-1E-130"), Err(ArithmeticError::Underflow));
+        assert_eq!(sum("2E-130", "-1E-130"), Ok(format!("0.{}1", "0".repeat(129))));
+    }
+
+    #[test]
+    fn numbers_order_by_value() {
+        let ordered = [
+            "-1E+125", "-100", "-99.5", "-1", "-0.001", "0", "1E-130", "0.5", "1", "1.05", "1.5",
+            "10", "1E+125",
+        ];
+        for pair in ordered.windows(2) {
+            assert!(num(pair[0]) < num(pair[1]), "{} < {}", pair[0], pair[1]);
+            assert!(num(pair[1]) > num(pair[0]), "{} > {}", pair[1], pair[0]);
+        }
+        assert_eq!(num("1.50").cmp(&num("1.5")), std::cmp::Ordering::Equal);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn exact_arithmetic_agrees_with_integers(a in -10i128.pow(30)..10i128.pow(30), b in -10i128.pow(30)..10i128.pow(30)) {
+            let (da, db) = (num(&a.to_string()), num(&b.to_string()));
+            proptest::prop_assert_eq!(da.checked_add(&db).unwrap().to_canonical(), (a + b).to_string());
+            proptest::prop_assert_eq!(da.checked_sub(&db).unwrap().to_canonical(), (a - b).to_string());
+            proptest::prop_assert_eq!(da.cmp(&db), a.cmp(&b));
+        }
+
+        #[test]
+        fn scaled_arithmetic_agrees_with_integers(a in -10i64.pow(15)..10i64.pow(15), b in -10i64.pow(15)..10i64.pow(15), sa in 0u32..20, sb in 0u32..20) {
+            // a × 10^-sa + b × 10^-sb, computed in integers at the common scale.
+            let scale = sa.max(sb);
+            let ia = i128::from(a) * 10i128.pow(scale - sa);
+            let ib = i128::from(b) * 10i128.pow(scale - sb);
+            let want = num(&format!("{}E-{scale}", ia + ib)).to_canonical();
+            let got = num(&format!("{a}E-{sa}")).checked_add(&num(&format!("{b}E-{sb}"))).unwrap();
+            proptest::prop_assert_eq!(got.to_canonical(), want);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Table schemas, key attributes and item validation.
 //!
 //! A table has a partition key and, optionally, a sort key; each is an attribute name
-//! with a type, `S` (string) or `N` (number). This file owns the rules that turn user
+//! with a type, `S` (string), `N` (number) or `B` (binary). This file owns the rules that turn user
 //! input into keys:
 //!
 //! - [`validate_table_name`] / [`TableSchema::validate`]: names of tables and key
@@ -13,9 +13,11 @@
 //!
 //! Invariants of the keys built here: an `S` key value is a non-empty string, an `N`
 //! key value is a number in canonical form (see [`crate::model::attr::normalize_number`]),
+//! a `B` key value is non-empty binary held as canonical (padded, standard) base64,
 //! so equal keys are equal values and [`crate::model::key`] can encode them as bytes.
 //! A partition key value is at most [`MAX_PK_BYTES`], a sort key value at most
-//! [`MAX_SK_BYTES`] (UTF-8 bytes of the string, or of the canonical number text).
+//! [`MAX_SK_BYTES`] (UTF-8 bytes of the string, of the canonical number text, or the
+//! decoded bytes of a binary).
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +47,8 @@ pub enum KeyType {
     S,
     /// Number; sorts numerically.
     N,
+    /// Binary; sorts by its bytes (unsigned). Written as base64 in JSON and URLs.
+    B,
 }
 
 impl KeyType {
@@ -53,6 +57,7 @@ impl KeyType {
         match self {
             KeyType::S => "a string (S)",
             KeyType::N => "a number (N)",
+            KeyType::B => "a binary (B)",
         }
     }
 }
@@ -63,6 +68,7 @@ impl fmt::Display for KeyType {
         f.write_str(match self {
             KeyType::S => "S",
             KeyType::N => "N",
+            KeyType::B => "B",
         })
     }
 }
@@ -70,16 +76,18 @@ impl fmt::Display for KeyType {
 impl FromStr for KeyType {
     type Err = ModelError;
 
-    /// Accepts `S`/`string` and `N`/`number`, in any case.
+    /// Accepts `S`/`string`, `N`/`number` and `B`/`binary`, in any case.
     fn from_str(s: &str) -> Result<KeyType> {
         if s.eq_ignore_ascii_case("s") || s.eq_ignore_ascii_case("string") {
             Ok(KeyType::S)
         } else if s.eq_ignore_ascii_case("n") || s.eq_ignore_ascii_case("number") {
             Ok(KeyType::N)
+        } else if s.eq_ignore_ascii_case("b") || s.eq_ignore_ascii_case("binary") {
+            Ok(KeyType::B)
         } else {
             let head: String = s.chars().take(32).collect();
             Err(ModelError::Invalid(format!(
-                "unknown key type {head:?}: use S (string) or N (number)"
+                "unknown key type {head:?}: use S (string), N (number) or B (binary)"
             )))
         }
     }
@@ -108,6 +116,35 @@ pub struct TableSchema {
     pub sort_key: Option<KeyAttr>,
 }
 
+/// How a table is billed, as DynamoDB reports it. raft-nosql never throttles: the
+/// mode and the capacity units are recorded and reported, nothing more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BillingMode {
+    /// On-demand (`PAY_PER_REQUEST`).
+    #[default]
+    PayPerRequest,
+    /// Provisioned capacity (`PROVISIONED`), in read and write capacity units.
+    Provisioned { read: u64, write: u64 },
+}
+
+/// Table metadata that is not part of the key schema. Decided by the node that
+/// proposes the table (never computed at apply time from a local clock) and
+/// replicated with it, so every replica reports the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableOptions {
+    /// Creation time in ms since the Unix epoch, by the proposing node's clock; 0 for
+    /// tables created before it was recorded.
+    #[serde(default)]
+    pub created_ms: u64,
+    /// The billing mode.
+    #[serde(default)]
+    pub billing: BillingMode,
+    /// When the billing mode last changed (`UpdateTable`), ms since the Unix epoch; 0 if
+    /// never.
+    #[serde(default)]
+    pub billing_updated_ms: u64,
+}
+
 /// One key attribute's value. `N` holds the number in canonical form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KeyValue {
@@ -115,6 +152,8 @@ pub enum KeyValue {
     S(String),
     /// A number, canonical decimal text.
     N(String),
+    /// Non-empty binary, canonical base64 text (standard alphabet, padded).
+    B(String),
 }
 
 impl KeyValue {
@@ -123,21 +162,32 @@ impl KeyValue {
         match self {
             KeyValue::S(s) => AttributeValue::S(s.clone()),
             KeyValue::N(n) => AttributeValue::N(n.clone()),
+            KeyValue::B(b) => AttributeValue::B(b.clone()),
         }
     }
 
-    /// The value's text: the string, or the canonical number.
+    /// The value's text: the string, the canonical number, or the binary's base64.
     pub fn as_text(&self) -> &str {
         match self {
-            KeyValue::S(s) | KeyValue::N(s) => s,
+            KeyValue::S(s) | KeyValue::N(s) | KeyValue::B(s) => s,
         }
     }
 
-    /// `S` or `N`.
+    /// `S`, `N` or `B`.
     pub fn key_type(&self) -> KeyType {
         match self {
             KeyValue::S(_) => KeyType::S,
             KeyValue::N(_) => KeyType::N,
+            KeyValue::B(_) => KeyType::B,
+        }
+    }
+
+    /// The size the key limits count: UTF-8 bytes of a string or of a number's
+    /// canonical text, decoded bytes of a binary.
+    pub fn size(&self) -> usize {
+        match self {
+            KeyValue::S(s) | KeyValue::N(s) => s.len(),
+            KeyValue::B(b) => attr::base64_decoded_len(b),
         }
     }
 }
@@ -247,8 +297,25 @@ impl TableSchema {
                     attr.name
                 ))
             })?),
+            KeyValue::B(b) => {
+                let bytes = attr::decode_base64(&b).map_err(|e| {
+                    ModelError::Invalid(format!(
+                        "{} key attribute {:?} must be binary: {e}",
+                        role.word(),
+                        attr.name
+                    ))
+                })?;
+                if bytes.is_empty() {
+                    return Err(ModelError::Invalid(format!(
+                        "{} key attribute {:?} must not be empty binary",
+                        role.word(),
+                        attr.name
+                    )));
+                }
+                KeyValue::B(attr::encode_base64(&bytes))
+            }
         };
-        let len = value.as_text().len();
+        let len = value.size();
         if len > role.limit() {
             return Err(ModelError::Invalid(format!(
                 "{} key attribute {:?} is {len} bytes, the limit is {} bytes",
@@ -272,6 +339,7 @@ impl TableSchema {
         let value = match (attr.key_type, value) {
             (KeyType::S, AttributeValue::S(s)) => KeyValue::S(s.clone()),
             (KeyType::N, AttributeValue::N(n)) => KeyValue::N(n.clone()),
+            (KeyType::B, AttributeValue::B(b)) => KeyValue::B(b.clone()),
             (expected, got) => {
                 return Err(ModelError::Invalid(format!(
                     "{} key attribute {:?} must be {}, got {}",
@@ -285,11 +353,12 @@ impl TableSchema {
         self.check_key_value(attr, role, value)
     }
 
-    /// One key attribute's value from URL query text.
+    /// One key attribute's value from URL query text (base64 for a binary).
     fn key_from_text(&self, attr: &KeyAttr, role: Role, text: &str) -> Result<KeyValue> {
         let value = match attr.key_type {
             KeyType::S => KeyValue::S(text.to_string()),
             KeyType::N => KeyValue::N(text.to_string()),
+            KeyType::B => KeyValue::B(text.to_string()),
         };
         self.check_key_value(attr, role, value)
     }
@@ -593,10 +662,32 @@ mod tests {
         ] {
             assert_eq!(text.parse::<KeyType>(), Ok(want), "{text}");
         }
-        assert!("B".parse::<KeyType>().is_err());
+        assert_eq!("B".parse::<KeyType>(), Ok(KeyType::B));
+        assert_eq!("binary".parse::<KeyType>(), Ok(KeyType::B));
+        assert!("BOOL".parse::<KeyType>().is_err());
         assert!("".parse::<KeyType>().is_err());
         assert_eq!(KeyType::S.to_string(), "S");
         assert_eq!(KeyType::N.to_string(), "N");
+        assert_eq!(KeyType::B.to_string(), "B");
+    }
+
+    #[test]
+    fn binary_keys_are_canonical_base64_non_empty_and_limited_by_decoded_size() {
+        let mut s = users();
+        s.partition_key.key_type = KeyType::B;
+        // Unpadded input is accepted and stored padded.
+        assert_eq!(s.partition_key_value("AAE"), Ok(KeyValue::B("AAE=".into())));
+        assert!(invalid_message(s.partition_key_value("")).contains("empty binary"));
+        assert!(invalid_message(s.partition_key_value("!!")).contains("must be binary"));
+        let it = Item::from([("id".to_string(), AttributeValue::S("x".into()))]);
+        assert!(invalid_message(s.item_key(&it)).contains("a binary (B), got S"));
+        // 2048 decoded bytes fit (2732 base64 characters), 2049 do not.
+        let ok = attr::encode_base64(&[7u8; MAX_PK_BYTES]);
+        assert!(s.partition_key_value(&ok).is_ok());
+        let long = attr::encode_base64(&[7u8; MAX_PK_BYTES + 1]);
+        assert!(invalid_message(s.partition_key_value(&long)).contains("2049 bytes"));
+        assert_eq!(KeyValue::B("AA==".into()).size(), 1);
+        assert_eq!(KeyValue::B("AA==".into()).to_attr(), AttributeValue::B("AA==".into()));
     }
 
     #[test]

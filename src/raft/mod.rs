@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::schema::{BillingMode, TableOptions};
 use crate::model::{Item, ItemKey, ModelError, TableSchema};
 
 pub mod events;
@@ -56,8 +57,17 @@ pub type SnapshotData = crate::storage::snapshot::SnapshotData;
 /// One replicated write: the format of the Raft log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
-    /// Create a table; rejected if one with this name exists.
-    CreateTable { schema: TableSchema },
+    /// Create a table; rejected if one with this name exists. `options` (creation time,
+    /// billing mode) were decided by the proposing node, so every replica stores the
+    /// same; entries written before they existed read as the defaults.
+    CreateTable {
+        schema: TableSchema,
+        #[serde(default)]
+        options: TableOptions,
+    },
+    /// Change a table's billing mode, changed at `at_ms` (ms since the Unix epoch, the
+    /// proposing node's clock); rejected if there is no such table.
+    UpdateTable { table: String, billing: BillingMode, at_ms: u64 },
     /// Delete a table and all its items; rejected if there is no such table.
     DeleteTable { table: String },
     /// Insert or replace an item (last write wins: the log index is its version).
@@ -107,6 +117,18 @@ pub struct Applied {
     /// For deletes: whether there was something to delete. For puts: whether an item
     /// was replaced.
     pub existed: bool,
+    /// For item writes: the item this write replaced or deleted, as it was stored
+    /// (`storage::tables::decode_item_value`), as this replica found it at apply time.
+    /// What DynamoDB's `ReturnValues: ALL_OLD` answers; never sent over the network.
+    #[serde(default, skip)]
+    pub old: Option<Vec<u8>>,
+}
+
+impl Applied {
+    /// A write at `version` that returns no old item.
+    pub fn new(version: u64, existed: bool) -> Applied {
+        Applied { version, existed, old: None }
+    }
 }
 
 /// Why apply refused a write. Deterministic: every node reaches the same verdict.

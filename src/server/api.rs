@@ -20,7 +20,7 @@ use warp::{Filter, Rejection};
 
 use super::{path_and_query, respond, respond_write, App, MAX_API_BODY};
 use crate::error::Error;
-use crate::model::schema::validate_table_name;
+use crate::model::schema::{validate_table_name, TableOptions};
 use crate::model::{attr, KeyAttr, TableSchema};
 use crate::raft::Command;
 use crate::storage::tables::{Page, QuerySpec, StoredItem, TableMeta};
@@ -139,6 +139,13 @@ pub fn ensure_leader(app: &App) -> Result<(), Error> {
     super::writes::check_leader(&app.raft, |id| app.config.node(id).map(|n| n.addr.clone()))
 }
 
+/// This node's clock in ms since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn parse_json(body: &[u8]) -> Result<Value, Error> {
     serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("request body is not valid JSON: {e}")))
@@ -163,7 +170,7 @@ async fn create_table(app: &App, body: &[u8]) -> Result<Value, Error> {
     let v = parse_json(body)?;
     let schema: TableSchema = serde_json::from_value(v).map_err(|e| {
         Error::BadRequest(format!(
-            "bad table definition: {e}; expected {{\"table_name\": \"...\", \"partition_key\": {{\"name\": \"...\", \"type\": \"S|N\"}}, \"sort_key\"?: {{...}}}}"
+            "bad table definition: {e}; expected {{\"table_name\": \"...\", \"partition_key\": {{\"name\": \"...\", \"type\": \"S|N|B\"}}, \"sort_key\"?: {{...}}}}"
         ))
     })?;
     schema.validate()?;
@@ -171,8 +178,11 @@ async fn create_table(app: &App, body: &[u8]) -> Result<Value, Error> {
     if app.tables.get_table(&schema.table_name)?.is_some() {
         return Err(Error::TableExists(schema.table_name));
     }
-    let applied = app.writes.propose(Command::CreateTable { schema: schema.clone() }).await?;
-    let meta = TableMeta { id: applied.version, schema };
+    // Creation time by this node's clock, decided here and replicated in the command.
+    let options = TableOptions { created_ms: now_ms(), ..Default::default() };
+    let applied =
+        app.writes.propose(Command::CreateTable { schema: schema.clone(), options }).await?;
+    let meta = TableMeta { id: applied.version, schema, options };
     Ok(json!({ "table": describe(app, &meta)?, "version": applied.version }))
 }
 
@@ -196,14 +206,31 @@ async fn delete_table(app: &App, name: &str) -> Result<Value, Error> {
 }
 
 async fn put_item(app: &App, table: &str, body: &[u8]) -> Result<Value, Error> {
-    let item = attr::item_from_json(&parse_json(body)?)?;
+    let mut item = attr::item_from_json(&parse_json(body)?)?;
     ensure_leader(app)?;
     let meta = table_meta(app, table)?;
+    binary_keys(&meta.schema, &mut item);
     let key = meta.schema.validate_item(&item)?;
     let key = crate::model::key::item_key_bytes(meta.id, &key);
     let cmd = Command::PutItem { table: table.to_string(), table_id: meta.id, item };
     let applied = app.writes.write(cmd, key, body.len()).await?;
     Ok(json!({ "version": applied.version, "replaced": applied.existed }))
+}
+
+/// Plain JSON has no binary type: a binary (`B`) key attribute is written in the typed
+/// form reads return, `{"B": "<base64>"}`, which `item_from_json` reads as a map. For
+/// the table's `B` key attributes only, such a map is the binary it spells.
+fn binary_keys(schema: &TableSchema, item: &mut crate::model::Item) {
+    use crate::model::{AttributeValue, KeyType};
+    let keys = std::iter::once(&schema.partition_key).chain(schema.sort_key.as_ref());
+    for k in keys.filter(|k| k.key_type == KeyType::B) {
+        if let Some(AttributeValue::M(m)) = item.get(&k.name) {
+            if let (1, Some(AttributeValue::S(text))) = (m.len(), m.get("B")) {
+                let b = AttributeValue::B(text.clone());
+                item.insert(k.name.clone(), b);
+            }
+        }
+    }
 }
 
 // ---- reads -------------------------------------------------------------------------
@@ -396,6 +423,7 @@ async fn query(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
     let spec = QuerySpec {
         pk: Some(meta.schema.partition_key_value(pk)?),
         prefix,
+        prefix_bytes: None,
         gt: sk("sk_gt")?,
         ge: sk("sk_ge")?,
         lt: sk("sk_lt")?,

@@ -24,6 +24,7 @@ use crate::storage::{Progress, Tables};
 
 pub mod admin;
 pub mod api;
+pub mod dynamodb;
 pub mod raft;
 pub mod reads;
 pub mod writes;
@@ -52,6 +53,8 @@ pub struct App {
     pub lease: Arc<crate::raft::lease::Lease>,
     /// How many `request` lines may still be logged this second.
     pub request_log: RequestLogBudget,
+    /// Sends DynamoDB API writes that reach this node on to the leader.
+    pub forward: dynamodb::Forwarder,
 }
 
 /// The per-second budget of `request` log lines (`request_log_per_sec`).
@@ -170,6 +173,7 @@ fn route_of(path: &str) -> &'static str {
         ["admin", "simulation"] => "/admin/simulation",
         ["admin", "faults"] => "/admin/faults",
         ["raft", _] => "/raft",
+        [""] => "/",
         _ => "other",
     }
 }
@@ -208,6 +212,8 @@ fn observe(app: &App, info: &RequestInfo, resp: &Response) {
 fn inner_routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let with_headers = app.clone();
     api::routes(app.clone())
+        .or(dynamodb::routes(app.clone()))
+        .unify()
         .or(raft::routes(app.clone()))
         .unify()
         .or(admin::routes(app))

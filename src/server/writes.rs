@@ -104,6 +104,22 @@ impl Batcher {
     }
 }
 
+impl Batcher {
+    /// Proposes item writes (`PutItem` / `DeleteItem`, distinct keys) as ONE entry,
+    /// bypassing the batch queue, so they commit together or not at all (DynamoDB's
+    /// BatchWriteItem); waits until it is applied here. One result per write, in order.
+    pub async fn propose_all(&self, cmds: Vec<Command>) -> Result<Vec<WriteResult>, Error> {
+        let n = cmds.len();
+        let rx = self.raft.client_write_ff(Command::Batch(cmds)).await.map_err(stopped)?;
+        match wait_applied(rx, self.timeout).await? {
+            CommandResponse::Batch(rs) if rs.len() == n => {
+                Ok(rs.into_iter().map(applied).collect())
+            }
+            _ => Err(Error::Internal("batch result does not match the batch".into())),
+        }
+    }
+}
+
 /// Proposes `cmd` as one entry and waits (at most `timeout`) until it is applied here.
 pub async fn propose(raft: &Raft, cmd: Command, timeout: Duration) -> WriteResult {
     check_leader(raft, |_| None)?;

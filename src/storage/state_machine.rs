@@ -503,7 +503,7 @@ mod tests {
             sort_key: None,
         };
         let cmds = vec![
-            Command::CreateTable { schema: schema("one") },
+            Command::CreateTable { schema: schema("one"), options: Default::default() },
             put("one", "a", 1),
             put("one", "a", 2),
             put("one", "b", 3),
@@ -512,11 +512,11 @@ mod tests {
                 table_id: 0,
                 key: crate::model::ItemKey::new(crate::model::KeyValue::S("b".into()), None),
             },
-            Command::CreateTable { schema: schema("two") },
+            Command::CreateTable { schema: schema("two"), options: Default::default() },
             put("two", "x", 4),
             Command::DeleteTable { table: "one".into() },
             put("one", "a", 5),
-            Command::CreateTable { schema: schema("one") },
+            Command::CreateTable { schema: schema("one"), options: Default::default() },
             put("one", "c", 6),
             put("two", "x", 7),
         ];

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Store;
 use crate::error::{Error, Result};
+use crate::model::schema::{BillingMode, TableOptions};
 use crate::model::{key, Item, ItemKey, KeyValue, TableSchema};
 use crate::raft::{Applied, Command, CommandResponse, Rejection};
 
@@ -31,6 +32,10 @@ pub struct TableMeta {
     /// The log index of the `CreateTable` entry; the prefix of the table's item keys.
     pub id: u64,
     pub schema: TableSchema,
+    /// Creation time and billing mode, as proposed (absent in tables stored before
+    /// they existed: defaults).
+    #[serde(default)]
+    pub options: TableOptions,
 }
 
 /// An item as read back, with its version (the log index that wrote it).
@@ -46,6 +51,8 @@ pub struct QuerySpec {
     pub pk: Option<KeyValue>,
     /// Sort key starts with this text (string sort keys only).
     pub prefix: Option<String>,
+    /// Sort key starts with these bytes (binary sort keys only).
+    pub prefix_bytes: Option<Vec<u8>>,
     pub gt: Option<KeyValue>,
     pub ge: Option<KeyValue>,
     pub lt: Option<KeyValue>,
@@ -54,6 +61,14 @@ pub struct QuerySpec {
     pub start_after: Option<KeyValue>,
     pub desc: bool,
     pub limit: usize,
+}
+
+/// An item read by [`Tables::query_iter`] / [`Tables::scan_iter`], with its storage key.
+#[derive(Debug, Clone)]
+pub struct RawItem {
+    /// The item's storage key (`model::key::item_key_bytes`).
+    pub key: Vec<u8>,
+    pub stored: StoredItem,
 }
 
 /// One page of results; `next` continues it (a sort key text for queries, an opaque
@@ -173,8 +188,8 @@ impl KeyRange {
 pub struct Staged {
     /// Item key → new value (`None` = removed).
     items: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Table id → new item count (`None` = removed).
-    counts: HashMap<u64, Option<u64>>,
+    /// Table id → new (item count, stored bytes) (`None` = removed).
+    counts: HashMap<u64, Option<(u64, u64)>>,
     /// Table name → new meta bytes (`None` = removed).
     tables: HashMap<String, Option<Vec<u8>>>,
 }
@@ -237,6 +252,18 @@ impl Tables {
         Ok(v.map(|b| version_of(&b)).unwrap_or(0))
     }
 
+    /// The table's item count and stored bytes (keys and values of its items, as
+    /// stored; DynamoDB's `TableSizeBytes` is likewise an approximation). Tables written
+    /// before the byte count existed report 0 bytes until rewritten.
+    pub fn table_stats(&self, table_id: u64) -> Result<(u64, u64)> {
+        let v = self.store.sm_meta.get(count_key(table_id)).map_err(storage)?;
+        Ok(v.map(|b| {
+            let bytes = b.get(8..16).map_or(0, |x| u64::from_be_bytes(x.try_into().expect("8")));
+            (version_of(&b), bytes)
+        })
+        .unwrap_or((0, 0)))
+    }
+
     /// Numbers of tables and items.
     pub fn counts(&self) -> Result<(u64, u64)> {
         let mut items = 0;
@@ -256,6 +283,57 @@ impl Tables {
 
     /// Items of one partition in sort-key order (see [`QuerySpec`]).
     pub fn query(&self, table: &TableMeta, q: &QuerySpec) -> Result<Page> {
+        let range = Self::query_range(table, q)?;
+        let sk_type = table.schema.sort_key.as_ref().map(|s| s.key_type);
+        self.page(range, q.desc, q.limit, |key_bytes| {
+            let (_, ik) =
+                key::decode_item_key(table.schema.partition_key.key_type, sk_type, key_bytes)?;
+            Ok(ik.sk.map(|s| s.as_text().to_string()).unwrap_or_default())
+        })
+    }
+
+    /// The items of a query one at a time, in order, with no page limit (`q.limit` is
+    /// ignored): the caller stops when its own limits are reached (DynamoDB's 1 MB).
+    pub fn query_iter<'a>(
+        &'a self,
+        table: &TableMeta,
+        q: &QuerySpec,
+    ) -> Result<impl Iterator<Item = Result<RawItem>> + 'a> {
+        Ok(self.iter_range(Self::query_range(table, q)?, q.desc))
+    }
+
+    /// The items of a table one at a time, in key order, after the item with key
+    /// `after` if given.
+    pub fn scan_iter<'a>(
+        &'a self,
+        table: &TableMeta,
+        after: Option<&ItemKey>,
+    ) -> impl Iterator<Item = Result<RawItem>> + 'a {
+        let mut range = KeyRange::prefix(key::table_prefix(table.id));
+        if let Some(k) = after {
+            range.raise_lo(Bound::Excluded(key::item_key_bytes(table.id, k)));
+        }
+        self.iter_range(range, false)
+    }
+
+    fn iter_range(
+        &self,
+        range: KeyRange,
+        desc: bool,
+    ) -> Box<dyn Iterator<Item = Result<RawItem>> + '_> {
+        if range.is_empty() {
+            return Box::new(std::iter::empty());
+        }
+        let iter = self.items().range((range.lo, range.hi));
+        let iter: Box<dyn Iterator<Item = fjall::Guard>> =
+            if desc { Box::new(iter.rev()) } else { Box::new(iter) };
+        Box::new(iter.map(|g| {
+            let (k, v) = g.into_inner().map_err(storage)?;
+            Ok(RawItem { key: k.to_vec(), stored: decode_item_value(&v)? })
+        }))
+    }
+
+    fn query_range(table: &TableMeta, q: &QuerySpec) -> Result<KeyRange> {
         let pk = q.pk.as_ref().ok_or_else(|| Error::BadRequest("pk is required".into()))?;
         let part = key::partition_prefix(table.id, pk);
         let mut range = KeyRange::prefix(part.clone());
@@ -264,6 +342,9 @@ impl Tables {
         };
         if let Some(p) = &q.prefix {
             range.intersect(KeyRange::prefix(key::sort_key_string_prefix(table.id, pk, p)));
+        }
+        if let Some(p) = &q.prefix_bytes {
+            range.intersect(KeyRange::prefix(key::sort_key_bytes_prefix(table.id, pk, p)));
         }
         if let Some(v) = &q.gt {
             range.raise_lo(Bound::Excluded(k(v)));
@@ -284,12 +365,7 @@ impl Tables {
                 range.raise_lo(Bound::Excluded(k(v)));
             }
         }
-        let sk_type = table.schema.sort_key.as_ref().map(|s| s.key_type);
-        self.page(range, q.desc, q.limit, |key_bytes| {
-            let (_, ik) =
-                key::decode_item_key(table.schema.partition_key.key_type, sk_type, key_bytes)?;
-            Ok(ik.sk.map(|s| s.as_text().to_string()).unwrap_or_default())
-        })
+        Ok(range)
     }
 
     /// All items of a table in key order, `limit` at a time; `cursor` is a `next`.
@@ -355,7 +431,9 @@ impl Tables {
         digest: &mut u128,
     ) -> Result<CommandResponse> {
         let verdict = match cmd {
-            Command::CreateTable { schema } => self.apply_create(staged, index, schema, digest),
+            Command::CreateTable { schema, options } => {
+                self.apply_create(staged, index, schema, options, digest)
+            }
             Command::DeleteTable { table } => {
                 self.apply_delete_table(staged, index, &table, digest)
             }
@@ -364,6 +442,9 @@ impl Tables {
             }
             Command::DeleteItem { table, table_id, key } => {
                 self.apply_delete_item(staged, index, (&table, table_id), &key, digest)
+            }
+            Command::UpdateTable { table, billing, at_ms } => {
+                self.apply_update_table(staged, index, &table, billing, at_ms, digest)
             }
             // Batches are unpacked by the state machine; one inside another is refused.
             Command::Batch(_) => Ok(Err(Rejection::NotBatchable)),
@@ -417,6 +498,7 @@ impl Tables {
         staged: &mut Staged,
         index: u64,
         schema: TableSchema,
+        options: TableOptions,
         digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
         if let Err(e) = schema.validate() {
@@ -425,12 +507,36 @@ impl Tables {
         if self.table_raw(staged, &schema.table_name)?.is_some() {
             return Ok(Err(Rejection::TableExists(schema.table_name)));
         }
-        let meta = TableMeta { id: index, schema };
+        let meta = TableMeta { id: index, schema, options };
         let v = serde_json::to_vec(&meta).expect("table meta serializes");
         let name = meta.schema.table_name.clone();
         *digest = digest.wrapping_add(record_hash(TAG_TABLE, name.as_bytes(), &v));
         staged.tables.insert(name, Some(v));
-        Ok(Ok(Applied { version: index, existed: false }))
+        Ok(Ok(Applied::new(index, false)))
+    }
+
+    /// Changes a table's billing mode (and when it changed, as the proposer decided);
+    /// nothing else about the table changes.
+    fn apply_update_table(
+        &self,
+        staged: &mut Staged,
+        index: u64,
+        name: &str,
+        billing: BillingMode,
+        at_ms: u64,
+        digest: &mut u128,
+    ) -> Result<Result<Applied, Rejection>> {
+        let Some(raw) = self.table_raw(staged, name)? else {
+            return Ok(Err(Rejection::TableNotFound(name.to_string())));
+        };
+        let mut meta: TableMeta = serde_json::from_slice(&raw).map_err(storage)?;
+        meta.options.billing = billing;
+        meta.options.billing_updated_ms = at_ms;
+        let v = serde_json::to_vec(&meta).expect("table meta serializes");
+        *digest = digest.wrapping_sub(record_hash(TAG_TABLE, name.as_bytes(), &raw));
+        *digest = digest.wrapping_add(record_hash(TAG_TABLE, name.as_bytes(), &v));
+        staged.tables.insert(name.to_string(), Some(v));
+        Ok(Ok(Applied::new(index, true)))
     }
 
     fn apply_delete_table(
@@ -453,7 +559,7 @@ impl Tables {
         }
         staged.counts.insert(meta.id, None);
         staged.tables.insert(name.to_string(), None);
-        Ok(Ok(Applied { version: index, existed: true }))
+        Ok(Ok(Applied::new(index, true)))
     }
 
     fn apply_put(
@@ -479,16 +585,17 @@ impl Tables {
             // matters if an entry were ever applied twice; the log applies in order).
             // Within one entry the later write wins.
             if version_of(old) > index {
-                return Ok(Ok(Applied { version: version_of(old), existed: true }));
+                return Ok(Ok(Applied::new(version_of(old), true)));
             }
             *digest = digest.wrapping_sub(record_hash(TAG_ITEM, &k, old));
-        } else {
-            self.add_count(staged, meta.id, 1)?;
         }
         let v = encode_item_value(index, &item);
+        let old_bytes = old.as_ref().map_or(0, |o| (k.len() + o.len()) as i64);
+        let added = i64::from(old.is_none());
+        self.add_count(staged, meta.id, added, (k.len() + v.len()) as i64 - old_bytes)?;
         *digest = digest.wrapping_add(record_hash(TAG_ITEM, &k, &v));
         staged.items.insert(k, Some(v));
-        Ok(Ok(Applied { version: index, existed: old.is_some() }))
+        Ok(Ok(Applied { version: index, existed: old.is_some(), old }))
     }
 
     fn apply_delete_item(
@@ -504,21 +611,21 @@ impl Tables {
             Err(rejection) => return Ok(Err(rejection)),
         };
         let k = key::item_key_bytes(meta.id, ik);
-        let existed = match self.item_raw(staged, &k)? {
+        let old = match self.item_raw(staged, &k)? {
             Some(old) if version_of(&old) > index => {
-                return Ok(Ok(Applied { version: version_of(&old), existed: true }))
+                return Ok(Ok(Applied::new(version_of(&old), true)))
             }
             Some(old) => {
                 *digest = digest.wrapping_sub(record_hash(TAG_ITEM, &k, &old));
-                true
+                Some(old)
             }
-            None => false,
+            None => None,
         };
-        if existed {
+        if let Some(o) = &old {
+            self.add_count(staged, meta.id, -1, -((k.len() + o.len()) as i64))?;
             staged.items.insert(k, None);
-            self.add_count(staged, meta.id, -1)?;
         }
-        Ok(Ok(Applied { version: index, existed }))
+        Ok(Ok(Applied { version: index, existed: old.is_some(), old }))
     }
 
     /// Writes everything staged into `batch` (one operation per key).
@@ -531,8 +638,10 @@ impl Tables {
         }
         for (id, n) in staged.counts {
             match n {
-                Some(n) => {
-                    batch.insert(&self.store.sm_meta, count_key(id), n.to_be_bytes().to_vec())
+                Some((n, bytes)) => {
+                    let mut v = n.to_be_bytes().to_vec();
+                    v.extend_from_slice(&bytes.to_be_bytes());
+                    batch.insert(&self.store.sm_meta, count_key(id), v)
                 }
                 None => batch.remove(&self.store.sm_meta, count_key(id)),
             }
@@ -557,12 +666,16 @@ impl Tables {
         Ok(d)
     }
 
-    fn add_count(&self, staged: &mut Staged, table_id: u64, delta: i64) -> Result<()> {
-        let current = match staged.counts.get(&table_id) {
-            Some(n) => n.unwrap_or(0),
-            None => self.item_count(table_id)?,
+    /// Adds `items` to the table's item count and `bytes` to its stored bytes.
+    fn add_count(&self, staged: &mut Staged, table_id: u64, items: i64, bytes: i64) -> Result<()> {
+        let (n, b) = match staged.counts.get(&table_id) {
+            Some(c) => c.unwrap_or((0, 0)),
+            None => self.table_stats(table_id)?,
         };
-        staged.counts.insert(table_id, Some(current.saturating_add_signed(delta)));
+        staged.counts.insert(
+            table_id,
+            Some((n.saturating_add_signed(items), b.saturating_add_signed(bytes))),
+        );
         Ok(())
     }
 }

@@ -1,0 +1,357 @@
+//! Table operations: CreateTable, DeleteTable, DescribeTable, ListTables, UpdateTable,
+//! DescribeLimits, DescribeEndpoints.
+//!
+//! Tables are `ACTIVE` as soon as the `CreateTable` entry is applied (there is nothing to
+//! provision). Billing mode and capacity units are recorded and reported, never enforced.
+//! Creation time and billing changes are stamped by the proposing node and travel in the
+//! command, so every replica describes a table identically.
+//!
+//! Shortcuts taken: no secondary indexes (GlobalSecondaryIndexes and
+//! LocalSecondaryIndexes are refused), no streams, tags, TTL or deletion protection.
+
+use serde_json::{json, Value};
+
+use super::error::{DdbError, Kind};
+use super::wire::{self, Req};
+use crate::model::schema::{validate_table_name, BillingMode, TableOptions};
+use crate::model::{KeyAttr, KeyType, TableSchema};
+use crate::raft::Command;
+use crate::server::api::{ensure_leader, now_ms};
+use crate::server::App;
+use crate::storage::tables::TableMeta;
+
+/// The region and account in table ARNs (as DynamoDB Local reports them).
+const ARN_PREFIX: &str = "arn:aws:dynamodb:ddblocal:000000000000:table/";
+
+/// Members of CreateTable this server refuses rather than ignores.
+const CREATE_REFUSED: [&str; 2] = ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"];
+
+fn table_name(req: &Req) -> Result<String, DdbError> {
+    let name = req.str("TableName")?;
+    validate_table_name(name)?;
+    Ok(name.to_string())
+}
+
+/// The table named by the request, or `ResourceNotFoundException`.
+pub fn table(app: &App, req: &Req) -> Result<TableMeta, DdbError> {
+    let name = table_name(req)?;
+    app.tables.get_table(&name)?.ok_or_else(|| DdbError::table_not_found(&name))
+}
+
+fn key_type(t: &str) -> Result<KeyType, DdbError> {
+    match t {
+        "S" => Ok(KeyType::S),
+        "N" => Ok(KeyType::N),
+        "B" => Ok(KeyType::B),
+        other => Err(DdbError::validation(format!(
+            "1 validation error detected: Value '{other}' at 'attributeDefinitions.1.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]"
+        ))),
+    }
+}
+
+/// The key schema from `KeySchema` and `AttributeDefinitions`.
+fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
+    let ks = req.list_opt("KeySchema")?.ok_or_else(|| wire::missing("KeySchema"))?;
+    let defs = req
+        .list_opt("AttributeDefinitions")?
+        .ok_or_else(|| wire::missing("AttributeDefinitions"))?;
+    let mut defined = Vec::new();
+    for d in defs {
+        let d = wire::obj_member("AttributeDefinition", Some(d))?.expect("present");
+        let n = wire::str_member("AttributeName", d.get("AttributeName"))?
+            .ok_or_else(|| wire::missing("AttributeName"))?;
+        let t = wire::str_member("AttributeType", d.get("AttributeType"))?
+            .ok_or_else(|| wire::missing("AttributeType"))?;
+        defined.push((n.to_string(), key_type(t)?));
+    }
+    if ks.is_empty() || ks.len() > 2 {
+        return Err(DdbError::validation(format!(
+            "1 validation error detected: Value '{}' at 'keySchema' failed to satisfy constraint: \
+             Member must have length less than or equal to 2",
+            ks.len()
+        )));
+    }
+    let mut keys = Vec::new();
+    for k in ks {
+        let k = wire::obj_member("KeySchemaElement", Some(k))?.expect("present");
+        let n = wire::str_member("AttributeName", k.get("AttributeName"))?
+            .ok_or_else(|| wire::missing("AttributeName"))?;
+        let t = wire::str_member("KeyType", k.get("KeyType"))?
+            .ok_or_else(|| wire::missing("KeyType"))?;
+        if t != "HASH" && t != "RANGE" {
+            return Err(DdbError::validation(format!(
+                "1 validation error detected: Value '{t}' at 'keySchema.1.member.keyType' failed \
+                 to satisfy constraint: Member must satisfy enum value set: [HASH, RANGE]"
+            )));
+        }
+        keys.push((n.to_string(), t));
+    }
+    match keys.as_slice() {
+        [(_, "HASH")] | [(_, "HASH"), (_, "RANGE")] => {}
+        [(_, "HASH"), (_, "HASH")] => return Err(DdbError::invalid(
+            "Too many hash keys specified.  All Dynamo DB tables must have exactly one hash key",
+        )),
+        [(_, "RANGE"), ..] => {
+            return Err(DdbError::invalid(
+                "Invalid KeySchema: The first KeySchemaElement is not a HASH key type",
+            ))
+        }
+        _ => return Err(DdbError::invalid("Invalid KeySchema")),
+    }
+    if keys.len() == 2 && keys[0].0 == keys[1].0 {
+        return Err(DdbError::invalid(
+            "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+        ));
+    }
+    let find = |n: &str| defined.iter().find(|(d, _)| d == n).map(|(_, t)| *t);
+    let mut attrs = Vec::new();
+    for (n, _) in &keys {
+        let Some(t) = find(n) else {
+            let key_names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+            let def_names: Vec<&str> = defined.iter().map(|(d, _)| d.as_str()).collect();
+            return Err(DdbError::invalid(format!(
+                "Some index key attributes are not defined in AttributeDefinitions. Keys: [{}], \
+                 AttributeDefinitions: [{}]",
+                key_names.join(", "),
+                def_names.join(", ")
+            )));
+        };
+        attrs.push(KeyAttr { name: n.clone(), key_type: t });
+    }
+    if defined.len() != keys.len() {
+        return Err(DdbError::invalid(
+            "Number of attributes in KeySchema does not exactly match number of attributes \
+             defined in AttributeDefinitions",
+        ));
+    }
+    let mut attrs = attrs.into_iter();
+    let schema = TableSchema {
+        table_name: name,
+        partition_key: attrs.next().expect("a hash key"),
+        sort_key: attrs.next(),
+    };
+    schema.validate()?;
+    Ok(schema)
+}
+
+/// The billing mode from `BillingMode` and `ProvisionedThroughput`; `current` is the
+/// table's mode for UpdateTable (None for CreateTable, where PROVISIONED is the default).
+fn billing_from(req: &Req, current: Option<BillingMode>) -> Result<BillingMode, DdbError> {
+    let throughput = match req.obj_opt("ProvisionedThroughput")? {
+        None => None,
+        Some(t) => {
+            let units = |k: &str| -> Result<u64, DdbError> {
+                let n = wire::int_member(k, t.get(k))?.ok_or_else(|| wire::missing(k))?;
+                if n < 1 {
+                    return Err(DdbError::validation(format!(
+                        "1 validation error detected: Value '{n}' at \
+                         'provisionedThroughput.{}' failed to satisfy constraint: Member must \
+                         have value greater than or equal to 1",
+                        lower_first(k)
+                    )));
+                }
+                Ok(n as u64)
+            };
+            Some((units("ReadCapacityUnits")?, units("WriteCapacityUnits")?))
+        }
+    };
+    let mode = match req.str_opt("BillingMode")? {
+        Some("PAY_PER_REQUEST") => Some(false),
+        Some("PROVISIONED") => Some(true),
+        Some(other) => {
+            return Err(DdbError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'billingMode' failed to satisfy \
+                 constraint: Member must satisfy enum value set: [PROVISIONED, PAY_PER_REQUEST]"
+            )))
+        }
+        None => None,
+    };
+    let provisioned = match (mode, current) {
+        (Some(p), _) => p,
+        (None, Some(BillingMode::PayPerRequest)) => false,
+        (None, _) => true,
+    };
+    match (provisioned, throughput) {
+        (false, Some(_)) => Err(DdbError::invalid(
+            "Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode \
+             is PAY_PER_REQUEST",
+        )),
+        (false, None) => Ok(BillingMode::PayPerRequest),
+        (true, Some((read, write))) => Ok(BillingMode::Provisioned { read, write }),
+        (true, None) => match current {
+            Some(b @ BillingMode::Provisioned { .. }) => Ok(b),
+            _ => Err(DdbError::invalid(
+                "ReadCapacityUnits and WriteCapacityUnits must both be specified when \
+                 BillingMode is PROVISIONED",
+            )),
+        },
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_ascii_lowercase().to_string() + c.as_str()).unwrap_or_default()
+}
+
+/// A stable UUID-shaped id for the table: the same on every replica.
+fn table_id(meta: &TableMeta) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(meta.schema.table_name.as_bytes());
+    h.update(&meta.id.to_be_bytes());
+    let x = format!("{:032x}", h.digest128());
+    format!("{}-{}-{}-{}-{}", &x[..8], &x[8..12], &x[12..16], &x[16..20], &x[20..])
+}
+
+fn secs(ms: u64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+/// A table as DynamoDB's DescribeTable reports it.
+pub fn description(app: &App, meta: &TableMeta, status: &str) -> Result<Value, DdbError> {
+    let s = &meta.schema;
+    let mut key_schema = vec![json!({"AttributeName": s.partition_key.name, "KeyType": "HASH"})];
+    let mut defs = vec![json!({
+        "AttributeName": s.partition_key.name, "AttributeType": s.partition_key.key_type.to_string()
+    })];
+    if let Some(sk) = &s.sort_key {
+        key_schema.push(json!({"AttributeName": sk.name, "KeyType": "RANGE"}));
+        defs.push(json!({"AttributeName": sk.name, "AttributeType": sk.key_type.to_string()}));
+    }
+    let (items, bytes) = app.tables.table_stats(meta.id)?;
+    let o = &meta.options;
+    let (read, write) = match o.billing {
+        BillingMode::PayPerRequest => (0, 0),
+        BillingMode::Provisioned { read, write } => (read, write),
+    };
+    let mut throughput = json!({"NumberOfDecreasesToday": 0, "ReadCapacityUnits": read, "WriteCapacityUnits": write});
+    let mut summary = json!({});
+    match o.billing {
+        BillingMode::PayPerRequest => {
+            summary = json!({
+                "BillingMode": "PAY_PER_REQUEST",
+                "LastUpdateToPayPerRequestDateTime":
+                    secs(if o.billing_updated_ms > 0 { o.billing_updated_ms } else { o.created_ms }),
+            });
+        }
+        BillingMode::Provisioned { .. } if o.billing_updated_ms > 0 => {
+            summary = json!({"BillingMode": "PROVISIONED"});
+            throughput["LastIncreaseDateTime"] = secs(o.billing_updated_ms);
+        }
+        BillingMode::Provisioned { .. } => {}
+    }
+    let mut t = json!({
+        "TableName": s.table_name,
+        "TableStatus": status,
+        "KeySchema": key_schema,
+        "AttributeDefinitions": defs,
+        "CreationDateTime": secs(o.created_ms),
+        "ProvisionedThroughput": throughput,
+        "TableSizeBytes": bytes,
+        "ItemCount": items,
+        "TableArn": format!("{ARN_PREFIX}{}", s.table_name),
+        "TableId": table_id(meta),
+        "DeletionProtectionEnabled": false,
+    });
+    if summary.as_object().is_some_and(|m| !m.is_empty()) {
+        t["BillingModeSummary"] = summary;
+    }
+    Ok(t)
+}
+
+pub async fn create_table(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let name = table_name(req)?;
+    if let Some(p) = CREATE_REFUSED.iter().find(|p| req.has(p)) {
+        return Err(DdbError::validation(format!(
+            "{p} is not supported by raft-nosql (no secondary indexes)"
+        )));
+    }
+    let schema = schema_from(req, name)?;
+    let billing = billing_from(req, None)?;
+    let options = TableOptions { created_ms: now_ms(), billing, billing_updated_ms: 0 };
+    ensure_leader(app)?;
+    if app.tables.get_table(&schema.table_name)?.is_some() {
+        return Err(in_use(&schema.table_name));
+    }
+    let cmd = Command::CreateTable { schema: schema.clone(), options };
+    let applied = app.writes.propose(cmd).await.map_err(|e| match e {
+        crate::error::Error::TableExists(n) => in_use(&n),
+        e => e.into(),
+    })?;
+    let meta = TableMeta { id: applied.version, schema, options };
+    Ok(json!({ "TableDescription": description(app, &meta, "ACTIVE")? }))
+}
+
+fn in_use(name: &str) -> DdbError {
+    DdbError::new(Kind::ResourceInUse, format!("Table already exists: {name}"))
+}
+
+pub async fn delete_table(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let meta = table(app, req)?;
+    ensure_leader(app)?;
+    let desc = description(app, &meta, "DELETING")?;
+    let cmd = Command::DeleteTable { table: meta.schema.table_name.clone() };
+    app.writes.propose(cmd).await?;
+    Ok(json!({ "TableDescription": desc }))
+}
+
+pub fn describe_table(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let meta = table(app, req)?;
+    Ok(json!({ "Table": description(app, &meta, "ACTIVE")? }))
+}
+
+pub async fn update_table(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let meta = table(app, req)?;
+    let supported = ["TableName", "BillingMode", "ProvisionedThroughput"];
+    if let Some(other) = req.keys().find(|k| !supported.contains(k)) {
+        return Err(DdbError::validation(format!(
+            "UpdateTable: {other} is not supported by raft-nosql (only BillingMode and \
+             ProvisionedThroughput)"
+        )));
+    }
+    let billing = billing_from(req, Some(meta.options.billing))?;
+    ensure_leader(app)?;
+    let cmd =
+        Command::UpdateTable { table: meta.schema.table_name.clone(), billing, at_ms: now_ms() };
+    app.writes.propose(cmd).await?;
+    let meta = table(app, req)?;
+    Ok(json!({ "TableDescription": description(app, &meta, "ACTIVE")? }))
+}
+
+pub fn list_tables(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let limit = req.int_opt("Limit")?.unwrap_or(100);
+    if !(1..=100).contains(&limit) {
+        return Err(DdbError::validation(format!(
+            "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy \
+             constraint: Member must have value {}",
+            if limit < 1 { "greater than or equal to 1" } else { "less than or equal to 100" }
+        )));
+    }
+    let start = req.str_opt("ExclusiveStartTableName")?;
+    let names: Vec<String> = app
+        .tables
+        .list_tables()?
+        .into_iter()
+        .map(|t| t.schema.table_name)
+        .filter(|n| start.is_none_or(|s| n.as_str() > s))
+        .collect();
+    let page: Vec<&String> = names.iter().take(limit as usize).collect();
+    let mut out = json!({ "TableNames": page });
+    if names.len() > page.len() {
+        out["LastEvaluatedTableName"] = json!(page.last());
+    }
+    Ok(out)
+}
+
+pub fn describe_limits() -> Value {
+    json!({
+        "AccountMaxReadCapacityUnits": 80000,
+        "AccountMaxWriteCapacityUnits": 80000,
+        "TableMaxReadCapacityUnits": 40000,
+        "TableMaxWriteCapacityUnits": 40000,
+    })
+}
+
+/// This node is the endpoint (every node serves the whole API).
+pub fn describe_endpoints(host: Option<&str>, app: &App) -> Value {
+    json!({ "Endpoints": [{ "Address": host.unwrap_or(&app.addr), "CachePeriodInMinutes": 1440 }] })
+}
