@@ -571,9 +571,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachine::new(Store::open(dir.path()).unwrap(), Arc::default()).unwrap();
         let cmds = vec![
-            Command::CreateTable { schema: schema.clone() },
+            Command::CreateTable { schema: schema.clone(), options: Default::default() },
             Command::DeleteTable { table: "tbl".into() },
-            Command::CreateTable { schema },
+            Command::CreateTable { schema, options: Default::default() },
             Command::PutItem { table: "tbl".into(), table_id: 1, item: item.clone() },
             Command::DeleteItem { table: "tbl".into(), table_id: 1, key },
             Command::PutItem { table: "tbl".into(), table_id: 3, item },
@@ -586,7 +586,11 @@ mod tests {
         assert_eq!(r[4], replaced, "the delete checked against the old table");
         assert_eq!(
             r[5],
-            CommandResponse::Applied(crate::raft::Applied { version: 6, existed: false })
+            CommandResponse::Applied(crate::raft::Applied {
+                version: 6,
+                existed: false,
+                old: None
+            })
         );
         assert_eq!(sm.tables().counts().unwrap(), (1, 1), "only the current write landed");
     }

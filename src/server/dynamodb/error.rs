@@ -132,12 +132,21 @@ pub fn from_error(e: &Error) -> DdbError {
         Error::TableExists(name) => {
             DdbError::new(Kind::ResourceInUse, format!("Table already exists: {name}"))
         }
+        // The table the write was checked against is gone (a new one has its name).
+        Error::TableReplaced(name) => DdbError::new(
+            Kind::ResourceNotFound,
+            format!(
+                "Requested resource not found: Table: {name} was deleted while the write waited"
+            ),
+        ),
         // Refused before anything was proposed: certainly not applied.
-        Error::NotLeader { .. } | Error::NoLeader => {
+        Error::NotLeader { .. } | Error::NoLeader | Error::Unavailable(_) => {
             DdbError::new(Kind::ServiceUnavailable, e.to_string())
         }
-        // May have been proposed and may still commit: claim nothing.
-        Error::Unavailable(_) | Error::WriteTimeout(_) => {
+        // Proposed, and may have been or still be applied: claim nothing. DynamoDB's own
+        // InternalServerError means the same ("the request may or may not have
+        // succeeded"); SDKs retry it, as they do against DynamoDB.
+        Error::WriteTimeout(_) | Error::OutcomeUnknown(_) => {
             DdbError::new(Kind::InternalServerError, e.to_string())
         }
         Error::Storage(_) | Error::Internal(_) => {
