@@ -1,8 +1,8 @@
 //! writes/s, reads/s and p99 latency of the whole cluster, from the nodes' Prometheus
 //! `/metrics` text.
 //!
-//! Each node counts client requests in `http_requests_total{route,method,status}` and
-//! times them in the histogram `http_request_duration_seconds`. The dashboard scrapes
+//! Each node counts client requests in `raft_nosql_http_requests_total{route,method,status}`
+//! and times them in the histogram `raft_nosql_http_request_duration_seconds`. The dashboard scrapes
 //! every running node once a second and turns the *differences* between two scrapes
 //! into rates:
 //!
@@ -22,6 +22,9 @@
 //! escaped quotes inside label values, which these metrics never have).
 
 use std::collections::BTreeMap;
+
+/// The namespace of the nodes' metric names (`raft_nosql_http_requests_total`).
+const PREFIX: &str = "raft_nosql_";
 
 /// The numbers of one scrape of one node that the dashboard uses.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -82,6 +85,7 @@ pub fn parse(text: &str) -> Scrape {
     let mut s = Scrape::default();
     for line in text.lines() {
         let Some((name, labels, value)) = parse_sample(line) else { continue };
+        let name = name.strip_prefix(PREFIX).unwrap_or(name);
         let route = labels.get("route").copied().unwrap_or("");
         let method = labels.get("method").copied().unwrap_or("");
         let status = labels.get("status").copied().unwrap_or("");
@@ -162,12 +166,12 @@ mod tests {
 
     const TEXT: &str = r#"# HELP http_requests_total Client requests
 # TYPE http_requests_total counter
-http_requests_total{method="PUT",route="/tables/{table}/items",status="200"} 10
+raft_nosql_http_requests_total{method="PUT",route="/tables/{table}/items",status="200"} 10
 http_requests_total{method="PUT",route="/tables/{table}/items",status="307"} 4
 http_requests_total{method="GET",route="/tables/{table}/items",status="200"} 7
 http_requests_total{method="GET",route="/tables/{table}/items",status="404"} 1
 http_requests_total{method="GET",route="/status",status="200"} 99
-http_request_duration_seconds_bucket{method="PUT",route="/tables/{table}/items",status="200",le="0.001"} 2
+raft_nosql_http_request_duration_seconds_bucket{method="PUT",route="/tables/{table}/items",status="200",le="0.001"} 2
 http_request_duration_seconds_bucket{method="PUT",route="/tables/{table}/items",status="200",le="0.01"} 9
 http_request_duration_seconds_bucket{method="PUT",route="/tables/{table}/items",status="200",le="+Inf"} 10
 http_request_duration_seconds_bucket{method="GET",route="/status",status="200",le="+Inf"} 99

@@ -141,7 +141,9 @@ function renderCards(st) {
     const s = n.status;
     const isLeader = !!leader && leader.id === n.id;
     const down = !(n.state === "running" && s);
-    const cut = !!(s && s.faults && s.faults.partitioned_from && s.faults.partitioned_from.length);
+    // Cut off = partitioned from so many nodes that it cannot reach a majority.
+    const blocked = s && s.faults && s.faults.partitioned_from ? s.faults.partitioned_from.length : 0;
+    const cut = blocked > 0 && view.nodes.length - blocked <= Math.floor(view.nodes.length / 2);
     let role = s ? s.role : (n.state === "running" ? "unreachable" : "-");
     const lag = s && leaderApplied !== null && s.applied !== null ? Math.max(0, leaderApplied - s.applied) : null;
     c.root.dataset.state = n.state;
