@@ -3,7 +3,7 @@ BIN := target/debug/raft-nosql
 CONFIG ?= cluster.toml
 CARGO ?= cargo
 
-.PHONY: help build release server stop status test verify demo run-consistency-test bench chaos clean
+.PHONY: help build release server stop status test verify demo run-consistency-test bench chaos clean browser-deps screenshot
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
@@ -28,6 +28,22 @@ test: ## Run every test (unit, storage conformance, routes, real processes)
 		$(CARGO) nextest run --no-fail-fast; \
 	else \
 		$(CARGO) test --no-fail-fast; \
+	fi
+
+browser-deps: ## Install Debian's chromium and chromedriver for the dashboard's browser test (if missing)
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; \
+	fi
+
+screenshot: browser-deps ## Regenerate docs/dashboard.png (the dashboard mid-partition, from the browser test)
+	mkdir -p docs
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(CARGO) nextest run --test dashboard_browser; \
+	else \
+		DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(CARGO) test --test dashboard_browser; \
 	fi
 
 verify: ## Formatting, lints and tests: what must be green before landing
