@@ -636,3 +636,117 @@ fn serde_urlencoded_query(q: &str) -> Result<TimelineQuery, ApiError> {
 pub fn url(control_addr: &str) -> String {
     format!("http://{control_addr}/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::node::{ActionReport, NodeAction};
+    use crate::supervisor::view::{NodeStatus, NodeView, SupervisorInfo};
+
+    fn view(digests: &[(&str, u64)]) -> ClusterView {
+        let nodes = digests
+            .iter()
+            .enumerate()
+            .map(|(i, (digest, index))| {
+                let mut n = NodeView::new(i as u64, format!("127.0.0.1:{}", 8100 + i));
+                n.state = ProcState::Running;
+                n.status = Some(NodeStatus {
+                    digest: digest.to_string(),
+                    digest_index: *index,
+                    ..NodeStatus::default()
+                });
+                n
+            })
+            .collect();
+        ClusterView {
+            supervisor: SupervisorInfo {
+                pid: 1,
+                control_addr: "127.0.0.1:8099".into(),
+                data_root: "data".into(),
+                config_file: None,
+                uptime_s: 0,
+            },
+            leader: None,
+            nodes,
+        }
+    }
+
+    #[test]
+    fn the_verdict_has_a_kind_for_each_sentence_of_cluster_status() {
+        assert_eq!(Verdict::of(&view(&[("a", 5), ("a", 5)])).kind, "converged");
+        assert_eq!(Verdict::of(&view(&[("a", 5), ("b", 5)])).kind, "diverged");
+        assert_eq!(Verdict::of(&view(&[("a", 5), ("b", 4)])).kind, "not_converged");
+        assert_eq!(Verdict::of(&view(&[])).kind, "none");
+    }
+
+    #[test]
+    fn partition_sides_add_the_unnamed_nodes_and_refuse_nonsense() {
+        let v = view(&[("a", 1), ("a", 1), ("a", 1)]);
+        let req = |nodes: Vec<u64>, sides: Vec<Vec<u64>>| ops::PartitionRequest { nodes, sides };
+        assert_eq!(ops::sides_of(&v, &req(vec![2], vec![])).unwrap(), vec![vec![2], vec![0, 1]]);
+        assert_eq!(
+            ops::sides_of(&v, &req(vec![], vec![vec![0], vec![1, 2]])).unwrap(),
+            vec![vec![0], vec![1, 2]]
+        );
+        let code = |r: Result<Vec<Vec<u64>>, ApiError>| r.unwrap_err().code();
+        assert_eq!(code(ops::sides_of(&v, &req(vec![0, 1, 2], vec![]))), "bad_request");
+        assert_eq!(code(ops::sides_of(&v, &req(vec![], vec![]))), "bad_request");
+        assert_eq!(code(ops::sides_of(&v, &req(vec![7], vec![]))), "node_not_found");
+        assert_eq!(code(ops::sides_of(&v, &req(vec![1], vec![vec![1]]))), "bad_request");
+    }
+
+    struct Fake(ClusterView);
+
+    impl Control for Fake {
+        fn view(&self) -> ClusterView {
+            self.0.clone()
+        }
+        async fn refresh(&self) {}
+        async fn act(&self, _: u64, _: NodeAction) -> Result<ActionReport, ApiError> {
+            Err(ApiError::InvalidState("not in this test".into()))
+        }
+        fn shutdown(&self) {}
+    }
+
+    fn api() -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+        let control = Arc::new(Fake(view(&[("a", 1), ("a", 1), ("a", 1)])));
+        routes(Hub::new(vec![], vec![]), control)
+    }
+
+    #[tokio::test]
+    async fn the_page_and_its_assets_are_embedded() {
+        let resp = warp::test::request().path("/").reply(&api()).await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let resp = warp::test::request().path("/assets/app.js").reply(&api()).await;
+        assert_eq!(resp.status(), 200);
+        let resp = warp::test::request().path("/api/state").reply(&api()).await;
+        let state: DashState = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(state.view.nodes.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_json_errors() {
+        let code = |resp: &warp::http::Response<bytes::Bytes>| {
+            let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+            (resp.status().as_u16(), v["error"]["code"].as_str().unwrap().to_string())
+        };
+        let post = |path: &'static str, body: &'static str| {
+            warp::test::request().method("POST").path(path).body(body)
+        };
+        let r = post("/api/partition", "{").reply(&api()).await;
+        assert_eq!(code(&r), (400, "bad_request".into()));
+        let r = post("/api/nodes/1/slow", r#"{"drop_rate": 3}"#).reply(&api()).await;
+        assert_eq!(code(&r), (400, "bad_request".into()));
+        let r = post("/api/nodes/9/apply-delay", r#"{"apply_delay_ms": 1}"#).reply(&api()).await;
+        assert_eq!(code(&r), (404, "node_not_found".into()));
+        let r = post("/api/item", r#"{"op": "put", "node": 0, "key": ""}"#).reply(&api()).await;
+        assert_eq!(code(&r), (400, "bad_request".into()));
+        let r = post("/api/load/stop", "").reply(&api()).await;
+        assert_eq!(code(&r), (409, "invalid_state".into()));
+        let r = post("/api/nope", "").reply(&api()).await;
+        assert_eq!(code(&r), (404, "not_found".into()));
+        let r = warp::test::request().path("/api/timeline?node=x").reply(&api()).await;
+        assert_eq!(code(&r), (400, "bad_request".into()));
+    }
+}
