@@ -436,6 +436,7 @@ pub async fn run(
     futures::future::join_all(sup.nodes.iter().map(NodeHandle::shutdown)).await;
     sup.stop_tx.send_replace(true);
     hub_task.abort();
+    hub.close();
     // The control server finishes in-flight requests (e.g. the `POST /shutdown` answer);
     // open dashboard streams end with it.
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

@@ -160,6 +160,8 @@ pub struct Hub {
     samples: Mutex<VecDeque<Sample>>,
     strips: Mutex<BTreeMap<u64, Strip>>,
     tx: broadcast::Sender<Push>,
+    /// Set when the supervisor stops: open streams end, so the server can finish.
+    closing: tokio::sync::watch::Sender<bool>,
     pub load: ops::Load,
     /// The highest version a put through the page wrote (for `session` gets).
     pub last_version: AtomicU64,
@@ -191,6 +193,7 @@ impl Hub {
             samples: Mutex::new(VecDeque::new()),
             strips: Mutex::new(BTreeMap::new()),
             tx,
+            closing: tokio::sync::watch::channel(false).0,
             load: ops::Load::default(),
             last_version: AtomicU64::new(0),
         })
@@ -208,6 +211,11 @@ impl Hub {
         self.state_loop(control).await;
         strips.abort();
         samples.abort();
+    }
+
+    /// Ends every open event stream (the supervisor is stopping).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     fn send(&self, name: &'static str, data: Arc<String>) {
@@ -427,27 +435,35 @@ impl Hub {
         let first = futures::stream::once(async move {
             Ok::<_, Infallible>(warp::sse::Event::default().event("hello").data(hello))
         });
-        let rest = futures::stream::unfold((rx, self), |(mut rx, hub)| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(p) => {
-                        let ev = warp::sse::Event::default().event(p.name).data(p.data.as_str());
-                        return Some((Ok(ev), (rx, hub)));
-                    }
-                    // A slow page missed some pushes: the next state push catches it up;
-                    // send the current state now so it does not wait for a change.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let json =
-                            hub.state.lock().expect("state lock").as_ref().map(|s| s.1.clone());
-                        if let Some(json) = json {
-                            let ev = warp::sse::Event::default().event("state").data(json.as_str());
-                            return Some((Ok(ev), (rx, hub)));
+        let closing = self.closing.subscribe();
+        let rest =
+            futures::stream::unfold((rx, self, closing), |(mut rx, hub, mut closing)| async move {
+                loop {
+                    let got = tokio::select! {
+                        got = rx.recv() => got,
+                        _ = closing.wait_for(|c| *c) => return None,
+                    };
+                    match got {
+                        Ok(p) => {
+                            let ev =
+                                warp::sse::Event::default().event(p.name).data(p.data.as_str());
+                            return Some((Ok(ev), (rx, hub, closing)));
                         }
+                        // A slow page missed some pushes: the next state push catches it up;
+                        // send the current state now so it does not wait for a change.
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            let json =
+                                hub.state.lock().expect("state lock").as_ref().map(|s| s.1.clone());
+                            if let Some(json) = json {
+                                let ev =
+                                    warp::sse::Event::default().event("state").data(json.as_str());
+                                return Some((Ok(ev), (rx, hub, closing)));
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
                     }
-                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
-            }
-        });
+            });
         futures::StreamExt::chain(first, rest)
     }
 }
