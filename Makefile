@@ -3,7 +3,7 @@ BIN := target/debug/raft-nosql
 CONFIG ?= cluster.toml
 CARGO ?= cargo
 
-.PHONY: help build release server stop status test test-rust test-dynamodb test-dynamodb-reference verify demo run-consistency-test bench chaos clean
+.PHONY: help build release server stop status test test-rust test-dynamodb test-dynamodb-reference verify demo run-consistency-test bench chaos clean browser-deps screenshot
 
 # The DynamoDB compatibility suite (tests/dynamodb): a virtualenv with pinned boto3, the
 # AWS CLI, pytest and moto, and dynalite from npm for the reference runs.
@@ -30,7 +30,7 @@ stop: build ## Stop a cluster started with 'raft-nosql cluster start'
 status: build ## Show every node's state
 	$(BIN) cluster status --config $(CONFIG)
 
-test: ## Run every test (unit, storage conformance, routes, real processes, the DynamoDB suite)
+test: browser-deps ## Run every test (unit, storage conformance, routes, real processes, the browser, the DynamoDB suite)
 	$(MAKE) test-rust
 	$(MAKE) test-dynamodb
 
@@ -56,6 +56,22 @@ test-dynamodb: build $(VENV)/.installed ## boto3 + AWS CLI suite against a real 
 test-dynamodb-reference: $(VENV)/.installed $(DDB_NODE) ## The same suite against moto's server and dynalite
 	cd tests/dynamodb && DDB_TARGET=moto ../../$(VENV)/bin/pytest -q
 	cd tests/dynamodb && DDB_TARGET=dynalite ../../$(VENV)/bin/pytest -q
+
+browser-deps: ## Install Debian's chromium and chromedriver for the dashboard's browser test (if missing)
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y chromium chromium-driver; \
+	fi
+
+screenshot: browser-deps ## Regenerate docs/dashboard.png (the dashboard mid-partition, from the browser test)
+	mkdir -p docs
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(CARGO) nextest run --test dashboard_browser; \
+	else \
+		DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png $(CARGO) test --test dashboard_browser; \
+	fi
 
 verify: ## Formatting, lints and tests: what must be green before landing
 	$(CARGO) fmt --all -- --check

@@ -511,6 +511,8 @@ pub struct Tail {
     identity: Option<(u64, u64)>,
     pending: Vec<u8>,
     skipped: usize,
+    /// Started in the middle of the file: what precedes the first newline is not a line.
+    skip_to_newline: bool,
 }
 
 impl Tail {
@@ -519,13 +521,38 @@ impl Tail {
         Tail::new(path.into(), Origin::Node(node))
     }
 
+    /// Follows node `node`'s log file from at most `back` bytes before its current end
+    /// (the first, partial line there is skipped): recent history without reading a
+    /// file that may be large. A missing file is followed from its start.
+    pub fn node_recent(path: impl Into<PathBuf>, node: u64, back: u64) -> Tail {
+        use std::os::unix::fs::MetadataExt;
+        let mut t = Tail::new(path.into(), Origin::Node(node));
+        if let Ok(meta) = std::fs::metadata(&t.path) {
+            if meta.len() > back {
+                t.identity = Some((meta.dev(), meta.ino()));
+                t.offset = meta.len() - back;
+                // Drop the partial first line: everything up to the first newline.
+                t.skip_to_newline = true;
+            }
+        }
+        t
+    }
+
     /// Follows the supervisor's log, from its start (see [`read_supervisor_log`]).
     pub fn supervisor(path: impl Into<PathBuf>) -> Tail {
         Tail::new(path.into(), Origin::Supervisor)
     }
 
     fn new(path: PathBuf, origin: Origin) -> Tail {
-        Tail { path, origin, offset: 0, identity: None, pending: Vec::new(), skipped: 0 }
+        Tail {
+            path,
+            origin,
+            offset: 0,
+            identity: None,
+            pending: Vec::new(),
+            skipped: 0,
+            skip_to_newline: false,
+        }
     }
 
     /// The file followed.
@@ -554,6 +581,7 @@ impl Tail {
             self.identity = identity;
             self.offset = 0;
             self.pending.clear();
+            self.skip_to_newline = false;
         }
         if meta.len() == self.offset {
             return Ok(Vec::new());
@@ -561,6 +589,14 @@ impl Tail {
         file.seek(SeekFrom::Start(self.offset))?;
         let read = file.read_to_end(&mut self.pending)?;
         self.offset += read as u64;
+        if self.skip_to_newline {
+            let Some(first) = self.pending.iter().position(|b| *b == b'\n') else {
+                self.pending.clear();
+                return Ok(Vec::new());
+            };
+            self.pending.drain(..=first);
+            self.skip_to_newline = false;
+        }
         let Some(last_newline) = self.pending.iter().rposition(|b| *b == b'\n') else {
             return Ok(Vec::new());
         };

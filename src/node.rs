@@ -66,6 +66,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         had_vote,
     ));
     let network = Network::new(id, faults.clone(), lease.clone(), payload);
+    let log = log_store.clone();
     let raft = Raft::new(id, raft_config, network.clone(), log_store, state_machine)
         .await
         .map_err(|e| anyhow!("cannot start raft: {e}"))?;
@@ -92,6 +93,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         addr: me.addr,
         raft: raft.clone(),
         tables,
+        log,
         config,
         progress,
         faults,

@@ -552,6 +552,7 @@ async fn start(
                     log.display(),
                     data_root.display()
                 );
+                println!("dashboard: {}", sup::dashboard::url(addr));
                 return Ok(());
             }
         }

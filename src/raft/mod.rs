@@ -95,6 +95,31 @@ pub enum Command {
     Batch(Vec<Command>),
 }
 
+impl Command {
+    /// A short name of the command's kind, as the dashboard's log strip shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::CreateTable { .. } => "create_table",
+            Command::UpdateTable { .. } => "update_table",
+            Command::DeleteTable { .. } => "delete_table",
+            Command::PutItem { .. } => "put",
+            Command::DeleteItem { .. } => "delete",
+            Command::Batch(_) => "batch",
+        }
+    }
+
+    /// How many item writes the command holds.
+    pub fn item_writes(&self) -> usize {
+        match self {
+            Command::PutItem { .. } | Command::DeleteItem { .. } => 1,
+            Command::Batch(cmds) => cmds.iter().map(Command::item_writes).sum(),
+            Command::CreateTable { .. }
+            | Command::UpdateTable { .. }
+            | Command::DeleteTable { .. } => 0,
+        }
+    }
+}
+
 /// The result of applying one log entry, returned to the client that proposed it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum CommandResponse {

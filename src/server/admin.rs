@@ -1,4 +1,6 @@
-//! Administration: `POST /admin/init` and `GET /status`.
+//! Administration: `POST /admin/init`, `GET /status`, faults, simulation, and
+//! `GET /admin/log?last=N` (the last N log entries' index, term and kind, for the
+//! dashboard's log strips).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +25,8 @@ pub struct NodeStatus {
     /// Leader, Follower, Candidate, Learner or Shutdown.
     pub role: String,
     pub term: u64,
+    /// The node this one voted for in `term` (itself when it is a candidate or leader).
+    pub voted_for: Option<u64>,
     pub leader_id: Option<u64>,
     pub leader_addr: Option<String>,
     pub last_log_index: Option<u64>,
@@ -97,6 +101,7 @@ pub fn status(app: &App) -> Result<NodeStatus, Error> {
         addr: app.addr.clone(),
         role: super::role_name(m.state).to_string(),
         term: m.current_term,
+        voted_for: m.vote.leader_id().voted_for(),
         leader_id: m.current_leader,
         leader_addr: m.current_leader.and_then(|l| app.addr_of(l)),
         last_log_index: m.last_log_index,
@@ -191,6 +196,46 @@ fn apply_faults(app: &App, spec: FaultSpec) -> Result<FaultSpec, Error> {
     Ok(spec)
 }
 
+/// Most entries `GET /admin/log` returns.
+pub const MAX_LOG_TAIL: usize = 500;
+
+/// The answer of `GET /admin/log`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogTail {
+    pub node_id: u64,
+    /// The last entries on this node's disk, oldest first.
+    pub entries: Vec<crate::storage::LogCell>,
+    pub committed: Option<u64>,
+    pub applied: Option<u64>,
+    pub purged_index: Option<u64>,
+}
+
+fn log_tail(app: &App, query: &str) -> Result<LogTail, Error> {
+    let mut last = 40;
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        match kv.split_once('=') {
+            Some(("last", v)) => {
+                last =
+                    v.parse().ok().filter(|n| (1..=MAX_LOG_TAIL).contains(n)).ok_or_else(|| {
+                        Error::BadRequest(format!(
+                            "last must be a number from 1 to {MAX_LOG_TAIL}, not {v:?}"
+                        ))
+                    })?
+            }
+            _ => return Err(Error::BadRequest(format!("unknown parameter {kv:?} (last=N)"))),
+        }
+    }
+    let entries = app.log.tail(last).map_err(|e| Error::Internal(e.to_string()))?;
+    let m = app.raft.metrics().borrow().clone();
+    Ok(LogTail {
+        node_id: app.id,
+        entries,
+        committed: app.progress.committed(),
+        applied: m.last_applied.map(|l| l.index),
+        purged_index: m.purged.map(|l| l.index),
+    })
+}
+
 /// Recomputes the state digest from every stored record and compares it with the one
 /// apply keeps incrementally. A mismatch would mean a bug in apply, not a replication
 /// problem; between nodes, compare `/status` digests at equal `digest_index`.
@@ -276,6 +321,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         respond(apply_faults(&a, FaultSpec::default()), StatusCode::OK, "/admin/faults")
     });
     let a = app.clone();
+    let log = warp::path!("admin" / "log")
+        .and(warp::get())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(move |q: String| respond(log_tail(&a, &q), StatusCode::OK, "/admin/log"));
+    let a = app.clone();
     let verify = warp::path!("admin" / "verify")
         .and(warp::get())
         .map(move || respond(verify_digest(&a), StatusCode::OK, "/admin/verify"));
@@ -305,5 +355,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .or(metrics)
         .unify()
         .or(verify)
+        .unify()
+        .or(log)
         .unify()
 }

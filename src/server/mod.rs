@@ -20,7 +20,7 @@ use crate::config::ClusterConfig;
 use crate::error::Error;
 use crate::raft::network::Faults;
 use crate::raft::{NodeId, Raft};
-use crate::storage::{Progress, Tables};
+use crate::storage::{LogStore, Progress, Tables};
 
 pub mod admin;
 pub mod api;
@@ -40,6 +40,8 @@ pub struct App {
     pub addr: String,
     pub raft: Raft,
     pub tables: Tables,
+    /// The Raft log on disk, read by `GET /admin/log` (the dashboard's log strips).
+    pub log: LogStore,
     pub config: ClusterConfig,
     /// Committed/applied indexes, lag, digest, apply delay and metrics.
     pub progress: Arc<Progress>,
@@ -172,6 +174,7 @@ fn route_of(path: &str) -> &'static str {
         ["admin", "init"] => "/admin/init",
         ["admin", "simulation"] => "/admin/simulation",
         ["admin", "faults"] => "/admin/faults",
+        ["admin", "log"] => "/admin/log",
         ["raft", _] => "/raft",
         [""] => "/",
         _ => "other",

@@ -132,6 +132,52 @@ fn bound_be(b: Bound<&u64>) -> Bound<[u8; 8]> {
     }
 }
 
+/// One log entry as the dashboard draws it: where it is, which term wrote it, what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LogCell {
+    pub index: u64,
+    pub term: u64,
+    /// `blank` (a new leader's first entry), `membership`, `create_table`,
+    /// `update_table`, `delete_table`, `put`, `delete`, or `batch` (several item writes).
+    pub kind: String,
+    /// Item writes in the entry (a batch holds several).
+    pub writes: usize,
+}
+
+impl LogCell {
+    fn of(entry: &Entry) -> LogCell {
+        use openraft::EntryPayload;
+        let (kind, writes) = match &entry.payload {
+            EntryPayload::Blank => ("blank", 0),
+            EntryPayload::Membership(_) => ("membership", 0),
+            EntryPayload::Normal(cmd) => (cmd.kind(), cmd.item_writes()),
+        };
+        LogCell {
+            index: entry.log_id.index,
+            term: entry.log_id.leader_id.term,
+            kind: kind.to_string(),
+            writes,
+        }
+    }
+}
+
+impl LogStore {
+    /// The last `n` entries still in the log (purged ones are gone), oldest first.
+    /// Read straight from fjall, so it shows what is on this node's disk, including
+    /// entries not yet committed (and entries a new leader will truncate).
+    pub fn tail(&self, n: usize) -> Result<Vec<LogCell>, StorageError> {
+        let mut out = Vec::with_capacity(n);
+        for g in self.store.raft_log.iter().rev().take(n) {
+            let v = g.value().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            let entry: Entry = serde_json::from_slice(&v)
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            out.push(LogCell::of(&entry));
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
         &mut self,

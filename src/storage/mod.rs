@@ -32,7 +32,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod tables;
 
-pub use log_store::LogStore;
+pub use log_store::{LogCell, LogStore};
 pub use progress::Progress;
 pub use state_machine::StateMachine;
 pub use tables::Tables;

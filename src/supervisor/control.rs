@@ -10,11 +10,13 @@
 //! | `POST /nodes/{id}/restart` | graceful stop, then start |
 //! | `POST /nodes/{id}/pause` / `resume` | SIGSTOP / SIGCONT |
 //! | `POST /shutdown` | stop every node and the supervisor (202; poll the pid to see it gone) |
+//! | `GET /`, `GET /events`, `GET|POST /api/…` | the dashboard, its event stream and its own actions (see [`super::dashboard`]) |
 //!
 //! Node actions answer an [`ActionReport`] whose `message` is the line the CLI prints.
 //! Errors are JSON `{"error": {"code", "message"}}`: `node_not_found` (404),
 //! `invalid_state` (409, e.g. pausing a stopped node), `action_failed` (500), `not_found`
-//! (404, unknown path) and `method_not_allowed` (405). [`ApiError::status`] is the one place
+//! (404, unknown path), `method_not_allowed` (405), `bad_request` (400, a malformed body)
+//! and `node_unreachable` (502, a node the action needs did not answer). [`ApiError::status`] is the one place
 //! where an error becomes a status code.
 //!
 //! The routes depend on the [`Control`] trait, not on the supervisor itself, so they are
@@ -67,6 +69,12 @@ pub enum ApiError {
     /// Known path, wrong method.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The request itself is malformed (bad JSON, a value out of range).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A node the action needs did not answer.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 impl ApiError {
@@ -77,6 +85,8 @@ impl ApiError {
             ApiError::ActionFailed(_) => "action_failed",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unreachable(_) => "node_unreachable",
         }
     }
 
@@ -86,10 +96,12 @@ impl ApiError {
             ApiError::InvalidState(_) => StatusCode::CONFLICT,
             ApiError::ActionFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unreachable(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
-    fn into_reply(self) -> warp::reply::Response {
+    pub fn into_reply(self) -> warp::reply::Response {
         let body = ErrorBody {
             error: ErrorDetail { code: self.code().to_string(), message: self.to_string() },
         };
@@ -171,7 +183,7 @@ async fn recover(r: Rejection) -> Result<warp::reply::Response, Infallible> {
         ApiError::MethodNotAllowed("method not allowed here".to_string())
     } else {
         ApiError::NotFound(
-            "no such path (GET /status, POST /nodes/{id}/{action}, POST /shutdown)".to_string(),
+            "no such path (GET / for the dashboard, GET /status, POST /nodes/{id}/{action}, POST /shutdown)".to_string(),
         )
     };
     Ok(e.into_reply())

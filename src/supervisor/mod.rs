@@ -18,7 +18,8 @@
 //! 4. **Watch.** The node tasks report crashes and restarts; this task reports leader
 //!    changes (polling every node's `/status` every 250 ms — a change of leader or term is
 //!    one line).
-//! 5. **Stop** on SIGINT/SIGTERM or `POST /shutdown`: every node gets SIGTERM at the same
+//! 5. **Show** the cluster live on a web page at the control address ([`dashboard`]).
+//! 6. **Stop** on SIGINT/SIGTERM or `POST /shutdown`: every node gets SIGTERM at the same
 //!    time, then SIGKILL after `stop_timeout_ms`; pid files are removed; exit 0.
 //!
 //! ## What the supervisor is not
@@ -38,10 +39,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
+use warp::Filter;
 
 use crate::config::ClusterConfig;
 
 pub mod control;
+pub mod dashboard;
 pub mod node;
 pub mod process;
 pub mod view;
@@ -276,13 +279,14 @@ impl Supervisor {
             "Ctrl+C stops every node; 'raft-nosql cluster status' shows them"
         };
         say(&format!(
-            "raft-nosql cluster is up: {} nodes, {}; supervisor pid {}\n{}\ndata in {} (node output: node<N>/node.log); control API on {}\n{how_to_stop}",
+            "raft-nosql cluster is up: {} nodes, {}; supervisor pid {}\n{}\ndata in {} (node output: node<N>/node.log); control API on {}\ndashboard: {}\n{how_to_stop}",
             view.nodes.len(),
             view::describe_leader(&view),
             view.supervisor.pid,
             view::render_table(&view),
             self.spec.data_root.display(),
-            self.config.supervisor.control_addr
+            self.config.supervisor.control_addr,
+            dashboard::url(&self.config.supervisor.control_addr)
         ));
     }
 
@@ -392,14 +396,21 @@ pub async fn run(
         events: events.clone(),
     });
 
+    let hub = dashboard::Hub::new(
+        sup.nodes.iter().map(|n| (n.id, n.addr.clone())).collect(),
+        sup.nodes.iter().map(|n| (n.id, sup.spec.log_file(n.id))).collect(),
+    );
+    let hub_task = tokio::spawn(hub.clone().run(sup.clone()));
     let mut server_stop = sup.stop_tx.subscribe();
     let server = tokio::spawn(
-        warp::serve(control::routes(sup.clone()))
-            .incoming(listener)
-            .graceful(async move {
-                let _ = server_stop.wait_for(|stop| *stop).await;
-            })
-            .run(),
+        warp::serve(
+            dashboard::routes(hub.clone(), sup.clone()).or(control::routes(sup.clone())).unify(),
+        )
+        .incoming(listener)
+        .graceful(async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        })
+        .run(),
     );
 
     let stop = async {
@@ -421,9 +432,13 @@ pub async fn run(
     };
 
     events.emit(format!("shutting down ({reason}): stopping every node"));
+    let _ = hub.load.stop();
     futures::future::join_all(sup.nodes.iter().map(NodeHandle::shutdown)).await;
     sup.stop_tx.send_replace(true);
-    // The control server finishes in-flight requests (e.g. the `POST /shutdown` answer).
+    hub_task.abort();
+    hub.close();
+    // The control server finishes in-flight requests (e.g. the `POST /shutdown` answer);
+    // open dashboard streams end with it.
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     if process::read_pid_file(&sup_pid_file) == Some(std::process::id()) {
         process::remove_pid_file(&sup_pid_file);
