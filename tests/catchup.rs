@@ -52,6 +52,39 @@ fn follower_behind_a_purged_log_catches_up_by_a_large_snapshot() {
     );
 }
 
+/// The same when the missed log holds entries larger than a heartbeat's worth of
+/// bytes: DynamoDB BatchWriteItems of 25 items of 390 KB, one ~10 MB entry each. Each
+/// such entry travels alone and its AppendEntries outlives openraft's timeout.
+#[test]
+fn follower_catches_up_on_single_entries_of_ten_megabytes() {
+    let mut c = TestCluster::start(3);
+    c.create_table(BLOBS);
+    let leader = c.wait_leader();
+    let lagging = (0..3).find(|i| *i != leader).unwrap();
+    c.stop(lagging);
+    for batch in 0..3 {
+        let requests: Vec<_> = (0..25)
+            .map(|i| {
+                let item = json!({"k": {"S": format!("b{batch}-{i}")}, "data": {"S": "x".repeat(ITEM_BYTES)}});
+                json!({"PutRequest": {"Item": item}})
+            })
+            .collect();
+        let r = common::http()
+            .post(c.url(leader, "/"))
+            .header("x-amz-target", "DynamoDB_20120810.BatchWriteItem")
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(json!({"RequestItems": {"blobs": requests}}).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "batch {batch}: {}", r.text().unwrap_or_default());
+    }
+    let target = applied(&c, leader).expect("leader status");
+    c.restart(lagging);
+    eventually(Duration::from_secs(180), "the restarted follower to catch up", || {
+        (applied(&c, lagging)? >= target).then_some(())
+    });
+}
+
 fn catch_up_after_missing_large_writes(raft_config: &str, by_snapshot: bool) {
     let mut c = TestCluster::start_with(3, raft_config);
     c.create_table(BLOBS);

@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -129,6 +129,8 @@ pub struct Network {
     lease: Arc<Lease>,
     /// The byte budget of AppendEntries payloads, adapted to how long they take.
     payload: Arc<PayloadBudget>,
+    /// Per peer, the AppendEntries with entries in flight.
+    flights: Arc<Flights>,
 }
 
 impl Network {
@@ -138,7 +140,15 @@ impl Network {
         lease: Arc<Lease>,
         payload: Arc<PayloadBudget>,
     ) -> Network {
-        Network { me, clients: Arc::default(), faults, reachable: Arc::default(), lease, payload }
+        Network {
+            me,
+            clients: Arc::default(),
+            faults,
+            reachable: Arc::default(),
+            lease,
+            payload,
+            flights: Arc::default(),
+        }
     }
 
     fn client_for(&self, target: NodeId) -> reqwest::Client {
@@ -213,6 +223,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 /// The RPC client of one peer.
+#[derive(Clone)]
 pub struct PeerConnection {
     target: NodeId,
     addr: String,
@@ -349,7 +360,6 @@ fn to_body<T: Serialize>(req: &T) -> Vec<u8> {
 /// timeout cut it off.
 struct PayloadTiming<'a> {
     budget: &'a PayloadBudget,
-    bytes: usize,
     answered: bool,
 }
 
@@ -361,38 +371,139 @@ impl Drop for PayloadTiming<'_> {
     }
 }
 
+impl PeerConnection {
+    /// Sends an AppendEntries that carries entries as a request that outlives
+    /// openraft's timeout (see [`Flight`]), or waits for the one already in flight with
+    /// the same content. Returns its answer and when it was sent.
+    async fn append_in_flight(
+        &self,
+        req: AppendEntriesRequest<TypeConfig>,
+        ttl: Duration,
+    ) -> (AppendResult, Instant) {
+        let key = FlightKey {
+            vote: req.vote,
+            prev: req.prev_log_id,
+            last: req.entries.last().map(|e| e.log_id),
+        };
+        let same = {
+            let flights = self.net.flights.lock().expect("flights lock");
+            flights.get(&self.target).filter(|f| f.key == key).map(Flight::clone_handle)
+        };
+        let flight = match same {
+            Some(f) => f,
+            None => {
+                let body = to_body(&req);
+                let (tx, rx) = tokio::sync::watch::channel(None);
+                let flight = Flight { key, sent: Instant::now(), bytes: body.len(), rx };
+                let conn = self.clone();
+                let option = RPCOption::new(FLIGHT_TIMEOUT);
+                tokio::spawn(async move {
+                    let r = conn.send_body("append", body, &option).await;
+                    let _ = tx.send(Some(r));
+                });
+                let mut flights = self.net.flights.lock().expect("flights lock");
+                flights.insert(self.target, flight.clone_handle());
+                flight
+            }
+        };
+        // The budget learns how long these bytes took; if openraft gives up on this
+        // future at its timeout (drops it), the guard halves the budget.
+        let mut timing = PayloadTiming { budget: &self.net.payload, answered: false };
+        let mut rx = flight.rx.clone();
+        let result = match rx.wait_for(Option::is_some).await {
+            Ok(r) => clone_result(r.as_ref().expect("waited for Some")),
+            Err(_) => Err(RPCError::Network(NetworkError::new(&std::io::Error::other(
+                "the AppendEntries task ended without an answer",
+            )))),
+        };
+        timing.answered = true;
+        if result.is_ok() {
+            timing.budget.answered(flight.bytes, flight.sent.elapsed(), ttl);
+        }
+        // Answered: the next AppendEntries with this content is a new request.
+        let mut flights = self.net.flights.lock().expect("flights lock");
+        if flights.get(&self.target).is_some_and(|f| f.key == flight.key) {
+            flights.remove(&self.target);
+        }
+        (result, flight.sent)
+    }
+}
+
+type AppendResult =
+    Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>>;
+
+/// An upper bound for one AppendEntries in flight (a peer that never answers).
+const FLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What an AppendEntries carries, as far as its answer depends on it: the leader's
+/// vote and the log ids before and at the end of its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FlightKey {
+    vote: crate::raft::Vote,
+    prev: Option<crate::raft::LogId>,
+    last: Option<crate::raft::LogId>,
+}
+
+/// An AppendEntries with entries, sent by a task of its own so that it outlives
+/// openraft's timeout.
+///
+/// openraft gives every AppendEntries one heartbeat interval and then sends the same
+/// range again. The byte budget (`raft::payload`) keeps most payloads within that, but
+/// one entry can be larger than any heartbeat's worth (a BatchWriteItem of 25 items of
+/// 400 KB is one 10 MB entry). Resending it from scratch at every timeout would never
+/// finish. Instead the request runs to its end (or [`FLIGHT_TIMEOUT`]) and a retry
+/// with the same [`FlightKey`] waits for its answer instead of sending again: catch-up
+/// takes as long as the bytes take. An answer used this way is an answer to exactly
+/// the request openraft sent, only later, as a slow network would deliver it.
+struct Flight {
+    key: FlightKey,
+    sent: Instant,
+    bytes: usize,
+    rx: tokio::sync::watch::Receiver<Option<AppendResult>>,
+}
+
+impl Flight {
+    fn clone_handle(&self) -> Flight {
+        Flight { key: self.key, sent: self.sent, bytes: self.bytes, rx: self.rx.clone() }
+    }
+}
+
+/// The per-peer flights of one node.
+type Flights = Mutex<HashMap<NodeId, Flight>>;
+
+/// A copy of an AppendEntries answer (openraft's response type is not `Clone`).
+fn clone_result(r: &AppendResult) -> AppendResult {
+    match r {
+        Ok(AppendEntriesResponse::Success) => Ok(AppendEntriesResponse::Success),
+        Ok(AppendEntriesResponse::PartialSuccess(l)) => {
+            Ok(AppendEntriesResponse::PartialSuccess(*l))
+        }
+        Ok(AppendEntriesResponse::Conflict) => Ok(AppendEntriesResponse::Conflict),
+        Ok(AppendEntriesResponse::HigherVote(v)) => Ok(AppendEntriesResponse::HigherVote(*v)),
+        Err(e) => Err(e.clone()),
+    }
+}
+
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
         req: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
-        let sent = std::time::Instant::now();
-        let body = to_body(&req);
-        // A payload of entries tells the budget how long its bytes took; one that
-        // openraft gives up on (it drops this future at the timeout) halves it.
-        let mut timing = (!req.entries.is_empty()).then(|| PayloadTiming {
-            budget: &self.net.payload,
-            bytes: body.len(),
-            answered: false,
-        });
-        let result = self.send_body("append", body, &option).await;
-        if let Some(t) = timing.as_mut() {
-            t.answered = true;
-            match &result {
-                Ok(_) => t.budget.answered(t.bytes, sent.elapsed(), option.hard_ttl()),
-                Err(RPCError::Network(_)) if sent.elapsed() >= option.hard_ttl() => {
-                    t.budget.timed_out()
-                }
-                Err(_) => {}
-            }
-        }
+        let (vote, ttl) = (req.vote, option.hard_ttl());
+        let (result, sent) = if req.entries.is_empty() {
+            // A heartbeat: small, sent within openraft's timeout like any RPC.
+            let sent = Instant::now();
+            (self.send("append", &req, &option).await, sent)
+        } else {
+            self.append_in_flight(req, ttl).await
+        };
         let resp = result?;
         match resp {
             // The peer accepted our vote (a conflict is about the log, not the vote).
             AppendEntriesResponse::Success
             | AppendEntriesResponse::PartialSuccess(_)
-            | AppendEntriesResponse::Conflict => self.net.lease.acked(self.target, &req.vote, sent),
+            | AppendEntriesResponse::Conflict => self.net.lease.acked(self.target, &vote, sent),
             AppendEntriesResponse::HigherVote(_) => {}
         }
         Ok(resp)

@@ -99,15 +99,7 @@ class Cluster:
             "[supervisor]",
             f'control_addr = "127.0.0.1:{free_port()}"',
             "",
-            # openraft uses the heartbeat interval as the AppendEntries timeout, and
-            # bounds a payload by entry count only: with DynamoDB's 400 KB items, 100 ms
-            # and 300 entries can make a lagging follower's catch-up time out forever.
-            # Slower heartbeats and smaller payloads keep this suite's big items safe.
-            "[raft]",
-            "heartbeat_ms = 250",
-            "election_timeout_min_ms = 1250",
-            "election_timeout_max_ms = 2500",
-            "max_payload_entries = 4",
+            # The default [raft] timing, as `make server` runs it.
         ]
         for i, a in enumerate(self.addrs):
             lines += ["", "[[nodes]]", f"id = {i}", f'addr = "{a}"']

@@ -202,9 +202,12 @@ mod tests {
         assert_eq!(kind(Error::NoLeader), Kind::ServiceUnavailable);
         let not_leader = Error::NotLeader { leader_id: 1, leader_addr: "a".into() };
         assert_eq!(kind(not_leader), Kind::ServiceUnavailable);
-        // A proposed write whose outcome is unknown: 500, which SDKs retry too.
+        // Refused before proposing (shutting down, quorum unreachable): not applied.
+        assert_eq!(kind(Error::Unavailable("x".into())), Kind::ServiceUnavailable);
+        // A proposed write whose outcome is unknown: 500, as DynamoDB's own "may or may
+        // not have succeeded"; never the 503 that says "not applied".
         assert_eq!(kind(Error::WriteTimeout(5000)), Kind::InternalServerError);
-        assert_eq!(kind(Error::Unavailable("x".into())), Kind::InternalServerError);
+        assert_eq!(kind(Error::OutcomeUnknown("x".into())), Kind::InternalServerError);
         assert_eq!(Kind::InternalServerError.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(Kind::ServiceUnavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
