@@ -53,7 +53,7 @@ def test_readme_aws_cli_examples_work_as_written(server):
         r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, f"{c}\n{r.stderr}"
         outputs.setdefault(args[4], []).append(json.loads(r.stdout) if r.stdout.strip() else {})
-    assert outputs["create-table"][0]["TableDescription"]["TableName"] == "Music"
+    assert outputs["create-table"][0]["TableDescription"]["TableName"] == "Songs"
     assert outputs["put-item"] == [{}, {}]
     item = outputs["get-item"][0]["Item"]
     assert item["Year"] == {"N": "2015"} and item["SongTitle"] == {"S": "Call Me Today"}
@@ -61,5 +61,5 @@ def test_readme_aws_cli_examples_work_as_written(server):
     assert q["Count"] == 2
     assert [i["SongTitle"]["S"] for i in q["Items"]] == ["Call Me Today", "Scared of My Shadow"]
     d = outputs["describe-table"][0]["Table"]
-    assert d["TableName"] == "Music" and d["ItemCount"] in (0, 2)
-    assert outputs["delete-table"][0]["TableDescription"]["TableName"] == "Music"
+    assert d["TableName"] == "Songs" and d["ItemCount"] in (0, 2)
+    assert outputs["delete-table"][0]["TableDescription"]["TableName"] == "Songs"
