@@ -2,35 +2,14 @@
 //! in-process node (which leads itself): headers, error shapes, and one system with
 //! the REST API.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use raft_nosql::config::{from_toml_str, ClusterConfig};
-use raft_nosql::node::{open, Node};
-use raft_nosql::server::{admin, routes, App};
+use std::sync::Arc;
+
+use common::inproc::leader_node;
+use raft_nosql::server::{routes, App};
 use serde_json::{json, Value};
 use warp::http::StatusCode;
-
-fn config(dir: &std::path::Path) -> ClusterConfig {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let text = format!(
-        "data_root = {:?}\n[[nodes]]\nid = 0\naddr = \"127.0.0.1:{port}\"\n\
-         [supervisor]\ncontrol_addr = \"127.0.0.1:1\"\n",
-        dir.display().to_string()
-    );
-    from_toml_str(&text).unwrap()
-}
-
-async fn leader_node(dir: &std::path::Path) -> Node {
-    let node = open(config(dir), 0).await.unwrap();
-    admin::init(&node.app).await.unwrap();
-    node.raft
-        .wait(Some(Duration::from_secs(10)))
-        .state(openraft::ServerState::Leader, "single node leads")
-        .await
-        .unwrap();
-    node
-}
 
 struct Resp {
     status: StatusCode,

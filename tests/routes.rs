@@ -1,36 +1,15 @@
 //! Route tests with `warp::test::request()` against a single in-process node (which
 //! leads itself), good and bad input for every endpoint.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use raft_nosql::config::{from_toml_str, ClusterConfig};
-use raft_nosql::node::{open, Node};
-use raft_nosql::server::{admin, routes, App};
+use std::sync::Arc;
+
+use common::inproc::{config, leader_node};
+use raft_nosql::node::open;
+use raft_nosql::server::{routes, App};
 use serde_json::{json, Value};
 use warp::http::StatusCode;
-
-fn config(dir: &std::path::Path, nodes: usize) -> ClusterConfig {
-    let mut text = format!("data_root = {:?}\n", dir.display().to_string());
-    for i in 0..nodes {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        text.push_str(&format!("[[nodes]]\nid = {i}\naddr = \"127.0.0.1:{port}\"\n"));
-    }
-    text.push_str("[supervisor]\ncontrol_addr = \"127.0.0.1:1\"\n");
-    from_toml_str(&text).unwrap()
-}
-
-/// A one-node cluster, initialised and leading.
-async fn leader_node(dir: &std::path::Path) -> Node {
-    let node = open(config(dir, 1), 0).await.unwrap();
-    admin::init(&node.app).await.unwrap();
-    node.raft
-        .wait(Some(Duration::from_secs(10)))
-        .state(openraft::ServerState::Leader, "single node leads")
-        .await
-        .unwrap();
-    node
-}
 
 struct Resp {
     status: StatusCode,

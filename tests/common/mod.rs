@@ -2,6 +2,8 @@
 //! temp dir, polls until ready with a deadline, and kills every child it started on drop.
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
