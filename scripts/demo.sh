@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The original project's demo, end to end, against a running cluster (`make server`):
 # create the Music table, put two songs, read them from the leader and from a
-# follower, query by sort-key prefix, delete an item, delete the table.
-# Every command is printed before its answer. Exits non-zero on the first failure.
+# follower, query by sort-key prefix, delete an item. The table stays, with one song,
+# for the README's next sections (failover writes to it).
+# Every command is printed, shell-quoted so it can be copied, before its answer.
+# Exits non-zero on the first failure.
 #
 # Environment: BIN (default target/debug/raft-nosql), CONFIG (default cluster.toml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/debug/raft-nosql}
 CONFIG=${CONFIG:-cluster.toml}
+source scripts/lib.sh
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {'d': d}))" "$1"; }
-run() { printf '\n\033[1m$ raft-nosql %s\033[0m\n' "$*"; "$BIN" --config "$CONFIG" "$@"; }
+run() { printf '\n\033[1m$ raft-nosql %s\033[0m\n' "$(shell_line "$@")"; "$BIN" --config "$CONFIG" "$@"; }
 
 [ -x "$BIN" ] || { echo "no binary at $BIN: run 'make build' first" >&2; exit 2; }
 status=$("$BIN" --config "$CONFIG" status) || { echo "no cluster answers: start one with 'make server'" >&2; exit 2; }
@@ -35,7 +38,6 @@ run get-item --target-addr "$follower" --table-name Music --partition-key "No On
 run query-items --target-addr "$follower" --table-name Music --partition-key "No One You Know" --sort-key-prefix "Call Me" --output table
 run delete-item --target-addr "$follower" --table-name Music --partition-key "No One You Know" --sort-key "Call Me Today"
 run query-items --target-addr "$leader" --table-name Music --partition-key "No One You Know" --output table
-run delete-table --target-addr "$follower" --table-name Music
 run list-tables --target-addr "$leader"
 echo
-echo "demo finished"
+echo "demo finished; table Music stays for the README's next sections ('raft-nosql delete-table --table-name Music' removes it)"

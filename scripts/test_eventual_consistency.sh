@@ -9,6 +9,8 @@
 #   4. after convergence, eventual reads on every node -> MUST all be the new value
 #   5. the state digests of all nodes          -> MUST be equal at the same index
 # Exits non-zero if any MUST fails. Needs a running cluster (`make server`).
+# Apply delays left from earlier experiments (`cluster set-delay`, on any node, the
+# leader included) are cleared first and every node's delay is cleared at the end.
 #
 # Environment: BIN (default target/debug/raft-nosql), CONFIG (default cluster.toml),
 # DELAY_MS (follower apply delay, default 2000).
@@ -24,9 +26,10 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # Prints a raft-nosql command line, then runs it (stdout and stderr to the caller).
 # The command line goes to fd 3 (the terminal), so $(cli ...) captures only its answer.
 exec 3>&1
-cli() { printf '  $ raft-nosql %s\n' "$*" >&3; "$BIN" --config "$CONFIG" "$@"; }
+cli() { printf '  $ raft-nosql %s\n' "$(shell_line "$@")" >&3; "$BIN" --config "$CONFIG" "$@"; }
 ok() { printf '  OK: %s\n' "$*"; }
 bad() { printf '  FAIL: %s\n' "$*"; failures=$((failures + 1)); }
+source scripts/lib.sh
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {'d': d}))" "$1"; }
 
 [ -x "$BIN" ] || { echo "no binary at $BIN: run 'make build' first" >&2; exit 2; }
@@ -46,9 +49,12 @@ echo "  leader: node$leader_id at $leader; followers: ${followers[*]}"
 fid=${followers[0]%% *}; faddr=${followers[0]#* }
 
 restore() {
-  for f in "${followers[@]}"; do "$BIN" --config "$CONFIG" cluster set-delay "${f%% *}" --apply-delay-ms 0 >/dev/null 2>&1; done
+  for m in "${members[@]}"; do "$BIN" --config "$CONFIG" cluster set-delay "${m%% *}" --apply-delay-ms 0 >/dev/null 2>&1; done
 }
 trap restore EXIT
+# A delay on the leader would hold every write back until the followers had applied it
+# too, and hide the stale read this script wants to show.
+restore
 
 say "Create table $TABLE (if missing) and wait until every node has it"
 "$BIN" --config "$CONFIG" create-table --target-addr "$leader" --table-name "$TABLE" --partition-key-name Key >/dev/null 2>&1 || true

@@ -12,7 +12,7 @@
 //!   was redirected and remember where the leader is. The next write goes to the
 //!   remembered leader first (the **leader cache**), saving the extra round trip.
 //! - While there is **no leader** (an election is running), a node answers **503** with a
-//!   `Retry-After` header. The client backs off (50 ms, doubling up to 1 s, never longer
+//!   `Retry-After` header. The client backs off (20 ms, growing by half up to 200 ms, never longer
 //!   than `Retry-After` says) and tries every known node again, until the write
 //!   **deadline** (default 10 s) has passed. A node that refuses the connection is
 //!   skipped the same way, so a write survives a leader crash: the client moves on to
@@ -20,9 +20,14 @@
 //! - **Reads** (`GET`) are answered locally by whichever node receives them; that is what
 //!   makes them *eventually consistent*: a follower may not have applied the latest write
 //!   yet. Reads therefore go to one chosen node, the **target** (the first address the
-//!   client was built with, or the one given to [`Client::with_target`]), and are neither
-//!   retried nor sent elsewhere. Every answer carries the responding node's id, role and
-//!   applied log index ([`Response`]), so staleness is visible to the caller.
+//!   client was built with, or the one given to [`Client::with_target`]), and are not
+//!   retried. Only if the target refuses the connection and the client was built with
+//!   [`ClientBuilder::read_fallback`] does a read go to the other nodes, in order (the
+//!   CLI does that when no `--target-addr` was given). Every answer carries the
+//!   responding node's id, role and applied log index ([`Response`]), and the nodes that
+//!   were passed over ([`Response::skipped`]), so staleness and detours are visible.
+//! - A write that has to wait (no leader, nodes down) can say so while it waits, through
+//!   [`ClientBuilder::on_wait`]: the CLI's `-v` prints those notes.
 //! - A read can ask for more than "whatever this node has applied" ([`Consistency`]):
 //!   `AfterIndex(i)` makes the node wait until it has applied log index `i` (pass the
 //!   `version` a write returned: read-your-writes through any node), `Session` does that
@@ -91,10 +96,18 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default number of 307 redirects followed for one request.
 pub const DEFAULT_MAX_REDIRECTS: usize = 5;
 
-/// First pause between two rounds of write attempts; doubled each round.
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-/// Longest pause between two rounds of write attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// First pause between two rounds of write attempts; half as long again each round.
+/// Short, so that a client sees the cluster's own failover time: an election takes
+/// about 1.5 s, and a long pause would add up to its length on top.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+/// Longest pause between two rounds of write attempts: the most a write waits after
+/// a new leader is ready. Rounds are a few small requests, cheap at this rate.
+const MAX_BACKOFF: Duration = Duration::from_millis(200);
+
+/// The pause after `pause`: half as long again, up to [`MAX_BACKOFF`].
+fn next_backoff(pause: Duration) -> Duration {
+    (pause + pause / 2).min(MAX_BACKOFF)
+}
 
 /// The retry policy of a write, shared by this client and the bench's writer: rounds
 /// over the candidate nodes (leader first), a pause that doubles between rounds (capped
@@ -158,7 +171,7 @@ impl WriteRounds {
         // caps the pause.
         let pause = self.backoff.min(self.retry_after.unwrap_or(MAX_BACKOFF)).min(remaining);
         tokio::time::sleep(pause).await;
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.backoff = next_backoff(self.backoff);
         self.answered = false;
         self.retry_after = None;
         Ok(())
@@ -171,7 +184,7 @@ pub enum ClientError {
     /// A node answered with an error status. `code` and `message` come from its
     /// `{"error":{"code","message"}}` body (`table_not_found`, `item_not_found`,
     /// `table_exists`, `invalid`, `unavailable`, ...).
-    #[error("{message} ({code}, HTTP {status})")]
+    #[error("{message}")]
     Api {
         /// The HTTP status code.
         status: u16,
@@ -260,6 +273,18 @@ pub struct Response<T> {
     pub applied: Option<u64>,
     /// `Some(addr)` if the request was redirected (307) and finally answered by `addr`.
     pub redirected_to: Option<String>,
+    /// Nodes tried before the one that answered, each with why it was passed over
+    /// (`connection refused`, `no leader known`): empty when the first node answered.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A node a request passed over on its way to the node that answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// `host:port` of the node.
+    pub addr: String,
+    /// Why it was passed over, in a few words.
+    pub reason: String,
 }
 
 impl<T> Response<T> {
@@ -273,6 +298,7 @@ impl<T> Response<T> {
             role: self.role,
             applied: self.applied,
             redirected_to: self.redirected_to,
+            skipped: self.skipped,
         }
     }
 }
@@ -316,6 +342,9 @@ pub struct TableDeleted {
 /// Answer to [`Client::put_item`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Written {
+    /// Whether an item with the same key was there before (and is now replaced).
+    #[serde(default)]
+    pub replaced: bool,
     /// Log index of the write: the item's new version.
     pub version: u64,
 }
@@ -424,6 +453,17 @@ pub enum Consistency {
     Strong,
 }
 
+/// Called with a sentence each time a write has to wait before its next round (see
+/// [`ClientBuilder::on_wait`]).
+#[derive(Clone)]
+pub struct WaitNotifier(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for WaitNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WaitNotifier")
+    }
+}
+
 /// Settings for a [`Client`]; start with [`Client::builder`].
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
@@ -433,6 +473,8 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     max_redirects: usize,
     consistency: Consistency,
+    read_fallback: bool,
+    on_wait: Option<WaitNotifier>,
 }
 
 impl ClientBuilder {
@@ -467,6 +509,22 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether a read whose target refuses the connection goes to the other nodes, in
+    /// the order given (the answer's [`Response::skipped`] names the nodes passed over).
+    /// Default off: a read asks the node it was told to ask.
+    pub fn read_fallback(mut self, on: bool) -> Self {
+        self.read_fallback = on;
+        self
+    }
+
+    /// Tells `f`, in one sentence, what a write is waiting for each time it must wait
+    /// before trying again (no leader known, nodes unreachable), and how long it will
+    /// keep trying.
+    pub fn on_wait(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_wait = Some(WaitNotifier(Arc::new(f)));
+        self
+    }
+
     /// Checks the addresses and builds the client.
     pub fn build(self) -> Result<Client, ClientError> {
         let nodes = self.nodes.iter().map(|a| normalize_addr(a)).collect::<Result<Vec<_>, _>>()?;
@@ -494,6 +552,8 @@ impl ClientBuilder {
             write_deadline: self.write_deadline,
             request_timeout: self.request_timeout,
             max_redirects: self.max_redirects,
+            read_fallback: self.read_fallback,
+            on_wait: self.on_wait,
         };
         Ok(Client { inner: Arc::new(inner), target, consistency: self.consistency })
     }
@@ -522,6 +582,8 @@ struct Inner {
     write_deadline: Duration,
     request_timeout: Duration,
     max_redirects: usize,
+    read_fallback: bool,
+    on_wait: Option<WaitNotifier>,
 }
 
 /// A raw HTTP answer, before it is judged.
@@ -531,6 +593,7 @@ struct Reply {
     body: Bytes,
     addr: String,
     redirected_to: Option<String>,
+    skipped: Vec<Skipped>,
 }
 
 /// Why [`Client::follow`] failed, and whether retrying elsewhere is safe.
@@ -566,6 +629,8 @@ impl Client {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_redirects: DEFAULT_MAX_REDIRECTS,
             consistency: Consistency::Eventual,
+            read_fallback: false,
+            on_wait: None,
         }
     }
 
@@ -768,13 +833,40 @@ impl Client {
             applied: header_u64(&reply.headers, "x-raft-applied"),
             addr: reply.addr,
             redirected_to: reply.redirected_to,
+            skipped: reply.skipped,
         })
     }
 
-    /// A read: one attempt at the target (following a redirect if one comes).
+    /// A read: one attempt at the target (following a redirect if one comes); with
+    /// `read_fallback`, the other nodes in turn while each refuses the connection.
     async fn read(&self, method: Method, path_and_query: &str) -> Result<Reply, ClientError> {
         let timeout = self.inner.request_timeout;
-        self.follow(&self.target, &method, path_and_query, None, timeout).await.map_err(|f| f.error)
+        let mut candidates = vec![self.target.clone()];
+        if self.inner.read_fallback {
+            candidates.extend(self.inner.nodes.iter().filter(|n| **n != self.target).cloned());
+        }
+        let mut skipped = Vec::new();
+        let mut first_error = None;
+        for addr in candidates {
+            match self.follow(&addr, &method, path_and_query, None, timeout).await {
+                Ok(reply) => return Ok(Reply { skipped, ..reply }),
+                // Only a refused connection proves the node is down; anything else
+                // (a timeout, a broken answer) is reported as it is.
+                Err(Failure {
+                    error: ClientError::Unreachable { addr, reason },
+                    retryable: true,
+                    ..
+                }) => {
+                    first_error.get_or_insert(ClientError::Unreachable {
+                        addr: addr.clone(),
+                        reason: reason.clone(),
+                    });
+                    skipped.push(Skipped { addr, reason });
+                }
+                Err(f) => return Err(f.error),
+            }
+        }
+        Err(first_error.expect("at least the target was tried"))
     }
 
     /// A write: leader first, then every known node, in rounds with backoff, until an
@@ -785,8 +877,17 @@ impl Client {
         path_and_query: &str,
         body: Option<Bytes>,
     ) -> Result<Reply, ClientError> {
+        let started = Instant::now();
+        let mut last_note: Option<(Instant, String)> = None;
         let mut rounds = WriteRounds::new(self.inner.write_deadline);
+        // Nodes passed over, latest reason per node, for the answer's `skipped`.
+        let mut skipped: Vec<Skipped> = Vec::new();
+        fn skip(skipped: &mut Vec<Skipped>, addr: &str, reason: String) {
+            skipped.retain(|s| s.addr != addr);
+            skipped.push(Skipped { addr: addr.to_string(), reason });
+        }
         loop {
+            let mut waiting_for = Vec::new();
             for addr in self.write_candidates() {
                 let Some(timeout) = rounds.attempt_timeout(self.inner.request_timeout) else {
                     break;
@@ -795,7 +896,14 @@ impl Client {
                     Ok(reply) if reply.status == StatusCode::SERVICE_UNAVAILABLE => {
                         self.forget_leader(&reply.addr);
                         let after = header_u64(&reply.headers, RETRY_AFTER.as_str());
-                        rounds.unavailable(api_error(&reply), after);
+                        let error = api_error(&reply);
+                        let reason = match &error {
+                            ClientError::Api { message, .. } => message.clone(),
+                            other => other.to_string(),
+                        };
+                        waiting_for.push(format!("{} answered 503: {reason}", reply.addr));
+                        skip(&mut skipped, &reply.addr, format!("answered 503: {reason}"));
+                        rounds.unavailable(error, after);
                     }
                     Ok(reply) => {
                         if reply.status.is_success() {
@@ -804,15 +912,34 @@ impl Client {
                                 self.inner.written.fetch_max(i, Ordering::SeqCst);
                             }
                         }
-                        return Ok(reply);
+                        skipped.retain(|s| s.addr != reply.addr);
+                        return Ok(Reply { skipped, ..reply });
                     }
                     Err(f) if f.retryable => {
-                        if let ClientError::Unreachable { addr, .. } = &f.error {
+                        if let ClientError::Unreachable { addr, reason } = &f.error {
                             self.forget_leader(addr);
+                            waiting_for.push(format!("{addr} is unreachable ({reason})"));
+                            skip(&mut skipped, addr, reason.clone());
                         }
                         rounds.failed(f.answered, f.error);
                     }
                     Err(f) => return Err(f.error),
+                }
+            }
+            if let Some(notify) = &self.inner.on_wait {
+                let left = self.inner.write_deadline.saturating_sub(started.elapsed());
+                let what = waiting_for.join("; ");
+                // One note when the reason changes, else at most one a second.
+                let due = match &last_note {
+                    Some((at, said)) => *said != what || at.elapsed() >= Duration::from_secs(1),
+                    None => true,
+                };
+                if !waiting_for.is_empty() && !left.is_zero() && due {
+                    (notify.0)(&format!(
+                        "waiting for a leader that accepts the write: {what}; trying again for up to {:.1}s more",
+                        left.as_secs_f64()
+                    ));
+                    last_note = Some((Instant::now(), what));
                 }
             }
             rounds.next_round().await?;
@@ -916,7 +1043,14 @@ impl Client {
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(classify)?;
-        Ok(Reply { status, headers, body, addr: addr.to_string(), redirected_to: None })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+            addr: addr.to_string(),
+            redirected_to: None,
+            skipped: Vec::new(),
+        })
     }
 }
 
@@ -1199,6 +1333,23 @@ mod tests {
         assert_eq!((seen[0].method.as_str(), seen[0].body.as_str()), ("PUT", r#"{"k":1.50}"#));
     }
 
+    /// Write retries start at tens of milliseconds and never pause longer than 200 ms,
+    /// so a write through a failover is acknowledged at most that long after the new
+    /// leader is ready.
+    #[test]
+    fn write_retry_pauses_start_short_and_stay_short() {
+        let mut pauses = vec![FIRST_BACKOFF];
+        while pauses.len() < 30 {
+            pauses.push(next_backoff(*pauses.last().unwrap()));
+        }
+        assert!(pauses[0] <= Duration::from_millis(50));
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(*pauses.last().unwrap(), MAX_BACKOFF);
+        assert!(MAX_BACKOFF <= Duration::from_millis(200));
+        let to_cap: Duration = pauses.iter().take_while(|p| **p < MAX_BACKOFF).sum();
+        assert!(to_cap < Duration::from_millis(600), "{to_cap:?} before reaching the cap");
+    }
+
     #[tokio::test]
     async fn write_retries_503_until_a_leader_appears() {
         let calls = Arc::new(AtomicUsize::new(0));
@@ -1216,6 +1367,29 @@ mod tests {
         let r = client.put_item("T", &json!({"k": "v"})).await.unwrap();
         assert_eq!(r.value.version, 9);
         assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    /// A write whose outcome the node could not learn (504 `outcome_unknown`) may have
+    /// been applied: it is reported, never resent to this or another node.
+    #[tokio::test]
+    async fn a_write_of_unknown_outcome_is_reported_and_not_resent() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut nodes = Vec::new();
+        for _ in 0..2 {
+            let c = calls.clone();
+            let (addr, _) = mock(move |_| {
+                c.fetch_add(1, Ordering::SeqCst);
+                let body = json!({"error": {"code": "outcome_unknown", "message": "lost"}});
+                (504, vec![], body.to_string())
+            })
+            .await;
+            nodes.push(addr);
+        }
+        let client = Client::new(nodes).unwrap();
+        let err = client.put_item("T", &json!({"k": "v"})).await.unwrap_err();
+        assert_eq!(err.code(), Some("outcome_unknown"));
+        assert_eq!(err.status(), Some(504));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "sent once, to one node");
     }
 
     #[tokio::test]

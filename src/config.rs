@@ -205,15 +205,78 @@ impl Default for RestartPolicy {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file or an environment variable could not be parsed into the config (unknown
-    /// key, wrong type, bad TOML). figment's message names the key path.
-    #[error("invalid configuration: {0}")]
-    Parse(#[from] Box<figment::Error>),
+    /// key, wrong type, bad TOML). The message names the key as the user wrote it
+    /// (`raft.heartbeat`), the file as it was given, and for an unknown key the valid
+    /// ones.
+    #[error("invalid configuration{}", describe_parse_errors(.error, .file.as_deref()))]
+    Parse {
+        error: Box<figment::Error>,
+        /// The config file as given on the command line, if one was read.
+        file: Option<PathBuf>,
+    },
     /// The values parse but make no sense together.
     #[error("invalid configuration: {key}: {message}")]
     Invalid { key: String, message: String },
     /// `--config` names a file that does not exist.
     #[error("config file {0} not found")]
     NotFound(PathBuf),
+}
+
+/// figment's errors in the user's words: `in cluster.toml: unknown key "raft.heartbeat"
+/// (valid keys in [raft]: heartbeat_ms, ...)`, one line per error. figment's own text
+/// prefixes the key with its profile (`default.`) and shows the file relative to the
+/// working directory.
+fn describe_parse_errors(error: &figment::Error, file: Option<&Path>) -> String {
+    use figment::error::Kind;
+    let mut lines = Vec::new();
+    for e in error.clone() {
+        let key = e.path.join(".");
+        let source = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+            Some(figment::Source::File(_)) => match file {
+                Some(f) => format!(" in {}", f.display()),
+                None => format!(" in {DEFAULT_CONFIG_FILE}"),
+            },
+            Some(_) | None => match &e.metadata {
+                Some(m) if m.name.contains("environment") => {
+                    format!(
+                        " in environment variable RAFT_NOSQL_{}",
+                        key.to_uppercase().replace('.', "__")
+                    )
+                }
+                _ => String::new(),
+            },
+        };
+        let what = match &e.kind {
+            Kind::UnknownField(field, expected) => {
+                let section = e.path[..e.path.len().saturating_sub(1)].join(".");
+                let place = if section.is_empty() {
+                    "at the top".to_string()
+                } else {
+                    format!("in [{section}]")
+                };
+                format!(
+                    "unknown key {:?} (valid keys {place}: {})",
+                    if key.is_empty() { field.clone() } else { key.clone() },
+                    expected.join(", ")
+                )
+            }
+            Kind::MissingField(field) => {
+                let full =
+                    if key.is_empty() { field.to_string() } else { format!("{key}.{field}") };
+                format!("missing key {full:?}")
+            }
+            Kind::InvalidType(actual, expected) => {
+                format!("key {key:?} must be {expected}, not {actual}")
+            }
+            Kind::InvalidValue(actual, expected) => {
+                format!("key {key:?} must be {expected}, not {actual}")
+            }
+            other if key.is_empty() => other.to_string(),
+            other => format!("key {key:?}: {other}"),
+        };
+        lines.push(format!("{source}: {what}"));
+    }
+    lines.join("\n")
 }
 
 /// Overrides from the command line, applied last.
@@ -252,7 +315,10 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<ClusterConfig,
     if let Some(dir) = &overrides.data_root {
         fig = fig.merge(Serialized::default("data_root", dir.clone()));
     }
-    let config: ClusterConfig = fig.extract().map_err(Box::new)?;
+    let config: ClusterConfig = fig.extract().map_err(|e| ConfigError::Parse {
+        error: Box::new(e),
+        file: path.map(Path::to_path_buf),
+    })?;
     config.validate()?;
     Ok(config)
 }
@@ -262,7 +328,7 @@ pub fn from_toml_str(text: &str) -> Result<ClusterConfig, ConfigError> {
     let config: ClusterConfig = Figment::from(Serialized::defaults(ClusterConfig::default()))
         .merge(Toml::string(text))
         .extract()
-        .map_err(Box::new)?;
+        .map_err(|e| ConfigError::Parse { error: Box::new(e), file: None })?;
     config.validate()?;
     Ok(config)
 }
@@ -379,9 +445,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_key_is_named() {
+    fn unknown_key_is_named_as_written_with_the_valid_keys() {
         let err = from_toml_str("[raft]\nheartbeat = 5\n").unwrap_err().to_string();
-        assert!(err.contains("heartbeat"), "{err}");
+        assert!(err.contains("unknown key \"raft.heartbeat\""), "{err}");
+        assert!(err.contains("valid keys in [raft]: heartbeat_ms, "), "{err}");
+        assert!(!err.contains("default."), "{err}");
+        assert!(!err.contains('`'), "{err}");
+    }
+
+    #[test]
+    fn a_bad_file_is_named_as_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "[raft]\nheartbeat = 5\n").unwrap();
+        let err = load(Some(&file), &Overrides::default()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("invalid configuration in {}: unknown key", file.display())),
+            "{err}"
+        );
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub enum Error {
     /// A table with this name exists already.
     #[error("table {0:?} already exists")]
     TableExists(String),
+    /// The table a write was checked against was deleted (and a new one of the same
+    /// name created) before the write was applied; nothing was written.
+    #[error("table {0:?} was deleted and created again while the write waited to be applied; nothing was written")]
+    TableReplaced(String),
     /// This node is not the leader; the leader is `leader_id` at `leader_addr`. Becomes
     /// a 307 redirect to the same path on the leader.
     #[error("node is not the leader; the leader is node {leader_id} at {leader_addr}")]
@@ -37,13 +41,19 @@ pub enum Error {
     /// or partitioned away). Retry later; `Retry-After` says when.
     #[error("no leader is known at the moment; retry shortly")]
     NoLeader,
-    /// The cluster cannot serve this now (shutting down, quorum unreachable).
-    #[error("unavailable: {0}")]
+    /// The cluster cannot serve this now (shutting down, quorum unreachable). The text
+    /// is a whole sentence; the code `unavailable` goes in the JSON body.
+    #[error("{0}")]
     Unavailable(String),
     /// A write was proposed but not committed in time. Its outcome is unknown: it may
     /// still commit later. Retrying may apply it twice.
     #[error("the write was not committed within {0} ms; it may or may not take effect")]
     WriteTimeout(u64),
+    /// A write was proposed, then its answer was lost (the node shut down, or lost
+    /// leadership while the entry was in its log). It may have been applied, or may
+    /// still be: never answered as "not applied", never resent by our clients.
+    #[error("the outcome of the write is unknown: {0}; it may or may not take effect")]
+    OutcomeUnknown(String),
     /// The node's storage failed; the node is going down.
     #[error("storage error: {0}")]
     Storage(String),
@@ -60,10 +70,10 @@ impl Error {
             Error::Model(ModelError::ItemTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Model(_) => StatusCode::BAD_REQUEST,
             Error::TableNotFound(_) | Error::ItemNotFound => StatusCode::NOT_FOUND,
-            Error::TableExists(_) => StatusCode::CONFLICT,
+            Error::TableExists(_) | Error::TableReplaced(_) => StatusCode::CONFLICT,
             Error::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
             Error::NoLeader | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::WriteTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::WriteTimeout(_) | Error::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -78,16 +88,19 @@ impl Error {
             Error::TableNotFound(_) => "table_not_found",
             Error::ItemNotFound => "item_not_found",
             Error::TableExists(_) => "table_exists",
+            Error::TableReplaced(_) => "table_replaced",
             Error::NotLeader { .. } => "not_leader",
             Error::NoLeader => "no_leader",
             Error::Unavailable(_) => "unavailable",
             Error::WriteTimeout(_) => "write_timeout",
+            Error::OutcomeUnknown(_) => "outcome_unknown",
             Error::Storage(_) => "storage",
             Error::Internal(_) => "internal",
         }
     }
 
-    /// Whether the same request may succeed if retried later, unchanged.
+    /// Whether the same request may succeed if retried later, unchanged, and was
+    /// certainly not applied (a write answered so may be resent elsewhere).
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::NotLeader { .. } | Error::NoLeader | Error::Unavailable(_))
     }
@@ -117,6 +130,7 @@ impl From<Rejection> for Error {
         match r {
             Rejection::TableNotFound(t) => Error::TableNotFound(t),
             Rejection::TableExists(t) => Error::TableExists(t),
+            Rejection::TableReplaced(t) => Error::TableReplaced(t),
             Rejection::Invalid(e) => Error::Model(e),
             Rejection::NotBatchable => Error::Internal(r.to_string()),
         }

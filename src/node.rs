@@ -15,11 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use openraft::storage::RaftLogStorage;
 use tokio::net::TcpListener;
 
 use crate::config::ClusterConfig;
 use crate::raft::lease::Lease;
 use crate::raft::network::{Faults, Network};
+use crate::raft::payload::PayloadBudget;
 use crate::raft::{openraft_config, Raft};
 use crate::server::{routes, App};
 use crate::storage::{LogStore, Progress, StateMachine, Store};
@@ -43,18 +45,27 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot open the database in {}", dir.display()))?;
     let progress = Arc::new(Progress::default());
     progress.set_apply_delay_ms(config.simulation.apply_delay_for(id));
+    let payload = Arc::new(PayloadBudget::default());
     let log_store = LogStore::new(store.clone(), progress.clone())
-        .map_err(|e| anyhow!("cannot read the raft log: {e}"))?;
+        .map_err(|e| anyhow!("cannot read the raft log: {e}"))?
+        .with_payload_budget(payload.clone());
     let state_machine = StateMachine::new(store.clone(), progress.clone())
         .map_err(|e| anyhow!("cannot read the state machine: {e}"))?;
     let tables = state_machine.tables();
     let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);
     let faults = Arc::new(Faults::default());
+    let had_vote = log_store
+        .clone()
+        .read_vote()
+        .await
+        .map_err(|e| anyhow!("cannot read the stored vote: {e}"))?
+        .is_some();
     let lease = Arc::new(Lease::new(
         config.raft.lease_reads,
         Duration::from_millis(config.raft.election_timeout_min_ms / 2),
+        had_vote,
     ));
-    let network = Network::new(id, faults.clone(), lease.clone());
+    let network = Network::new(id, faults.clone(), lease.clone(), payload);
     let raft = Raft::new(id, raft_config, network.clone(), log_store, state_machine)
         .await
         .map_err(|e| anyhow!("cannot start raft: {e}"))?;
@@ -131,7 +142,11 @@ pub async fn run(
         _ = shutdown => Ok(()),
         why = raft_died => Err(anyhow!("raft stopped: {why}")),
     };
-    tracing::info!(event = "node_stopping", reason = ?outcome.as_ref().err().map(|e| e.to_string()), "node stopping");
+    let reason = match &outcome {
+        Ok(()) => "shutdown requested (SIGTERM or SIGINT)".to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::info!(event = "node_stopping", reason = %reason, "node stopping");
 
     let _ = stop_tx.send(());
     if tokio::time::timeout(DRAIN_TIMEOUT, server).await.is_err() {

@@ -334,9 +334,10 @@ fn missing_files_are_noted_and_no_files_fail() {
     assert!(stderr(&out).contains("node0 has no log yet"), "{}", stderr(&out));
 }
 
-/// Bad flag values exit 2 with a message naming the value; a missing config exits 1.
+/// Bad flag values and a missing config exit 2 (bad usage, as in every command) with a
+/// message naming the value.
 #[test]
-fn bad_flags_exit_2_and_bad_config_exits_1() {
+fn bad_flags_and_bad_config_exit_2() {
     let f = Fixture::new();
     f.standard();
     for (args, needle) in [
@@ -354,7 +355,7 @@ fn bad_flags_exit_2_and_bad_config_exits_1() {
         .arg(f.dir.path().join("nope.toml"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }
 

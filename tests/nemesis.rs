@@ -99,9 +99,9 @@ fn write_outcome(r: &Result<(u16, Value), NoAnswer>) -> Outcome {
         Ok((200, _)) => Outcome::Ok(None),
         Err(NoAnswer::Refused) => Outcome::Fail,
         Ok((307, _)) => Outcome::Fail,
-        Ok((503, b)) if matches!(b["error"]["code"].as_str(), Some("no_leader" | "not_leader")) => {
-            Outcome::Fail
-        }
+        // A node answers 503 only for writes it certainly did not propose; a write whose
+        // answer was lost after proposing is a 504 (`write_timeout`, `outcome_unknown`).
+        Ok((503, _)) => Outcome::Fail,
         Ok((s, _)) if (400..500).contains(s) => Outcome::Fail,
         _ => Outcome::Unknown,
     }

@@ -48,6 +48,7 @@ fn batch_entry_applies_each_write_and_refuses_table_commands() {
         .unwrap();
         let put = |table: &str, k: &str, v: i64| Command::PutItem {
             table: table.into(),
+            table_id: 0,
             item: item_from_json(&json!({"k": k, "v": v})).unwrap(),
         };
         let entry = |index: u64, cmd: Command| Entry {
@@ -58,8 +59,8 @@ fn batch_entry_applies_each_write_and_refuses_table_commands() {
         let batch = Command::Batch(vec![
             put("Tbl", "a", 1),
             put("Tbl", "b", 2),
-            Command::DeleteItem { table: "Tbl".into(), key: key("b") },
-            Command::DeleteItem { table: "Tbl".into(), key: key("zzz") },
+            Command::DeleteItem { table: "Tbl".into(), table_id: 0, key: key("b") },
+            Command::DeleteItem { table: "Tbl".into(), table_id: 0, key: key("zzz") },
             put("Missing", "c", 3),
             Command::Batch(vec![put("Tbl", "d", 4)]),
             Command::DeleteTable { table: "Tbl".into() },

@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{bin, eventually, http, write_config};
+use common::{bin, eventually, http, spawn_server, write_config};
 use serde_json::{json, Value};
 
 /// Under plain `cargo test` all tests of this file run at once in one process; three
@@ -60,20 +60,7 @@ impl Sup {
     /// Starts `raft-nosql server` in the foreground (output in `server.out`).
     fn start_server(&mut self) {
         assert!(self.server.is_none());
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("server.out"))
-            .unwrap();
-        let child = Command::new(bin())
-            .arg("--config")
-            .arg(&self.config)
-            .arg("server")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let child = spawn_server(&self.config, &self.dir.path().join("server.out"));
         self.server = Some(child);
     }
 
@@ -490,7 +477,7 @@ fn bad_config_is_refused_naming_the_key_and_no_supervisor_is_reported() {
 
 /// `cluster start` returns once a leader is elected and leaves the supervisor running
 /// detached; a second `cluster start` refuses; `cluster stop` ends the supervisor and
-/// every node; unknown nodes are reported.
+/// every node; unknown nodes are bad usage.
 #[test]
 fn cluster_start_refuses_a_second_start_and_stop_ends_everything() {
     let _one = serial();
@@ -508,10 +495,11 @@ fn cluster_start_refuses_a_second_start_and_stop_ends_everything() {
     assert_eq!(second.status.code(), Some(1), "{err}");
     assert!(err.contains("already running"), "{err}");
 
+    // An unknown node is bad usage (exit 2), as in every command.
     let unknown = s.cli(&["cluster", "kill", "7"]);
     let err = String::from_utf8_lossy(&unknown.stderr);
-    assert_eq!(unknown.status.code(), Some(1), "{err}");
-    assert!(err.contains("no node 7"), "{err}");
+    assert_eq!(unknown.status.code(), Some(2), "{err}");
+    assert!(err.contains("node 7 is not in the cluster"), "{err}");
 
     let json: Value = serde_json::from_str(&s.cluster_ok(&["status", "--json"])).unwrap();
     assert_eq!(json["supervisor"]["pid"], sup_pid);

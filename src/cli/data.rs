@@ -1,12 +1,15 @@
 //! Data commands: tables and items, and one node's status.
 //!
 //! Each command talks to one node, the `--target-addr` (default: the first node of the
-//! cluster config). Writes sent to a follower are redirected to the leader by the client
-//! (`-v` says so on stderr); reads are answered by the target itself, so a follower may
-//! show data that is slightly behind the leader: that is eventual consistency at work.
+//! cluster config; if it refuses the connection, the next configured node, and so on).
+//! Writes sent to a follower are redirected to the leader by the client; reads are
+//! answered by the target itself, so a follower may show data that is slightly behind
+//! the leader: that is eventual consistency at work. `-v` says on stderr who answered,
+//! every redirect and detour, and what a write is waiting for while it waits.
 //!
 //! Output is pretty JSON on stdout (`--output table` for a readable table); errors are one
-//! line on stderr. Exit codes: 0 ok, 1 not found / rejected / unreachable, 2 usage.
+//! sentence on stderr (a JSON line with the code under `--output json`). Exit codes: 0 ok,
+//! 1 not found / rejected / unreachable, 2 usage.
 
 use std::fmt::Display;
 use std::io::Write;
@@ -17,7 +20,7 @@ use comfy_table::{presets, Table};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{GlobalOpts, EXIT_FAILURE, EXIT_USAGE};
+use super::{Failure, GlobalOpts, Output};
 use crate::client::{
     Client, ClientError, Consistency, NodeStatus, Page, QueryParams, Response, TableDescription,
 };
@@ -80,29 +83,18 @@ pub enum DataCommand {
 /// Help section of the options every data command shares.
 const HEADING: &str = "Connection and output";
 
-/// Which node to ask and how to print the answer (every data command takes these).
+/// Which node to ask (every data command takes these; `--output` is global).
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
     /// Node to send the request to, as host:port. Writes sent to a follower are redirected
     /// to the leader; reads are answered by this node [default: the first node of the
-    /// cluster config]
+    /// cluster config that accepts the connection]
     #[arg(long, value_name = "HOST:PORT", help_heading = HEADING)]
     pub target_addr: Option<String>,
-    /// Say on stderr which node answered, and when a write was redirected to the leader
+    /// Say on stderr which node answered, every redirect or detour to another node, and
+    /// what a write is waiting for while it waits
     #[arg(short, long, help_heading = HEADING)]
     pub verbose: bool,
-    /// Output format: pretty JSON, or a readable table
-    #[arg(long, value_enum, default_value_t = Output::Json, value_name = "FORMAT", help_heading = HEADING)]
-    pub output: Output,
-}
-
-/// How results are printed on stdout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// Pretty-printed JSON, as the node returned it
-    Json,
-    /// A table for people
-    Table,
 }
 
 /// The type of a key attribute on the command line.
@@ -290,14 +282,6 @@ pub struct ScanArgs {
     pub conn: ConnArgs,
 }
 
-/// Why a command failed, which decides the exit code.
-enum Failure {
-    /// Bad input from the user: exit 2.
-    Usage(String),
-    /// The cluster said no, or could not be reached: exit 1.
-    Failed(String),
-}
-
 /// What the command was about, to phrase errors in the user's terms.
 #[derive(Default)]
 struct Subject<'a> {
@@ -309,18 +293,12 @@ struct Subject<'a> {
 pub async fn run(global: &GlobalOpts, cmd: DataCommand) -> ExitCode {
     match execute(global, cmd).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(EXIT_USAGE)
-        }
-        Err(Failure::Failed(msg)) => {
-            eprintln!("error: {msg}");
-            ExitCode::from(EXIT_FAILURE)
-        }
+        Err(f) => f.report(global.output),
     }
 }
 
 async fn execute(global: &GlobalOpts, cmd: DataCommand) -> Result<(), Failure> {
+    let out = global.output.unwrap_or(Output::Json);
     match cmd {
         DataCommand::CreateTable(a) => {
             let schema = TableSchema {
@@ -336,13 +314,13 @@ async fn execute(global: &GlobalOpts, cmd: DataCommand) -> Result<(), Failure> {
             let client = connect(global, &a.conn)?;
             let r = client.create_table(&schema).await;
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
-            emit(&a.conn, &r.value, || describe_table(&r.value.table, Some(r.value.version)))
+            emit(out, &r.value, || describe_table(&r.value.table, Some(r.value.version)))
         }
         DataCommand::DeleteTable(a) => {
             let client = connect(global, &a.conn)?;
             let r = client.delete_table(&a.table_name).await;
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
-            emit(&a.conn, &r.value, || {
+            emit(out, &r.value, || {
                 fields([
                     ("deleted table", r.value.deleted.clone()),
                     ("version", r.value.version.to_string()),
@@ -352,7 +330,7 @@ async fn execute(global: &GlobalOpts, cmd: DataCommand) -> Result<(), Failure> {
         DataCommand::ListTables(conn) => {
             let client = connect(global, &conn)?;
             let r = check(client.list_tables().await, &conn, Subject::default())?;
-            emit(&conn, &serde_json::json!({ "tables": r.value }), || {
+            emit(out, &serde_json::json!({ "tables": r.value }), || {
                 let mut t = new_table(["table"]);
                 for name in &r.value {
                     t.add_row([name]);
@@ -364,29 +342,32 @@ async fn execute(global: &GlobalOpts, cmd: DataCommand) -> Result<(), Failure> {
             let client = connect(global, &a.conn)?;
             let r = client.describe_table(&a.table_name).await;
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
-            emit(&a.conn, &serde_json::json!({ "table": r.value }), || {
-                describe_table(&r.value, None)
-            })
+            emit(out, &serde_json::json!({ "table": r.value }), || describe_table(&r.value, None))
         }
         DataCommand::PutItem(a) => {
             let item = parse_item(&a.item_data)?;
             let client = connect(global, &a.conn)?;
             let r = client.put_item(&a.table_name, &item).await;
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
-            emit(&a.conn, &r.value, || fields([("version", r.value.version.to_string())]))
+            emit(out, &r.value, || {
+                fields([
+                    ("replaced", r.value.replaced.to_string()),
+                    ("version", r.value.version.to_string()),
+                ])
+            })
         }
         DataCommand::GetItem(GetItemArgs { key: a, read }) => {
             let client = connect(global, &a.conn)?.with_consistency(read.consistency());
             let r = client.get_item(&a.table_name, &a.partition_key, a.sort_key.as_deref()).await;
             let r = check(r, &a.conn, key_subject(&a))?;
-            emit(&a.conn, &r.value, || items_table(std::slice::from_ref(&r.value)))
+            emit(out, &r.value, || items_table(std::slice::from_ref(&r.value)))
         }
         DataCommand::DeleteItem(a) => {
             let client = connect(global, &a.conn)?;
             let r =
                 client.delete_item(&a.table_name, &a.partition_key, a.sort_key.as_deref()).await;
             let r = check(r, &a.conn, key_subject(&a))?;
-            emit(&a.conn, &r.value, || {
+            emit(out, &r.value, || {
                 fields([
                     ("deleted", r.value.deleted.to_string()),
                     ("version", r.value.version.to_string()),
@@ -408,48 +389,51 @@ async fn execute(global: &GlobalOpts, cmd: DataCommand) -> Result<(), Failure> {
             let client = connect(global, &a.conn)?.with_consistency(a.read.consistency());
             let r = client.query(&a.table_name, &params).await;
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
-            emit(&a.conn, &r.value, || page_table(&r.value))
+            emit(out, &r.value, || page_table(&r.value))
         }
         DataCommand::Scan(a) => {
             let client = connect(global, &a.conn)?.with_consistency(a.read.consistency());
             let r = client.scan(&a.table_name, a.limit, a.start_after.as_deref()).await;
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
-            emit(&a.conn, &r.value, || page_table(&r.value))
+            emit(out, &r.value, || page_table(&r.value))
         }
         DataCommand::Status(conn) => {
             let client = connect(global, &conn)?;
             let r = check(client.status().await, &conn, Subject::default())?;
-            emit(&conn, &r.value, || status_table(&r.value))
+            emit(out, &r.value, || status_table(&r.value))
         }
     }
 }
 
-/// A client for `--target-addr`, or for the configured nodes (first one as the target).
+/// A client for `--target-addr`, or for the configured nodes (the first as the target,
+/// the others as fallbacks for reads whose target refuses the connection).
 fn connect(global: &GlobalOpts, conn: &ConnArgs) -> Result<Client, Failure> {
     let nodes = match &conn.target_addr {
         Some(addr) => vec![addr.clone()],
         None => {
-            let config = global
-                .load_config()
-                .map_err(|e| Failure::Usage(format!("cannot load the cluster config: {e}")))?;
+            let config = global.load_config()?;
             let nodes: Vec<String> = config.nodes.into_iter().map(|n| n.addr).collect();
             if nodes.is_empty() {
-                return Err(Failure::Usage(
-                    "the cluster config lists no nodes; pass --target-addr".into(),
+                return Err(Failure::usage(
+                    "the cluster config lists no nodes; pass --target-addr",
                 ));
             }
             nodes
         }
     };
-    Client::new(nodes).map_err(|e| Failure::Usage(format!("--target-addr: {e}")))
+    let mut builder = Client::builder(nodes).read_fallback(conn.target_addr.is_none());
+    if conn.verbose {
+        builder = builder.on_wait(|note| eprintln!("{note}"));
+    }
+    builder.build().map_err(|e| Failure::usage(format!("--target-addr: {e}")))
 }
 
 /// `--item-data` must be a JSON object; anything else is a usage error.
 fn parse_item(text: &str) -> Result<Value, Failure> {
     let value: Value = serde_json::from_str(text)
-        .map_err(|e| Failure::Usage(format!("--item-data is not valid JSON: {e}")))?;
+        .map_err(|e| Failure::usage(format!("--item-data is not valid JSON: {e}")))?;
     if !value.is_object() {
-        return Err(Failure::Usage(format!(
+        return Err(Failure::usage(format!(
             "--item-data must be a JSON object with the key attributes, got {}",
             json_kind(&value)
         )));
@@ -489,12 +473,16 @@ fn check<T>(
             }
             Ok(r)
         }
-        Err(e) => Err(Failure::Failed(explain(&e, &subject))),
+        Err(e) => Err(explain(&e, &subject)),
     }
 }
 
-/// `-v`: who answered, and whether the request was redirected to the leader.
+/// `-v`: who answered, which nodes were passed over on the way, and whether the request
+/// was redirected to the leader.
 fn report<T>(r: &Response<T>) {
+    for s in &r.skipped {
+        eprintln!("passed over {} ({}); tried the next node", s.addr, s.reason);
+    }
     let node = r.node.map_or_else(|| "node ?".to_string(), |n| format!("node{n}"));
     if let Some(to) = &r.redirected_to {
         eprintln!("redirected to leader {node} at {to}");
@@ -508,9 +496,10 @@ fn report<T>(r: &Response<T>) {
     }
 }
 
-/// One line that says what went wrong, in the terms of the command.
-fn explain(e: &ClientError, s: &Subject<'_>) -> String {
-    match (e.code(), s.table) {
+/// One sentence that says what went wrong, in the terms of the command; the machine
+/// code goes with it (printed only with `--output json`).
+fn explain(e: &ClientError, s: &Subject<'_>) -> Failure {
+    let message = match (e.code(), s.table) {
         (Some("table_not_found"), Some(t)) => format!("table {t:?} not found"),
         (Some("item_not_found"), Some(t)) => {
             let key = match s.key {
@@ -521,22 +510,28 @@ fn explain(e: &ClientError, s: &Subject<'_>) -> String {
             format!("item not found in table {t:?}{key}")
         }
         (Some("table_exists"), Some(t)) => format!("table {t:?} already exists"),
-        _ => match e {
-            ClientError::Api { message, code, .. } => format!("{message} ({code})"),
-            other => other.to_string(),
-        },
-    }
+        _ => e.to_string(),
+    };
+    let code = match e {
+        ClientError::Api { code, .. } => code.clone(),
+        ClientError::Unreachable { .. } => "unreachable".into(),
+        ClientError::Timeout { .. } => "timeout".into(),
+        ClientError::Decode { .. } => "bad_answer".into(),
+        ClientError::Redirect(_) => "redirect_failed".into(),
+        ClientError::InvalidAddress { .. } => return Failure::usage(message),
+    };
+    Failure::Failed { code, message }
 }
 
 /// Prints the value as pretty JSON, or the table `table()` renders.
 fn emit<T: Serialize>(
-    conn: &ConnArgs,
+    out: Output,
     value: &T,
     table: impl FnOnce() -> String,
 ) -> Result<(), Failure> {
-    let text = match conn.output {
+    let text = match out {
         Output::Json => serde_json::to_string_pretty(value)
-            .map_err(|e| Failure::Failed(format!("cannot print the answer: {e}")))?,
+            .map_err(|e| Failure::failed("output", format!("cannot print the answer: {e}")))?,
         Output::Table => table(),
     };
     // A closed pipe (`| head`) is not an error worth a panic.
@@ -605,7 +600,7 @@ fn page_table(page: &Page) -> String {
         if page.items.is_empty() { "(no items)".to_string() } else { items_table(&page.items) };
     out.push_str(&format!("\n{} item(s)", page.count));
     if let Some(next) = &page.next {
-        out.push_str(&format!("; more after --start-after {next:?}"));
+        out.push_str(&format!("; more with --start-after {}", super::quote::shell_quote(next)));
     }
     out
 }

@@ -2,8 +2,14 @@
 //!
 //! Reading, parsing, merging and filtering live in [`crate::logs`]; this file turns flags
 //! into a [`Filter`], finds the files from the cluster config, and prints: one readable
-//! line per entry, the raw JSON lines (`--json`), or the cluster's story (`--timeline`),
-//! once or continuously (`--follow`).
+//! line per entry, the raw JSON lines (`--output json`, or `--json`), or the cluster's
+//! story (`--timeline`), once or continuously (`--follow`, which like `tail -f` starts
+//! with the last few entries).
+//!
+//! Which cluster: `--config` (or `RAFT_NOSQL_CONFIG`) if given. Otherwise
+//! `./cluster.toml`, unless the supervisor answering on its control address runs
+//! another config (`make server CONFIG=config/five-nodes.toml`): then the logs of that
+//! running cluster, and a note on stderr says so.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -15,7 +21,7 @@ use chrono::{DateTime, Local, NaiveDate, Utc};
 use clap::Args;
 use serde_json::Value;
 
-use super::{GlobalOpts, EXIT_FAILURE, EXIT_USAGE};
+use super::{Failure, GlobalOpts, Output, EXIT_FAILURE, EXIT_USAGE};
 use crate::config::ClusterConfig;
 use crate::logs::{
     merge, read_file, read_supervisor_log, Filter, Level, LogEntry, Since, Tail, EVENTS,
@@ -32,7 +38,8 @@ Examples:
   raft-nosql logs --timeline                          # the cluster's story: starts, exits, elections, leaders
   raft-nosql logs --node 1 --level warn --since 10m   # node 1's warnings and errors of the last 10 minutes
   raft-nosql logs --event request --json | jq .latency_ms
-  raft-nosql logs --follow --timeline                 # watch failover live while you kill the leader
+  raft-nosql logs --follow --timeline                 # the last 10 entries, then new ones as they come
+  raft-nosql logs --follow --lines 50                 # start with the last 50 entries
   raft-nosql logs --grep snapshot --since 2026-11-28T07:00:00Z
 
 Timeline events: node_started node_stopping node_stopped node_exited node_spawned election_started
@@ -40,7 +47,7 @@ Timeline events: node_started node_stopping node_stopped node_exited node_spawne
   snapshot_built snapshot_installed faults_changed simulation_changed
 Other events: log_purged peer_unreachable peer_reachable request
 
-Exit status: 0 ok; 1 config cannot be loaded or no node log file exists; 2 bad flag value.";
+Exit status: 0 ok; 1 no node log file exists; 2 bad flag value or a config that does not load.";
 
 /// Show the nodes' logs (`<data_root>/nodeN/node.log`) merged in time order and filtered.
 #[derive(Debug, Args)]
@@ -61,10 +68,15 @@ pub struct LogsArgs {
     /// Only entries whose raw JSON line contains TEXT (case-sensitive)
     #[arg(long, value_name = "TEXT")]
     pub grep: Option<String>,
-    /// Keep watching the files and print entries as they are appended, until Ctrl+C
+    /// Like tail -f: print the last --lines entries, then entries as they are appended,
+    /// until Ctrl+C
     #[arg(long, short = 'f')]
     pub follow: bool,
-    /// Print the raw JSON lines unchanged (merged and filtered), e.g. for jq
+    /// With --follow: how many of the latest entries to print before following
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "follow")]
+    pub lines: usize,
+    /// Print the raw JSON lines unchanged (merged and filtered), e.g. for jq; the same
+    /// as --output json
     #[arg(long)]
     pub json: bool,
     /// Only the cluster's story: process starts and exits, elections, leaders, terms,
@@ -86,12 +98,9 @@ fn parse_node(s: &str) -> Result<u64, String> {
 }
 
 pub async fn run(global: &GlobalOpts, args: LogsArgs) -> ExitCode {
-    let config = match global.load_config() {
+    let config = match find_cluster(global).await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+        Err(f) => return f.report(global.output),
     };
     let members: Vec<u64> = config.nodes.iter().map(|n| n.id).collect();
     if let Some(n) = args.nodes.iter().find(|n| !members.contains(n)) {
@@ -118,7 +127,7 @@ pub async fn run(global: &GlobalOpts, args: LogsArgs) -> ExitCode {
     let color = !args.no_color
         && anstream::AutoStream::choice(&io::stdout()) != anstream::ColorChoice::Never;
     let printer = Printer {
-        json: args.json,
+        json: args.json || global.output == Some(Output::Json),
         timeline: args.timeline,
         utc: args.utc,
         color,
@@ -126,7 +135,7 @@ pub async fn run(global: &GlobalOpts, args: LogsArgs) -> ExitCode {
         today: today(args.utc),
     };
     let result = if args.follow {
-        follow(&config, &selected, &filter, &printer).await
+        follow(&config, &selected, &filter, &printer, args.lines).await
     } else {
         once(&config, &selected, &filter, &printer)
     };
@@ -139,6 +148,37 @@ pub async fn run(global: &GlobalOpts, args: LogsArgs) -> ExitCode {
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// The config whose logs to show (see the module docs).
+async fn find_cluster(global: &GlobalOpts) -> Result<ClusterConfig, Failure> {
+    let config = global.load_config()?;
+    if global.config.is_some() || global.data_dir_root.is_some() {
+        return Ok(config);
+    }
+    let client = crate::supervisor::control::ControlClient::new(
+        &config.supervisor.control_addr,
+        Duration::from_secs(2),
+    );
+    let Ok(view) = client.status().await else {
+        return Ok(config);
+    };
+    let ours = std::path::absolute(&config.data_root).unwrap_or_else(|_| config.data_root.clone());
+    let running = PathBuf::from(&view.supervisor.data_root);
+    if running == ours {
+        return Ok(config);
+    }
+    let overrides = crate::config::Overrides { data_root: Some(running.clone()) };
+    let file = view.supervisor.config_file.as_deref().map(std::path::Path::new);
+    let mut found = crate::config::load(file, &overrides).unwrap_or_else(|_| config.clone());
+    found.data_root = running;
+    eprintln!(
+        "note: showing the logs of the running cluster ({}, data in {}), not those of {}",
+        file.map_or_else(|| "built-in config".to_string(), |f| format!("config {}", f.display())),
+        found.data_root.display(),
+        ours.display()
+    );
+    Ok(found)
 }
 
 fn log_path(config: &ClusterConfig, id: u64) -> PathBuf {
@@ -204,14 +244,16 @@ fn once(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints what matches so far, then polls every file for appended lines until Ctrl+C.
-/// Each poll's new entries are printed in time order; entries are never held back
-/// waiting for a slower node, so across polls the order is arrival order.
+/// Prints the last `lines` entries that match so far, then polls every file for
+/// appended lines until Ctrl+C. Each poll's new entries are printed in time order;
+/// entries are never held back waiting for a slower node, so across polls the order is
+/// arrival order.
 async fn follow(
     config: &ClusterConfig,
     nodes: &[u64],
     filter: &Filter,
     printer: &Printer,
+    lines: usize,
 ) -> io::Result<ExitCode> {
     let mut tails: Vec<Tail> =
         nodes.iter().map(|&id| Tail::node(log_path(config, id), id)).collect();
@@ -232,6 +274,7 @@ async fn follow(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut tick = tokio::time::interval(FOLLOW_POLL);
+    let mut first = true;
     loop {
         tokio::select! {
             _ = &mut ctrl_c => return Ok(ExitCode::SUCCESS),
@@ -252,11 +295,17 @@ async fn follow(
             }
         }
         if batch.is_empty() {
+            first = false;
             continue;
         }
+        let mut merged = merge([batch]);
+        if std::mem::take(&mut first) {
+            // The history: only its last `lines` entries, as `tail -f` does.
+            merged.drain(..merged.len().saturating_sub(lines));
+        }
         let mut out = io::stdout().lock();
-        for entry in merge([batch]) {
-            printer.print(&mut out, &entry)?;
+        for entry in &merged {
+            printer.print(&mut out, entry)?;
         }
         out.flush()?;
     }

@@ -7,6 +7,10 @@ use clap::Args;
 use super::GlobalOpts;
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  raft-nosql node --id 1 --config cluster.toml    # what the supervisor runs for node 1\n\
+    Its JSON log lines go to stdout; the supervisor appends them to <data_root>/node1/node.log."
+)]
 pub struct NodeArgs {
     /// This node's id (one of the ids in the config's [[nodes]])
     #[arg(long)]

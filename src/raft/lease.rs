@@ -22,6 +22,26 @@
 //! committed an entry of term `T`, its commit index is then at least the index of every
 //! write acknowledged before `now`: the read index, with no network round.
 //!
+//! # After a restart
+//!
+//! The committed index openraft hands to `save_committed` is stored without an fsync
+//! (losing it costs only re-applying). After an OS crash the stored value can be older
+//! than writes this leader already acknowledged, and openraft 0.9 restores a leader
+//! whose vote is committed as leader *in the same term*, so "committed an entry of my
+//! term" can hold for that stale index. A read must therefore also wait until the
+//! commit index covers every entry the log held when the process started
+//! ([`read_index`]): an acknowledged write was fsynced in the leader's log before it
+//! was replicated (and entries of earlier leaders are in a new leader's log), so it
+//! is at or below that index. A fresh commit computed in this process may still pass
+//! through indexes below it (a follower matched in bounded steps), which is why "a
+//! commit since start" alone would not do. This costs nothing in steady state: the
+//! first commit after start-up normally covers the whole log at once.
+//!
+//! The vote guard of point 2 only matters for a node that may have acknowledged a
+//! leader: one that has a stored vote. A node starting with no vote (a fresh data
+//! directory) never accepted an AppendEntries, so it votes at once; that keeps the
+//! first election of a new cluster from waiting out the guard.
+//!
 //! The duration is half the minimum election timeout, which leaves a wide margin for
 //! clocks that run at slightly different rates on different machines (on one machine
 //! every process reads the same monotonic clock). A paused process (SIGSTOP) is safe:
@@ -43,6 +63,9 @@ use super::{NodeId, Vote};
 pub struct Lease {
     enabled: bool,
     duration: Duration,
+    /// How long after start vote requests are refused: `duration`, or zero for a node
+    /// that started without a vote.
+    guard: Duration,
     started: Instant,
     state: Mutex<State>,
 }
@@ -59,8 +82,11 @@ struct State {
 
 impl Lease {
     /// A lease of `duration` (see the module docs); `enabled = false` never holds one.
-    pub fn new(enabled: bool, duration: Duration) -> Lease {
-        Lease { enabled, duration, started: Instant::now(), state: Mutex::default() }
+    /// `had_vote`: whether this node started with a stored vote (only then may it have
+    /// acknowledged a leader before it started, and refuse votes for a while).
+    pub fn new(enabled: bool, duration: Duration, had_vote: bool) -> Lease {
+        let guard = if had_vote { duration } else { Duration::ZERO };
+        Lease { enabled, duration, guard, started: Instant::now(), state: Mutex::default() }
     }
 
     /// Whether lease reads are on.
@@ -105,8 +131,8 @@ impl Lease {
             return Ok(());
         }
         let age = self.started.elapsed();
-        if age < self.duration {
-            Err(self.duration - age)
+        if age < self.guard {
+            Err(self.guard - age)
         } else {
             Ok(())
         }
@@ -134,6 +160,19 @@ impl Lease {
     }
 }
 
+/// The read index a leader holding its lease may use without a network round: its
+/// commit index `committed = (term, index)`, if that entry is of the leader's own
+/// `term` and the index covers `log_at_start`, the last log index when this process
+/// started (see "After a restart" above). `None`: use a read-index round.
+pub fn read_index(
+    committed: Option<(u64, u64)>,
+    term: u64,
+    log_at_start: Option<u64>,
+) -> Option<u64> {
+    let (committed_term, index) = committed?;
+    (committed_term == term && Some(index) >= log_at_start).then_some(index)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,7 +187,7 @@ mod tests {
 
     #[test]
     fn a_quorum_of_recent_acks_holds_the_lease() {
-        let lease = Lease::new(true, Duration::from_secs(60));
+        let lease = Lease::new(true, Duration::from_secs(60), true);
         let v = vote(3, 0);
         let all = voters(&[0, 1, 2]);
         assert!(!lease.holds(0, &v, all.clone()), "no acknowledgement yet");
@@ -162,7 +201,7 @@ mod tests {
 
     #[test]
     fn old_acks_other_votes_and_uncommitted_votes_do_not_count() {
-        let lease = Lease::new(true, Duration::from_millis(50));
+        let lease = Lease::new(true, Duration::from_millis(50), true);
         let all = voters(&[0, 1, 2]);
         let v = vote(3, 0);
         lease.acked(1, &v, Instant::now() - Duration::from_millis(60));
@@ -180,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_vote_request_revokes_the_lease_until_newer_acks() {
-        let lease = Lease::new(true, Duration::from_secs(60));
+        let lease = Lease::new(true, Duration::from_secs(60), true);
         let all = voters(&[0, 1, 2]);
         let v = vote(3, 0);
         let before = Instant::now();
@@ -195,14 +234,39 @@ mod tests {
     }
 
     #[test]
-    fn a_fresh_node_refuses_votes_for_one_lease_and_a_disabled_lease_never_holds() {
-        let lease = Lease::new(true, Duration::from_secs(60));
+    fn a_restarted_node_refuses_votes_for_one_lease_and_a_disabled_lease_never_holds() {
+        let lease = Lease::new(true, Duration::from_secs(60), true);
         assert!(lease.vote_guard().is_err());
-        assert!(Lease::new(true, Duration::ZERO).vote_guard().is_ok());
-        let off = Lease::new(false, Duration::from_secs(60));
+        assert!(Lease::new(true, Duration::ZERO, true).vote_guard().is_ok());
+        let off = Lease::new(false, Duration::from_secs(60), true);
         assert!(off.vote_guard().is_ok());
         let v = vote(3, 0);
         off.acked(1, &v, Instant::now());
         assert!(!off.holds(0, &v, voters(&[0, 1, 2])));
+    }
+
+    /// A node that starts without a stored vote never acknowledged a leader: it votes
+    /// at once, so a new cluster's first election is not held up.
+    #[test]
+    fn a_node_without_a_stored_vote_votes_at_once() {
+        let lease = Lease::new(true, Duration::from_secs(60), false);
+        assert!(lease.vote_guard().is_ok());
+        assert_eq!(lease.duration(), Duration::from_secs(60), "its own lease is unchanged");
+    }
+
+    /// After a power loss the stored commit index (not fsynced) may be older than
+    /// writes the leader acknowledged, in the leader's own term. No lease read may use
+    /// it, nor a fresh commit below the log's end at start-up; one that covers the log
+    /// as it was at start-up may.
+    #[test]
+    fn a_lease_read_needs_a_commit_covering_the_log_held_at_start() {
+        let (term, log_at_start) = (7, Some(120));
+        assert_eq!(read_index(Some((7, 100)), term, log_at_start), None, "stale stored index");
+        assert_eq!(read_index(Some((7, 110)), term, log_at_start), None, "a partial commit");
+        assert_eq!(read_index(Some((7, 120)), term, log_at_start), Some(120));
+        assert_eq!(read_index(Some((7, 150)), term, log_at_start), Some(150));
+        assert_eq!(read_index(Some((6, 150)), term, log_at_start), None, "an older term's");
+        assert_eq!(read_index(None, term, log_at_start), None, "nothing committed");
+        assert_eq!(read_index(Some((1, 1)), 1, None), Some(1), "a new node's first commit");
     }
 }

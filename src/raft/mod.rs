@@ -14,6 +14,7 @@ use crate::model::{Item, ItemKey, ModelError, TableSchema};
 pub mod events;
 pub mod lease;
 pub mod network;
+pub mod payload;
 
 /// A node's address as the cluster knows it: the `host:port` of its HTTP port.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,9 +71,23 @@ pub enum Command {
     /// Delete a table and all its items; rejected if there is no such table.
     DeleteTable { table: String },
     /// Insert or replace an item (last write wins: the log index is its version).
-    PutItem { table: String, item: Item },
-    /// Delete an item by key.
-    DeleteItem { table: String, key: ItemKey },
+    /// `table_id` is the id (creation index) of the table the proposer validated the
+    /// write against: if the table was deleted and created again since, apply refuses
+    /// the write instead of putting it into the new table. 0 (entries written before
+    /// the id was recorded) skips that check.
+    PutItem {
+        table: String,
+        #[serde(default)]
+        table_id: u64,
+        item: Item,
+    },
+    /// Delete an item by key; `table_id` as for `PutItem`.
+    DeleteItem {
+        table: String,
+        #[serde(default)]
+        table_id: u64,
+        key: ItemKey,
+    },
     /// Item writes (`PutItem` / `DeleteItem`) proposed together by concurrent clients
     /// and applied in order as one entry (group commit, see `server::writes`). Every
     /// write in it gets the entry's log index as its version; the proposer never puts
@@ -123,6 +138,8 @@ pub enum Rejection {
     TableNotFound(String),
     #[error("table {0:?} already exists")]
     TableExists(String),
+    #[error("table {0:?} was deleted and created again while the write waited to be applied; nothing was written")]
+    TableReplaced(String),
     #[error(transparent)]
     Invalid(#[from] ModelError),
     #[error("a batch may hold only item writes")]

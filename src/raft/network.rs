@@ -39,6 +39,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::lease::Lease;
+use super::payload::PayloadBudget;
 use super::{NodeAddr, NodeId, TypeConfig};
 
 /// Header naming the sending node of a Raft RPC.
@@ -126,11 +127,18 @@ pub struct Network {
     reachable: Arc<Mutex<HashMap<NodeId, bool>>>,
     /// Records which peers accepted this node's AppendEntries, and when they were sent.
     lease: Arc<Lease>,
+    /// The byte budget of AppendEntries payloads, adapted to how long they take.
+    payload: Arc<PayloadBudget>,
 }
 
 impl Network {
-    pub fn new(me: NodeId, faults: Arc<Faults>, lease: Arc<Lease>) -> Network {
-        Network { me, clients: Arc::default(), faults, reachable: Arc::default(), lease }
+    pub fn new(
+        me: NodeId,
+        faults: Arc<Faults>,
+        lease: Arc<Lease>,
+        payload: Arc<PayloadBudget>,
+    ) -> Network {
+        Network { me, clients: Arc::default(), faults, reachable: Arc::default(), lease, payload }
     }
 
     fn client_for(&self, target: NodeId) -> reqwest::Client {
@@ -268,6 +276,20 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        self.send_body(path, to_body(req), option).await
+    }
+
+    /// Sends an already encoded JSON request body.
+    async fn send_body<Resp, E>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, NodeAddr, RaftError<NodeId, E>>>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let url = format!("http://{}/raft/{}", self.addr, path);
         if let Err(e) = self.simulate(option.hard_ttl()).await {
             self.note_reachable(false);
@@ -283,7 +305,8 @@ impl PeerConnection {
             .post(&url)
             .header(FROM_HEADER, self.net.me)
             .timeout(option.hard_ttl())
-            .json(req)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
             .await
             .map_err(|e| {
@@ -317,6 +340,27 @@ impl PeerConnection {
     }
 }
 
+/// Encodes a Raft RPC body. Raft messages are plain data: encoding cannot fail.
+fn to_body<T: Serialize>(req: &T) -> Vec<u8> {
+    serde_json::to_vec(req).expect("raft messages encode as JSON")
+}
+
+/// One AppendEntries with entries in flight: dropped unanswered means openraft's
+/// timeout cut it off.
+struct PayloadTiming<'a> {
+    budget: &'a PayloadBudget,
+    bytes: usize,
+    answered: bool,
+}
+
+impl Drop for PayloadTiming<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.budget.timed_out();
+        }
+    }
+}
+
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
@@ -324,7 +368,26 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeAddr, RaftError<NodeId>>> {
         let sent = std::time::Instant::now();
-        let resp = self.send("append", &req, &option).await?;
+        let body = to_body(&req);
+        // A payload of entries tells the budget how long its bytes took; one that
+        // openraft gives up on (it drops this future at the timeout) halves it.
+        let mut timing = (!req.entries.is_empty()).then(|| PayloadTiming {
+            budget: &self.net.payload,
+            bytes: body.len(),
+            answered: false,
+        });
+        let result = self.send_body("append", body, &option).await;
+        if let Some(t) = timing.as_mut() {
+            t.answered = true;
+            match &result {
+                Ok(_) => t.budget.answered(t.bytes, sent.elapsed(), option.hard_ttl()),
+                Err(RPCError::Network(_)) if sent.elapsed() >= option.hard_ttl() => {
+                    t.budget.timed_out()
+                }
+                Err(_) => {}
+            }
+        }
+        let resp = result?;
         match resp {
             // The peer accepted our vote (a conflict is about the log, not the vote).
             AppendEntriesResponse::Success

@@ -136,15 +136,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
 
 /// Fails with a redirect (or 503) unless this node is the leader.
 pub fn ensure_leader(app: &App) -> Result<(), Error> {
-    let leader = app.raft.metrics().borrow().current_leader;
-    match leader {
-        Some(l) if l == app.id => Ok(()),
-        Some(l) => match app.addr_of(l) {
-            Some(addr) => Err(Error::NotLeader { leader_id: l, leader_addr: addr }),
-            None => Err(Error::NoLeader),
-        },
-        None => Err(Error::NoLeader),
-    }
+    super::writes::check_leader(&app.raft, |id| app.config.node(id).map(|n| n.addr.clone()))
 }
 
 /// This node's clock in ms since the Unix epoch (0 if the clock is before it).
@@ -220,7 +212,7 @@ async fn put_item(app: &App, table: &str, body: &[u8]) -> Result<Value, Error> {
     binary_keys(&meta.schema, &mut item);
     let key = meta.schema.validate_item(&item)?;
     let key = crate::model::key::item_key_bytes(meta.id, &key);
-    let cmd = Command::PutItem { table: table.to_string(), item };
+    let cmd = Command::PutItem { table: table.to_string(), table_id: meta.id, item };
     let applied = app.writes.write(cmd, key, body.len()).await?;
     Ok(json!({ "version": applied.version, "replaced": applied.existed }))
 }
@@ -388,7 +380,7 @@ async fn delete_item(app: &App, table: &str, p: &Params) -> Result<Value, Error>
     let key = key_from(&meta, &q)?;
     let bytes = crate::model::key::item_key_bytes(meta.id, &key);
     let size = bytes.len();
-    let cmd = Command::DeleteItem { table: table.to_string(), key };
+    let cmd = Command::DeleteItem { table: table.to_string(), table_id: meta.id, key };
     let applied = app.writes.write(cmd, bytes, size).await?;
     Ok(json!({ "deleted": applied.existed, "version": applied.version }))
 }

@@ -16,6 +16,9 @@ use warp::{Filter, Rejection};
 use super::{json_reply, App, MAX_RAFT_BODY};
 use crate::error::Error;
 use crate::raft::network::FROM_HEADER;
+use crate::raft::NodeId;
+use openraft::error::RaftError;
+use openraft::raft::VoteResponse;
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
@@ -53,12 +56,20 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
                     // The leader lease (raft::lease): a node that just started may have
                     // acknowledged a leader before it restarted, and must not help elect
                     // another one within that leader's lease.
+                    // The refusal is an ordinary "vote not granted" (as openraft's own
+                    // voter-side lease answers), not an error: the candidate just
+                    // waits for its next election.
                     if let Err(wait) = app.lease.vote_guard() {
-                        let e = Error::Unavailable(format!(
-                            "node started less than a leader lease ago; it grants no vote for {} ms more",
-                            wait.as_millis() + 1
-                        ));
-                        return json_reply(StatusCode::TOO_EARLY, &e.body());
+                        let vote = app.raft.metrics().borrow().vote;
+                        tracing::info!(
+                            event = "vote_refused",
+                            candidate = from,
+                            wait_ms = wait.as_millis() as u64 + 1,
+                            "refused a vote: this node restarted less than a leader lease ago"
+                        );
+                        let refused: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
+                            Ok(VoteResponse::new(vote, None, false));
+                        return json_reply(StatusCode::OK, &refused);
                     }
                     // This node may grant the vote: its own lease ends here.
                     app.lease.revoke();

@@ -85,8 +85,8 @@ impl ReadIndex {
     }
 
     /// The leader's commit index if this node leads, holds its lease (`raft::lease`) and
-    /// has committed an entry of its own term (so earlier leaders' acknowledged writes
-    /// are below it).
+    /// has committed an entry of its own term covering its log at start-up (so every
+    /// acknowledged write is below it, see `raft::lease::read_index`).
     fn lease_index(&self) -> Option<u64> {
         if !self.lease.enabled() {
             return None;
@@ -101,10 +101,12 @@ impl ReadIndex {
         {
             return None;
         }
-        let (term, index) = self.progress.committed_log()?;
-        if term != vote.leader_id().get_term()
-            || !self.lease.holds(self.id, &vote, membership.voter_ids())
-        {
+        let index = crate::raft::lease::read_index(
+            self.progress.committed_log(),
+            vote.leader_id().get_term(),
+            self.progress.log_at_start(),
+        )?;
+        if !self.lease.holds(self.id, &vote, membership.voter_ids()) {
             return None;
         }
         self.progress.metrics.lease_reads.inc();
@@ -168,11 +170,9 @@ async fn round(ctx: &Ctx) -> Result<u64, Error> {
     };
     match (leader, addr) {
         (Some(l), _) if l == ctx.id => leader_round(&ctx.raft).await,
-        (Some(l), Some(addr)) => {
-            ctx.network.read_index(l, &addr, INDEX_WAIT).await.map_err(|e| {
-                Error::Unavailable(format!("strong read: cannot get a read index: {e}"))
-            })
-        }
+        (Some(l), Some(addr)) => ctx.network.read_index(l, &addr, INDEX_WAIT).await.map_err(|e| {
+            Error::Unavailable(format!("cannot serve a strong read: no read index from {e}"))
+        }),
         _ => Err(Error::NoLeader),
     }
 }
@@ -184,9 +184,16 @@ async fn leader_round(raft: &Raft) -> Result<u64, Error> {
     match raft.get_read_log_id().await {
         Ok((read_log_id, _)) => Ok(read_log_id.map_or(0, |l| l.index)),
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(f.into()),
-        Err(RaftError::APIError(e)) => {
-            Err(Error::Unavailable(format!("cannot confirm leadership for a strong read: {e}")))
+        Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q))) => {
+            let got: Vec<String> = q.got.iter().map(|id| format!("node {id}")).collect();
+            Err(Error::Unavailable(format!(
+                "this node could not confirm that it still leads: only {} answered in time, not \
+                 a majority, so it cannot serve a strong read (is it cut off from the others?)",
+                if got.is_empty() { "itself".to_string() } else { got.join(", ") }
+            )))
         }
-        Err(RaftError::Fatal(e)) => Err(Error::Unavailable(format!("raft stopped: {e}"))),
+        Err(RaftError::Fatal(e)) => {
+            Err(Error::Unavailable(format!("this node's Raft has stopped: {e}")))
+        }
     }
 }

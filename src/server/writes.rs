@@ -13,6 +13,17 @@
 //! holds two writes to the same item (the second one starts the next batch), so the
 //! versions of one item still increase strictly and name exactly one write each.
 //! Table commands are never batched ([`propose`]).
+//!
+//! # What a client is told when the answer is lost
+//!
+//! Once an entry is proposed it may be committed, even if this node never learns so:
+//! an answer lost after proposing is [`Error::OutcomeUnknown`] (504), never
+//! `Unavailable` (503), which tells clients "not applied, resend". That covers a reply
+//! channel dropped at shutdown and openraft's `ForwardToLeader` for a proposed entry
+//! (sent when this node lost leadership and a new leader's log replaced the entry
+//! here, but another node may still hold it and commit it later). Leadership is
+//! checked right before proposing ([`check_leader`]), so a write that reaches a
+//! follower gets its 307 without being proposed.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,7 +34,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::RaftConfig;
 use crate::error::Error;
-use crate::raft::{Applied, Command, CommandResponse, Raft};
+use crate::raft::{Applied, Command, CommandResponse, NodeId, Raft};
 
 /// A batch is closed once its writes' request bodies add up to this many bytes (a
 /// single write may be larger and then travels alone).
@@ -81,9 +92,8 @@ impl Batcher {
         // Waiting for a slot counts too: the client hears within the timeout either way.
         match tokio::time::timeout(self.timeout, rx).await {
             Err(_) => Err(Error::WriteTimeout(self.timeout.as_millis() as u64)),
-            Ok(r) => {
-                r.unwrap_or_else(|_| Err(Error::Unavailable("the node is shutting down".into())))
-            }
+            // The batch task dropped the reply: it may have proposed the write.
+            Ok(r) => r.unwrap_or_else(|_| Err(lost_answer())),
         }
     }
 
@@ -112,8 +122,35 @@ impl Batcher {
 
 /// Proposes `cmd` as one entry and waits (at most `timeout`) until it is applied here.
 pub async fn propose(raft: &Raft, cmd: Command, timeout: Duration) -> WriteResult {
+    check_leader(raft, |_| None)?;
     let rx = raft.client_write_ff(cmd).await.map_err(stopped)?;
     applied(wait_applied(rx, timeout).await?)
+}
+
+/// `Ok` if this node leads (by openraft's metrics); otherwise the redirect to the
+/// leader (its address from the membership, else from `addr_of`), or `NoLeader`.
+pub fn check_leader(raft: &Raft, addr_of: impl Fn(NodeId) -> Option<String>) -> Result<(), Error> {
+    let (me, leader, addr) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        let addr = m
+            .current_leader
+            .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        (m.id, m.current_leader, addr)
+    };
+    match leader {
+        Some(l) if l == me => Ok(()),
+        Some(l) => match addr.or_else(|| addr_of(l)) {
+            Some(leader_addr) => Err(Error::NotLeader { leader_id: l, leader_addr }),
+            None => Err(Error::NoLeader),
+        },
+        None => Err(Error::NoLeader),
+    }
+}
+
+/// The answer to a proposed write whose result will never arrive.
+fn lost_answer() -> Error {
+    Error::OutcomeUnknown("the node stopped waiting for it (shutting down)".into())
 }
 
 /// Waits (at most `timeout`) for the apply result of a proposed entry.
@@ -125,7 +162,7 @@ async fn wait_applied(
 ) -> Result<CommandResponse, Error> {
     match tokio::time::timeout(timeout, rx).await {
         Err(_) => Err(Error::WriteTimeout(timeout.as_millis() as u64)),
-        Ok(Err(_)) => Err(Error::Unavailable("raft dropped the write (shutting down)".into())),
+        Ok(Err(_)) => Err(lost_answer()),
         Ok(Ok(Err(e))) => Err(write_error(e)),
         Ok(Ok(Ok(resp))) => Ok(resp.data),
     }
@@ -146,11 +183,16 @@ fn applied(r: CommandResponse) -> WriteResult {
     }
 }
 
-/// What a client is told when openraft refuses a write.
+/// What a client is told when openraft answers a proposed write with an error.
 fn write_error(e: ClientWriteError) -> Error {
     match e {
-        ClientWriteError::ForwardToLeader(f) => f.into(),
-        e => Error::Unavailable(e.to_string()),
+        // Leadership was checked just before proposing: this node lost it with the
+        // entry in its log. Another node may still commit it (see the module docs).
+        ClientWriteError::ForwardToLeader(_) => {
+            Error::OutcomeUnknown("this node lost leadership while the write was in its log".into())
+        }
+        // Membership changes only: refused before anything was proposed.
+        e @ ClientWriteError::ChangeMembershipError(_) => Error::Unavailable(e.to_string()),
     }
 }
 
@@ -220,6 +262,9 @@ impl BatchTask {
         let n = cmds.len();
         self.sizes.observe(n as f64);
         let cmd = if n == 1 { cmds.pop().expect("one command") } else { Command::Batch(cmds) };
+        if let Err(e) = check_leader(&self.raft, |_| None) {
+            return answer(replies, all(n, e));
+        }
         let rx = match self.raft.client_write_ff(cmd).await {
             Ok(rx) => rx,
             Err(e) => return answer(replies, all(n, stopped(e))),
@@ -248,4 +293,44 @@ fn answer(replies: Vec<oneshot::Sender<WriteResult>>, results: Vec<WriteResult>)
 
 fn all(n: usize, e: Error) -> Vec<WriteResult> {
     vec![Err(e); n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A proposed write whose answer channel is dropped (openraft shutting down after
+    /// the drain timeout) may be committed: it is answered as indeterminate (504
+    /// `outcome_unknown`), which no client resends, never as 503 "not applied".
+    #[tokio::test]
+    async fn a_dropped_answer_after_proposing_is_an_unknown_outcome() {
+        let (tx, rx) = oneshot::channel();
+        drop(tx);
+        let e = wait_applied(rx, Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(e, Error::OutcomeUnknown(_)), "{e:?}");
+        assert_eq!(e.status(), warp::http::StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(e.code(), "outcome_unknown");
+        assert!(!e.is_retryable());
+    }
+
+    /// openraft's ForwardToLeader for an entry already in the log (the node lost
+    /// leadership and the entry was replaced here) is indeterminate too: the entry may
+    /// survive on another node and commit there.
+    #[test]
+    fn forward_to_leader_after_proposing_is_an_unknown_outcome() {
+        let e = write_error(ClientWriteError::ForwardToLeader(openraft::error::ForwardToLeader {
+            leader_id: Some(2),
+            leader_node: Some(crate::raft::NodeAddr { addr: "127.0.0.1:1".into() }),
+        }));
+        assert!(matches!(e, Error::OutcomeUnknown(_)), "{e:?}");
+        assert!(!e.is_retryable());
+    }
+
+    /// A timeout is indeterminate as well, and only refusals before proposing are 503.
+    #[test]
+    fn only_refusals_before_proposing_are_retryable() {
+        assert!(!Error::WriteTimeout(5000).is_retryable());
+        assert!(Error::Unavailable("shutting down".into()).is_retryable());
+        assert!(Error::NoLeader.is_retryable());
+    }
 }

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{any, Progress, Store};
+use crate::raft::payload::{Fill, PayloadBudget};
 use crate::raft::{Entry, LogId, StorageError, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -33,6 +34,9 @@ pub struct LogStore {
     store: Store,
     /// Shared with `/status`: the committed index openraft told us about.
     progress: Arc<Progress>,
+    /// Bounds the bytes of entries one AppendEntries carries (shared with the
+    /// transport, which adapts it).
+    payload: Arc<PayloadBudget>,
 }
 
 fn io_err(
@@ -63,7 +67,16 @@ impl LogStore {
     pub fn new(store: Store, progress: Arc<Progress>) -> Result<LogStore, StorageError> {
         let committed: Option<LogId> = read_json(&store.raft_meta, KEY_COMMITTED)?;
         progress.set_committed(committed.map(|l| (l.leader_id.term, l.index)));
-        Ok(LogStore { store, progress })
+        let log = LogStore { store, progress, payload: Arc::default() };
+        let last = log.log_state()?.last_log_id.map(|l| l.index);
+        log.progress.set_log_at_start(last);
+        Ok(log)
+    }
+
+    /// Uses `payload` (shared with the transport) to bound replication payloads.
+    pub fn with_payload_budget(mut self, payload: Arc<PayloadBudget>) -> LogStore {
+        self.payload = payload;
+        self
     }
 
     /// fsyncs the journal: everything written before is durable after this returns.
@@ -91,6 +104,13 @@ impl LogStore {
         let entry: Entry = serde_json::from_slice(&v)
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
         Ok(Some(entry.log_id))
+    }
+
+    /// The last purged and the last log id (the last entry, else the last purged).
+    fn log_state(&self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged: Option<LogId> = read_json(&self.store.raft_meta, KEY_LAST_PURGED)?;
+        let last = self.last_entry_log_id()?.or(last_purged);
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
     }
 
     /// Removes every entry with an index in `range` in one atomic batch.
@@ -127,15 +147,35 @@ impl RaftLogReader<TypeConfig> for LogStore {
         }
         Ok(out)
     }
+
+    /// A prefix of `[start, end)` whose stored size fits the payload budget (at least
+    /// one entry): what one AppendEntries to a lagging follower carries (see
+    /// `raft::payload`).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let mut fill = Fill::new(self.payload.limit());
+        let mut out = Vec::new();
+        for g in self.store.raft_log.range(start.to_be_bytes()..end.to_be_bytes()) {
+            let v = g.value().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            if !fill.admit(v.len()) {
+                break;
+            }
+            let entry: Entry = serde_json::from_slice(&v)
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = read_json(&self.store.raft_meta, KEY_LAST_PURGED)?;
-        let last = self.last_entry_log_id()?.or(last_purged);
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+        self.log_state()
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {

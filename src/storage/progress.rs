@@ -21,6 +21,9 @@ pub struct Progress {
     /// The state digest and the applied index it covers.
     digest: Mutex<(u128, u64)>,
     apply_delay_ms: AtomicU64,
+    /// The last log index this node held when the process started (entries or the
+    /// purged prefix): see `raft::lease`, "After a restart".
+    log_at_start: AtomicU64,
     /// This node's Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
 }
@@ -34,6 +37,7 @@ impl Default for Progress {
             behind_since: Mutex::new(None),
             digest: Mutex::new((0, 0)),
             apply_delay_ms: AtomicU64::new(0),
+            log_at_start: AtomicU64::new(NONE),
             metrics: crate::metrics::Metrics::new(),
         }
     }
@@ -58,6 +62,15 @@ impl Progress {
     pub fn committed_log(&self) -> Option<(u64, u64)> {
         let term = self.committed_term.lock().expect("progress lock");
         Some((term.as_ref().copied()?, self.committed()?))
+    }
+
+    /// The last log index this node held when it started (None: an empty log).
+    pub fn log_at_start(&self) -> Option<u64> {
+        opt(self.log_at_start.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_log_at_start(&self, index: Option<u64>) {
+        self.log_at_start.store(index.unwrap_or(NONE), Ordering::Release);
     }
 
     /// Records the committed entry as `(term, index)`.

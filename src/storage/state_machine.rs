@@ -490,7 +490,7 @@ mod tests {
 
     fn put(table: &str, k: &str, v: u64) -> Command {
         let item = attr::item_from_json(&serde_json::json!({"k": k, "v": v})).unwrap();
-        Command::PutItem { table: table.into(), item }
+        Command::PutItem { table: table.into(), table_id: 0, item }
     }
 
     /// Many entries applied in one call (one batch) give the same state, counts,
@@ -509,6 +509,7 @@ mod tests {
             put("one", "b", 3),
             Command::DeleteItem {
                 table: "one".into(),
+                table_id: 0,
                 key: crate::model::ItemKey::new(crate::model::KeyValue::S("b".into()), None),
             },
             Command::CreateTable { schema: schema("two"), options: Default::default() },
@@ -553,6 +554,38 @@ mod tests {
             matches!(r1[8], CommandResponse::Rejected(_)),
             "put into the deleted table is rejected"
         );
+    }
+
+    /// A write validated against table "tbl" (id 1), held back while it is deleted and
+    /// created again (id 3), is refused when applied, and writes nothing into the new
+    /// table; so is a delete. Both name the table that changed.
+    #[tokio::test]
+    async fn a_write_for_a_table_that_was_deleted_and_recreated_is_refused() {
+        let schema = TableSchema {
+            table_name: "tbl".into(),
+            partition_key: KeyAttr { name: "k".into(), key_type: KeyType::S },
+            sort_key: None,
+        };
+        let item = attr::item_from_json(&serde_json::json!({"k": "a"})).unwrap();
+        let key = schema.item_key(&item).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachine::new(Store::open(dir.path()).unwrap(), Arc::default()).unwrap();
+        let cmds = vec![
+            Command::CreateTable { schema: schema.clone(), options: Default::default() },
+            Command::DeleteTable { table: "tbl".into() },
+            Command::CreateTable { schema, options: Default::default() },
+            Command::PutItem { table: "tbl".into(), table_id: 1, item: item.clone() },
+            Command::DeleteItem { table: "tbl".into(), table_id: 1, key },
+            Command::PutItem { table: "tbl".into(), table_id: 3, item },
+        ];
+        let entries = cmds.into_iter().enumerate().map(|(i, c)| entry(i as u64 + 1, c));
+        let r = sm.apply(entries.collect::<Vec<_>>()).await.unwrap();
+        let replaced =
+            CommandResponse::Rejected(crate::raft::Rejection::TableReplaced("tbl".into()));
+        assert_eq!(r[3], replaced, "the put checked against the old table");
+        assert_eq!(r[4], replaced, "the delete checked against the old table");
+        assert_eq!(r[5], CommandResponse::Applied(crate::raft::Applied::new(6, false)));
+        assert_eq!(sm.tables().counts().unwrap(), (1, 1), "only the current write landed");
     }
 
     #[test]

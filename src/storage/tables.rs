@@ -437,9 +437,11 @@ impl Tables {
             Command::DeleteTable { table } => {
                 self.apply_delete_table(staged, index, &table, digest)
             }
-            Command::PutItem { table, item } => self.apply_put(staged, index, &table, item, digest),
-            Command::DeleteItem { table, key } => {
-                self.apply_delete_item(staged, index, &table, &key, digest)
+            Command::PutItem { table, table_id, item } => {
+                self.apply_put(staged, index, (&table, table_id), item, digest)
+            }
+            Command::DeleteItem { table, table_id, key } => {
+                self.apply_delete_item(staged, index, (&table, table_id), &key, digest)
             }
             Command::UpdateTable { table, billing, at_ms } => {
                 self.apply_update_table(staged, index, &table, billing, at_ms, digest)
@@ -467,6 +469,20 @@ impl Tables {
         self.table_raw(staged, name)?
             .map(|raw| serde_json::from_slice(&raw).map_err(storage))
             .transpose()
+    }
+
+    /// The table an item write names, if it is still the one the proposer checked
+    /// (`id`, 0 = unchecked); else why the write is refused.
+    fn write_target(
+        &self,
+        staged: &Staged,
+        (name, id): (&str, u64),
+    ) -> Result<Result<TableMeta, Rejection>> {
+        Ok(match self.staged_table(staged, name)? {
+            None => Err(Rejection::TableNotFound(name.to_string())),
+            Some(meta) if id != 0 && meta.id != id => Err(Rejection::TableReplaced(name.into())),
+            Some(meta) => Ok(meta),
+        })
     }
 
     /// The stored value of item key `k`, staged writes first.
@@ -550,12 +566,13 @@ impl Tables {
         &self,
         staged: &mut Staged,
         index: u64,
-        table: &str,
+        table: (&str, u64),
         item: Item,
         digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
-        let Some(meta) = self.staged_table(staged, table)? else {
-            return Ok(Err(Rejection::TableNotFound(table.to_string())));
+        let meta = match self.write_target(staged, table)? {
+            Ok(meta) => meta,
+            Err(rejection) => return Ok(Err(rejection)),
         };
         let ik = match meta.schema.validate_item(&item) {
             Ok(k) => k,
@@ -585,12 +602,13 @@ impl Tables {
         &self,
         staged: &mut Staged,
         index: u64,
-        table: &str,
+        table: (&str, u64),
         ik: &ItemKey,
         digest: &mut u128,
     ) -> Result<Result<Applied, Rejection>> {
-        let Some(meta) = self.staged_table(staged, table)? else {
-            return Ok(Err(Rejection::TableNotFound(table.to_string())));
+        let meta = match self.write_target(staged, table)? {
+            Ok(meta) => meta,
+            Err(rejection) => return Ok(Err(rejection)),
         };
         let k = key::item_key_bytes(meta.id, ik);
         let old = match self.item_raw(staged, &k)? {

@@ -3,7 +3,7 @@
 //!
 //! | method, path | what |
 //! |---|---|
-//! | `GET /status` | a [`ClusterView`]: supervisor pid, leader, per node pid, process state and the node's own `/status` |
+//! | `GET /status` | a [`ClusterView`]: supervisor pid, leader, per node pid, process state and the node's own `/status`, polled for this answer (so the effect of a command just made shows at once) |
 //! | `POST /nodes/{id}/kill` | SIGKILL; the node stays down until started again |
 //! | `POST /nodes/{id}/stop` | SIGTERM, wait `stop_timeout_ms`, SIGKILL; stays down |
 //! | `POST /nodes/{id}/start` | start a node that is not running |
@@ -36,6 +36,9 @@ use super::view::ClusterView;
 pub trait Control: Send + Sync + 'static {
     /// The current view of the cluster.
     fn view(&self) -> ClusterView;
+    /// Polls every node now, so that the next [`view`](Control::view) shows the effect
+    /// of a command made a moment ago rather than the last periodic poll.
+    fn refresh(&self) -> impl Future<Output = ()> + Send;
     /// Carries out `action` on node `id`.
     fn act(
         &self,
@@ -130,10 +133,10 @@ pub fn routes<C: Control>(
         let c = control.clone();
         warp::any().map(move || c.clone())
     };
-    let status = warp::path!("status")
-        .and(warp::get())
-        .and(with())
-        .map(|c: Arc<C>| warp::reply::json(&c.view()).into_response());
+    let status = warp::path!("status").and(warp::get()).and(with()).then(|c: Arc<C>| async move {
+        c.refresh().await;
+        warp::reply::json(&c.view()).into_response()
+    });
     let node = warp::path!("nodes" / String / String).and(warp::post()).and(with()).then(
         |id: String, action: String, c: Arc<C>| async move {
             let Some(action) = NodeAction::from_path(&action) else {
@@ -313,6 +316,8 @@ mod tests {
                 nodes: vec![NodeView::new(0, "127.0.0.1:8100".into())],
             }
         }
+
+        async fn refresh(&self) {}
 
         async fn act(&self, id: u64, action: NodeAction) -> Result<ActionReport, ApiError> {
             match (id, action) {

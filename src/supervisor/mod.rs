@@ -54,6 +54,9 @@ use view::{find_leader, ClusterView, LeaderInfo, SupervisorInfo};
 /// How long bring-up waits for the nodes to answer before it initialises anyway.
 const READY_WAIT: Duration = Duration::from_secs(60);
 
+/// How long `GET /status` waits for the fresh poll of every node.
+const REFRESH_WAIT: Duration = Duration::from_millis(1500);
+
 /// Something that stops a supervisor before it starts any node.
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
@@ -160,6 +163,13 @@ impl Control for Supervisor {
         }
     }
 
+    async fn refresh(&self) {
+        // A node task busy with a slow action (a graceful stop) must not hold the
+        // answer up: its last published view is shown then.
+        let polls = futures::future::join_all(self.nodes.iter().map(NodeHandle::refresh));
+        let _ = tokio::time::timeout(REFRESH_WAIT, polls).await;
+    }
+
     async fn act(&self, id: u64, action: NodeAction) -> Result<ActionReport, ApiError> {
         let Some(node) = self.nodes.iter().find(|n| n.id == id) else {
             let ids: Vec<String> = self.nodes.iter().map(|n| n.id.to_string()).collect();
@@ -195,15 +205,22 @@ impl Supervisor {
             tick.tick().await;
             let view = self.view();
             if let Some(leader) = view.leader {
-                // Report once every answering node follows this leader (so the summary
-                // shows followers, not learners still waiting for the membership), or
-                // after a short grace period if some node lags.
+                // Report once every answering node follows this leader and has applied
+                // what it has (so the summary shows converged followers, not learners
+                // still waiting for the membership), or after a short grace period if
+                // some node lags.
                 let since = *leader_since.get_or_insert_with(Instant::now);
+                let leader_applied = view
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == leader.id)
+                    .and_then(|n| n.status.as_ref())
+                    .and_then(|s| s.applied);
                 let all_follow = view
                     .nodes
                     .iter()
                     .filter_map(|n| n.status.as_ref())
-                    .all(|s| s.leader_id == Some(leader.id) && s.applied.is_some());
+                    .all(|s| s.leader_id == Some(leader.id) && s.applied == leader_applied);
                 if all_follow || since.elapsed() > Duration::from_secs(5) {
                     return leader;
                 }

@@ -148,6 +148,8 @@ impl Backoff {
 
 enum NodeCommand {
     Action(NodeAction, oneshot::Sender<Result<ActionReport, ActionError>>),
+    /// Reap and poll now (for a status answer that must be current).
+    Refresh(oneshot::Sender<()>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -213,6 +215,14 @@ impl NodeHandle {
         rx.await.map_err(|_| ActionError::Failed("the supervisor is shutting down".into()))?
     }
 
+    /// Has the node task reap and poll the node now; returns once the view is updated.
+    pub async fn refresh(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(NodeCommand::Refresh(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// Stops the node (gracefully) and ends its task.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -263,6 +273,12 @@ impl NodeActor {
                         }
                         self.publish();
                         let _ = reply.send(result);
+                    }
+                    Some(NodeCommand::Refresh(reply)) => {
+                        self.reap();
+                        self.poll_status().await;
+                        self.publish();
+                        let _ = reply.send(());
                     }
                     Some(NodeCommand::Shutdown(reply)) => {
                         self.shutdown().await;

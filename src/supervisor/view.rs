@@ -215,7 +215,34 @@ pub fn render_table(view: &ClusterView) -> String {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    format!("{table}\n{}", convergence(view))
+    match electing(view) {
+        Some(line) => format!("{table}\n{line}\n{}", convergence(view)),
+        None => format!("{table}\n{}", convergence(view)),
+    }
+}
+
+/// `electing...` and why, when no running node leads: right after the leader was
+/// killed, stopped or paused the others still name it until their election timeout
+/// passes and one of them wins a new term.
+pub fn electing(view: &ClusterView) -> Option<String> {
+    if view.leader.is_some() || !view.nodes.iter().any(|n| n.state == ProcState::Running) {
+        return None;
+    }
+    let named = view
+        .nodes
+        .iter()
+        .filter(|n| n.state == ProcState::Running)
+        .filter_map(|n| n.status.as_ref()?.leader_id)
+        .max();
+    let gone = named
+        .and_then(|id| view.nodes.iter().find(|n| n.id == id && n.state != ProcState::Running));
+    Some(match gone {
+        Some(old) => format!(
+            "electing...: no node leads; the others still name node {} ({}) until their election timeout passes",
+            old.id, old.state
+        ),
+        None => "electing...: no node leads at the moment".to_string(),
+    })
 }
 
 /// The simulated faults and apply delay of a node, in a few words.

@@ -66,6 +66,21 @@ pub fn write_config(dir: &Path, n: usize, extra: &str) -> (PathBuf, Vec<String>)
     (path, addrs)
 }
 
+/// Starts `raft-nosql server --config config` (the supervisor, in the foreground) with
+/// its output appended to `out`.
+pub fn spawn_server(config: &Path, out: &Path) -> Child {
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(out).unwrap();
+    Command::new(bin())
+        .arg("--config")
+        .arg(config)
+        .arg("server")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap()
+}
+
 /// A cluster of `raft-nosql node` processes started directly (no supervisor).
 pub struct TestCluster {
     pub dir: tempfile::TempDir,

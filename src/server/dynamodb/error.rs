@@ -127,7 +127,7 @@ pub fn from_error(e: &Error) -> DdbError {
              have length between 3 and 255"
         )),
         Error::Model(ModelError::Invalid(m)) => DdbError::invalid(m),
-        Error::TableNotFound(name) => DdbError::table_not_found(name),
+        Error::TableNotFound(name) | Error::TableReplaced(name) => DdbError::table_not_found(name),
         Error::ItemNotFound => DdbError::validation("item not found"),
         Error::TableExists(name) => {
             DdbError::new(Kind::ResourceInUse, format!("Table already exists: {name}"))
@@ -137,7 +137,7 @@ pub fn from_error(e: &Error) -> DdbError {
             DdbError::new(Kind::ServiceUnavailable, e.to_string())
         }
         // May have been proposed and may still commit: claim nothing.
-        Error::Unavailable(_) | Error::WriteTimeout(_) => {
+        Error::Unavailable(_) | Error::WriteTimeout(_) | Error::OutcomeUnknown(_) => {
             DdbError::new(Kind::InternalServerError, e.to_string())
         }
         Error::Storage(_) | Error::Internal(_) => {

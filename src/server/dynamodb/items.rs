@@ -139,7 +139,7 @@ pub async fn put_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let capacity = consumed(req, &meta.schema.table_name, write_units(size))?;
     ensure_leader(app)?;
     let bytes = crate::model::key::item_key_bytes(meta.id, &key);
-    let cmd = Command::PutItem { table: meta.schema.table_name.clone(), item };
+    let cmd = Command::PutItem { table: meta.schema.table_name.clone(), table_id: meta.id, item };
     let applied = app.writes.write(cmd, bytes, size).await?;
     let mut out = json!({});
     old_attributes(want_old, applied.old, &mut out)?;
@@ -158,7 +158,7 @@ pub async fn delete_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     ensure_leader(app)?;
     let bytes = crate::model::key::item_key_bytes(meta.id, &key);
     let size = bytes.len();
-    let cmd = Command::DeleteItem { table: meta.schema.table_name.clone(), key };
+    let cmd = Command::DeleteItem { table: meta.schema.table_name.clone(), table_id: meta.id, key };
     let applied = app.writes.write(cmd, bytes, size).await?;
     let mut out = json!({});
     old_attributes(want_old, applied.old, &mut out)?;
@@ -228,13 +228,20 @@ pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
                         let item = wire::obj_member("Item", p.get("Item"))?
                             .ok_or_else(|| wire::missing("Item"))?;
                         let (item, key) = item_for(&meta, item)?;
-                        (Command::PutItem { table: name.clone(), item }, key)
+                        (Command::PutItem { table: name.clone(), table_id: meta.id, item }, key)
                     }
                     (None, Some(d)) => {
                         let k = wire::obj_member("Key", d.get("Key"))?
                             .ok_or_else(|| wire::missing("Key"))?;
                         let key = key_for(&meta, k)?;
-                        (Command::DeleteItem { table: name.clone(), key: key.clone() }, key)
+                        (
+                            Command::DeleteItem {
+                                table: name.clone(),
+                                table_id: meta.id,
+                                key: key.clone(),
+                            },
+                            key,
+                        )
                     }
                     _ => return Err(DdbError::validation(
                         "Supplied AttributeValue has more than one datatypes set, must contain \
