@@ -367,7 +367,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let mut out = Vec::with_capacity(cmds.len());
                     for cmd in cmds {
                         out.push(match cmd {
-                            Command::PutItem { .. } | Command::DeleteItem { .. } => self
+                            Command::PutItem { .. }
+                            | Command::DeleteItem { .. }
+                            | Command::Write(_) => self
                                 .tables
                                 .apply(&mut staged, log_id.index, cmd, &mut digest)
                                 .map_err(fail)?,
