@@ -287,6 +287,32 @@ impl Tables {
     }
 }
 
+impl Tables {
+    /// Items read from ONE consistent view of the store (a fjall snapshot): every
+    /// applied entry is wholly in it or wholly out of it, so a transaction is never
+    /// seen half applied. Also returns the applied index the view is at.
+    pub fn get_items_consistent(
+        &self,
+        keys: &[(u64, ItemKey)],
+    ) -> Result<(Vec<Option<super::tables::StoredItem>>, Option<u64>)> {
+        use fjall::Readable;
+        let snap = self.store.db.snapshot();
+        let err = |e: fjall::Error| Error::Storage(e.to_string());
+        let applied: Option<crate::raft::LogId> =
+            match snap.get(&self.store.sm_meta, b"last_applied").map_err(err)? {
+                Some(v) => serde_json::from_slice(&v).map_err(|e| Error::Storage(e.to_string()))?,
+                None => None,
+            };
+        let mut out = Vec::with_capacity(keys.len());
+        for (table_id, k) in keys {
+            let raw =
+                snap.get(&self.store.items, key::item_key_bytes(*table_id, k)).map_err(err)?;
+            out.push(raw.as_deref().map(decode_item_value).transpose()?);
+        }
+        Ok((out, applied.map(|l| l.index)))
+    }
+}
+
 /// The cancellation reason for one action's rejection.
 fn reason(r: Rejection) -> CancelReason {
     match r {
