@@ -117,6 +117,10 @@ pub struct ItemWrite {
     /// written and the verdict is `ConditionalCheckFailed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<Condition>,
+    /// The stored item's version (the log index that wrote it) must be exactly this,
+    /// 0 meaning "no item": the REST API's `if_version`. Checked with `condition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_version: Option<u64>,
 }
 
 /// What an [`ItemWrite`] does when its condition holds.

@@ -102,11 +102,12 @@ impl Tables {
         let key_bytes = key::item_key_bytes(meta.id, &w.key);
         let old = self.item_raw(staged, &key_bytes)?;
         let old_item = old.as_deref().map(decode_item_value).transpose()?.map(|s| s.item);
-        if let Some(c) = &w.condition {
-            let empty = Item::new();
-            if !c.eval(old_item.as_ref().unwrap_or(&empty)) {
-                return Ok(Err(Rejection::ConditionalCheckFailed { old }));
-            }
+        let stored_version = old.as_deref().map_or(0, super::tables::version_of);
+        let empty = Item::new();
+        let holds = w.if_version.is_none_or(|v| v == stored_version)
+            && w.condition.as_ref().is_none_or(|c| c.eval(old_item.as_ref().unwrap_or(&empty)));
+        if !holds {
+            return Ok(Err(Rejection::ConditionalCheckFailed { old }));
         }
         let new = match &w.action {
             WriteAction::Check => None,
@@ -391,7 +392,14 @@ mod tests {
             let mut e = Expressions::new(None, uses_v.then_some(values)).unwrap();
             e.condition(c).unwrap()
         });
-        ItemWrite { table: "tbl".into(), table_id: 1, key: key(k), action, condition }
+        ItemWrite {
+            table: "tbl".into(),
+            table_id: 1,
+            key: key(k),
+            action,
+            condition,
+            if_version: None,
+        }
     }
 
     fn update(text: &str) -> WriteAction {

@@ -130,6 +130,7 @@ pub async fn put_item(app: &App, req: &Req) -> Result<Value, DdbError> {
             key,
             action: WriteAction::Put(item),
             condition: Some(c),
+            if_version: None,
         }),
     };
     let applied = conditional(app.writes.write(cmd, bytes, size).await, old_on_fail)?;
@@ -169,6 +170,7 @@ pub async fn delete_item(app: &App, req: &Req) -> Result<Value, DdbError> {
             key,
             action: WriteAction::Delete,
             condition: Some(c),
+            if_version: None,
         }),
     };
     let applied = conditional(app.writes.write(cmd, bytes, size).await, old_on_fail)?;
@@ -201,6 +203,7 @@ pub async fn update_item(app: &App, req: &Req) -> Result<Value, DdbError> {
         key,
         action: WriteAction::Update(update),
         condition: plan.condition,
+        if_version: None,
     });
     let applied = match app.writes.write(cmd, bytes, size).await {
         Err(Error::Model(ModelError::ItemTooLarge { .. })) => {

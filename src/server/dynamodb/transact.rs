@@ -172,6 +172,7 @@ pub async fn transact_write_items(app: &App, req: &Req) -> Result<Value, DdbErro
             key,
             action,
             condition: plan.condition,
+            if_version: None,
         });
     }
     ensure_leader(app)?;
