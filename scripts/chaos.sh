@@ -3,7 +3,10 @@
 # strong reads through random nodes while nodes are killed, paused, partitioned and the
 # whole cluster crashed), checked for linearizability, convergence and crashes; then
 # whole-cluster SIGKILL rounds in the middle of a write load, checking that no
-# acknowledged write is lost. Everything runs on loopback, in temp dirs, on free ports.
+# acknowledged write is lost. The same file's compare-and-set run (an ADD counter and
+# conditional puts under the same faults) and its transaction run (transfers by
+# TransactWriteItems through leader kills and whole-cluster crashes, readers checking
+# the total) run as long. Everything runs on loopback, in temp dirs, on free ports.
 #
 # Usage: scripts/chaos.sh [--duration SECONDS] [--crash-rounds N] [--seed N]
 #   --duration      how long the nemesis workload runs (default 300)
@@ -32,7 +35,7 @@ echo
 echo "== report"
 # --nocapture prints a test's first report line right after "test <name> ... ".
 sed -E 's/^test [a-z_0-9]+ \.\.\. //' "$log" |
-  grep -E "^(nemesis run|crash round|LINEARIZABLE|NOT LINEARIZABLE|UNKNOWN|INVALID HISTORY|  [0-9]+ keys|history saved)" || true
+  grep -E "^(nemesis run|crash round|compare-and-set|transactions round|LINEARIZABLE|NOT LINEARIZABLE|UNKNOWN|INVALID HISTORY|  [0-9]+ keys|history saved)" || true
 grep -E "^test result" "$log" || true
 if [ "$status" -ne 0 ]; then
   echo

@@ -715,7 +715,36 @@ impl Client {
         table: &str,
         item: &Value,
     ) -> Result<Response<Written>, ClientError> {
-        self.call(Method::PUT, &path::<&str>(&["tables", table, "items"], &[]), Some(to_body(item)))
+        self.put_item_if(table, item, None).await
+    }
+
+    /// Writes an item only if the stored one has version `if_version` (0: only if
+    /// there is none), decided when the write is applied; a mismatch is a 412
+    /// `condition_failed` error. `None` writes unconditionally.
+    pub async fn put_item_if(
+        &self,
+        table: &str,
+        item: &Value,
+        if_version: Option<u64>,
+    ) -> Result<Response<Written>, ClientError> {
+        let q: Vec<(&str, String)> =
+            if_version.map(|v| ("if_version", v.to_string())).into_iter().collect();
+        self.call(Method::PUT, &path(&["tables", table, "items"], &q), Some(to_body(item))).await
+    }
+
+    /// Updates one item with a DynamoDB update expression (`{"update": ..., "condition":
+    /// ..., "names": ..., "values": ...}`, values in plain JSON), decided when the write
+    /// is applied; answers `{"version", "item"}` with the new item.
+    pub async fn update_item(
+        &self,
+        table: &str,
+        pk: &str,
+        sk: Option<&str>,
+        request: &Value,
+    ) -> Result<Response<Value>, ClientError> {
+        let mut q = vec![("pk", pk.to_string())];
+        q.extend(sk.map(|sk| ("sk", sk.to_string())));
+        self.call(Method::PATCH, &path(&["tables", table, "items"], &q), Some(to_body(request)))
             .await
     }
 

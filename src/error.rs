@@ -8,8 +8,9 @@
 use serde::Serialize;
 use warp::http::StatusCode;
 
+use crate::model::expr::ExprError;
 use crate::model::ModelError;
-use crate::raft::Rejection;
+use crate::raft::{CancelReason, Rejection};
 
 /// What went wrong with a client request.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,6 +55,20 @@ pub enum Error {
     /// still be: never answered as "not applied", never resent by our clients.
     #[error("the outcome of the write is unknown: {0}; it may or may not take effect")]
     OutcomeUnknown(String),
+    /// A conditional write's condition did not hold on the item as stored when the
+    /// write was applied; nothing was written. `old` is that item (stored form).
+    #[error("the conditional request failed")]
+    ConditionFailed { old: Option<Vec<u8>> },
+    /// An update could not be made to the stored item (DynamoDB's message).
+    #[error(transparent)]
+    Expression(#[from] ExprError),
+    /// A transaction was cancelled; one reason per action, in order. Nothing was
+    /// written.
+    #[error("transaction cancelled: {}", crate::raft::reasons_text(.0))]
+    TransactionCanceled(Vec<CancelReason>),
+    /// A transaction's idempotency token came with a different request.
+    #[error("the idempotency token was used by a different request")]
+    IdempotentMismatch,
     /// The node's storage failed; the node is going down.
     #[error("storage error: {0}")]
     Storage(String),
@@ -71,6 +86,9 @@ impl Error {
             Error::Model(_) => StatusCode::BAD_REQUEST,
             Error::TableNotFound(_) | Error::ItemNotFound => StatusCode::NOT_FOUND,
             Error::TableExists(_) | Error::TableReplaced(_) => StatusCode::CONFLICT,
+            Error::ConditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Error::Expression(_) | Error::IdempotentMismatch => StatusCode::BAD_REQUEST,
+            Error::TransactionCanceled(_) => StatusCode::CONFLICT,
             Error::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
             Error::NoLeader | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::WriteTimeout(_) | Error::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -89,6 +107,10 @@ impl Error {
             Error::ItemNotFound => "item_not_found",
             Error::TableExists(_) => "table_exists",
             Error::TableReplaced(_) => "table_replaced",
+            Error::ConditionFailed { .. } => "condition_failed",
+            Error::Expression(_) => "invalid_update",
+            Error::TransactionCanceled(_) => "transaction_canceled",
+            Error::IdempotentMismatch => "idempotent_parameter_mismatch",
             Error::NotLeader { .. } => "not_leader",
             Error::NoLeader => "no_leader",
             Error::Unavailable(_) => "unavailable",
@@ -133,6 +155,10 @@ impl From<Rejection> for Error {
             Rejection::TableReplaced(t) => Error::TableReplaced(t),
             Rejection::Invalid(e) => Error::Model(e),
             Rejection::NotBatchable => Error::Internal(r.to_string()),
+            Rejection::ConditionalCheckFailed { old } => Error::ConditionFailed { old },
+            Rejection::Expression(e) => Error::Expression(e),
+            Rejection::TransactionCanceled(reasons) => Error::TransactionCanceled(reasons),
+            Rejection::IdempotentParameterMismatch => Error::IdempotentMismatch,
         }
     }
 }

@@ -4,6 +4,9 @@
 //! invocation, completion and result is recorded; at the end the history is checked for
 //! linearizability and the cluster for convergence, crashes and panics.
 //!
+//! The same harness checks conditional writes (a compare-and-set register and an `ADD`
+//! counter) and transactions (transfers that must never be seen half applied).
+//!
 //! `make test` runs short versions. `scripts/chaos.sh` runs the same tests longer
 //! through the environment: `NEMESIS_SECS` (workload duration, default 20),
 //! `CRASH_ROUNDS` (whole-cluster crash rounds, default 3), `NEMESIS_SEED`.
@@ -445,4 +448,309 @@ fn whole_cluster_crash_mid_write_load_keeps_every_acknowledged_write() {
         }
         eprintln!("crash round {round}: {} acknowledged writes all present", all_acked.len());
     }
+}
+
+// ---- compare-and-set and transactions under faults -----------------------------------
+
+/// Compare-and-set under faults: clients through random nodes increment one counter
+/// (`PATCH ... ADD n :one`, an update decided at apply time) and move one register by
+/// conditional puts (`PUT ...?if_version=N`, N the version they last read) while the
+/// nemesis kills, pauses and partitions nodes. Afterwards the counter equals the
+/// acknowledged increments plus at most the indeterminate ones, no two conditional puts
+/// succeeded from the same version, and the register's history (strong reads and the
+/// puts) is linearizable.
+#[test]
+fn compare_and_set_under_faults() {
+    let secs = env_u64("NEMESIS_SECS", 20);
+    let seed = env_u64("NEMESIS_SEED", std::process::id() as u64);
+    let mut c = TestCluster::start(3);
+    c.create_table(r#"{"table_name":"cas","partition_key":{"name":"k","type":"S"}}"#);
+    let addrs = c.addrs.clone();
+    let start = Instant::now();
+    let now_us = || start.elapsed().as_micros() as u64;
+    let history: Mutex<Vec<Op>> = Mutex::new(Vec::new());
+    // (version it was conditioned on, value written) of every acknowledged CAS.
+    let wins: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+    let (acked_incs, unknown_incs) = (AtomicU64::new(0), AtomicU64::new(0));
+    let next_id = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let mut injected = Vec::new();
+    std::thread::scope(|s| {
+        for client_id in 0..CLIENTS {
+            let (addrs, history, wins, next_id, stop) = (&addrs, &history, &wins, &next_id, &stop);
+            let (acked_incs, unknown_incs) = (&acked_incs, &unknown_incs);
+            s.spawn(move || {
+                let http = client();
+                let mut rng = Rng::new(seed ^ ((client_id + 1) * 104_729));
+                let mut seq = 0;
+                let mut seen_version = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let node = &addrs[rng.below(addrs.len() as u64) as usize];
+                    let id = next_id.fetch_add(1, Ordering::SeqCst);
+                    let invoke = now_us();
+                    let op = match rng.below(3) {
+                        0 => {
+                            let url = format!("http://{node}/tables/cas/items?pk=counter");
+                            let body = json!({"update": "ADD n :one", "values": {":one": 1}});
+                            let r = perform(&http, Method::PATCH, url, Some(&body));
+                            match write_outcome(&r) {
+                                Outcome::Ok(_) => acked_incs.fetch_add(1, Ordering::SeqCst),
+                                Outcome::Unknown => unknown_incs.fetch_add(1, Ordering::SeqCst),
+                                Outcome::Fail => 0,
+                            };
+                            None
+                        }
+                        1 => {
+                            let url =
+                                format!("http://{node}/tables/cas/items?pk=reg&consistency=strong");
+                            let r = perform(&http, Method::GET, url, None);
+                            if let Ok((200, b)) = &r {
+                                seen_version = b["version"].as_u64().unwrap_or(0);
+                            }
+                            if let Ok((404, _)) = &r {
+                                seen_version = 0;
+                            }
+                            Some((OpKind::Read, read_outcome(&r)))
+                        }
+                        _ => {
+                            seq += 1;
+                            let v = format!("c{client_id}-{seq}");
+                            let url =
+                                format!("http://{node}/tables/cas/items?if_version={seen_version}");
+                            let body = json!({"k": "reg", "v": v});
+                            let r = perform(&http, Method::PUT, url, Some(&body));
+                            if let Ok((200, b)) = &r {
+                                wins.lock().unwrap().push((seen_version, v.clone()));
+                                seen_version = b["version"].as_u64().unwrap_or(0);
+                            }
+                            Some((OpKind::Write(v), write_outcome(&r)))
+                        }
+                    };
+                    let Some((kind, outcome)) = op else { continue };
+                    let complete = match outcome {
+                        Outcome::Unknown => None,
+                        _ => Some(now_us()),
+                    };
+                    if !matches!(outcome, Outcome::Ok(_)) {
+                        std::thread::sleep(Duration::from_millis(20)); // client backoff
+                    }
+                    let key = "reg".to_string();
+                    let op = Op { id, client: client_id, key, kind, invoke, complete, outcome };
+                    history.lock().unwrap().push(op);
+                }
+            });
+        }
+        let mut rng = Rng::new(seed);
+        let deadline = start + Duration::from_secs(secs);
+        std::thread::sleep(Duration::from_millis(500)); // schedule: workload first
+        let faults =
+            [Fault::KillLeader, Fault::PauseLeader, Fault::PartitionLeader, Fault::KillNode];
+        let mut schedule = faults.iter().copied();
+        while Instant::now() < deadline {
+            let fault =
+                schedule.next().unwrap_or_else(|| faults[rng.below(faults.len() as u64) as usize]);
+            let hold = Duration::from_millis(1000 + rng.below(1500));
+            injected.push(inject(&mut c, fault, &mut rng, hold));
+            std::thread::sleep(Duration::from_millis(500 + rng.below(1000))); // schedule: quiet time between faults
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    c.heal();
+    let leader = c.wait_leader();
+    let http = client();
+    let counter = eventually(Duration::from_secs(30), "a strong read of the counter", || {
+        let url = c.url(leader, "/tables/cas/items?pk=counter&consistency=strong");
+        match perform(&http, Method::GET, url, None) {
+            Ok((200, b)) => b["item"]["n"].as_u64(),
+            Ok((404, _)) => Some(0),
+            _ => None,
+        }
+    });
+    let (acked, unknown) = (acked_incs.into_inner(), unknown_incs.into_inner());
+    eprintln!(
+        "compare-and-set (seed {seed}, {secs}s): counter {counter}, {acked} increments \
+         acknowledged, {unknown} indeterminate; faults {injected:?}"
+    );
+    assert!(counter >= acked, "an acknowledged increment was lost: {counter} < {acked}");
+    assert!(
+        counter <= acked + unknown,
+        "increments applied twice: {counter} > {acked} + {unknown}"
+    );
+    let wins = wins.into_inner().unwrap();
+    let mut from: HashMap<u64, &str> = HashMap::new();
+    for (version, v) in &wins {
+        if let Some(other) = from.insert(*version, v) {
+            panic!("two conditional puts succeeded from version {version}: {other} and {v}");
+        }
+    }
+    assert!(wins.len() > 5, "enough conditional puts succeeded ({})", wins.len());
+    let history = history.into_inner().unwrap();
+    let verdict = check::check(&history);
+    assert!(verdict.linearizable, "the register's history is not linearizable:\n{verdict}");
+}
+
+/// One DynamoDB API call (`POST /` with `X-Amz-Target`) to `node`; `None` if no answer.
+fn dynamodb(
+    c: &reqwest::blocking::Client,
+    node: &str,
+    op: &str,
+    body: &Value,
+) -> Option<(u16, Value)> {
+    let r = c
+        .post(format!("http://{node}/"))
+        .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
+        .header("content-type", "application/x-amz-json-1.0")
+        .json(body)
+        .send()
+        .ok()?;
+    let status = r.status().as_u16();
+    Some((status, r.json().unwrap_or(Value::Null)))
+}
+
+const ACCOUNTS: u64 = 5;
+const OPENING_BALANCE: u64 = 100;
+
+/// The balances in a TransactGetItems or Scan answer, if it answered every account.
+fn balances(items: &[Value]) -> Option<Vec<u64>> {
+    let b: Vec<u64> =
+        items.iter().filter_map(|i| i["balance"]["N"].as_str()?.parse().ok()).collect();
+    (b.len() == ACCOUNTS as usize).then_some(b)
+}
+
+/// Transactions are atomic under crashes: clients move money between accounts with
+/// TransactWriteItems (a conditional debit and a credit, one log entry) through random
+/// nodes while the leader is SIGKILLed and, once per round, the whole cluster crashes.
+/// Readers use TransactGetItems and consistent Scans: none ever sees a total other than
+/// the opening one (a half-applied transfer), and neither does the final read.
+#[test]
+fn transactions_are_atomic_under_crashes() {
+    let rounds = env_u64("CRASH_ROUNDS", 3);
+    let seed = env_u64("NEMESIS_SEED", std::process::id() as u64);
+    let mut c = TestCluster::start(3);
+    c.create_table(r#"{"table_name":"bank","partition_key":{"name":"k","type":"S"}}"#);
+    let http = client();
+    for a in 0..ACCOUNTS {
+        let body = json!({"k": format!("acct{a}"), "balance": OPENING_BALANCE});
+        let r = perform(&http, Method::PUT, c.url(0, "/tables/bank/items"), Some(&body));
+        assert!(matches!(r, Ok((200, _))), "opening balance: {r:?}");
+    }
+    let total = ACCOUNTS * OPENING_BALANCE;
+    let key = |a: u64| json!({"k": {"S": format!("acct{a}")}});
+    let (committed, reads) = (AtomicU64::new(0), AtomicU64::new(0));
+    for round in 0..rounds {
+        let stop = AtomicBool::new(false);
+        let addrs = c.addrs.clone();
+        let before = committed.load(Ordering::SeqCst);
+        std::thread::scope(|s| {
+            for w in 0..4u64 {
+                let (addrs, stop, committed, reads) = (&addrs, &stop, &committed, &reads);
+                s.spawn(move || {
+                    let http = client();
+                    let mut rng = Rng::new(seed ^ ((round + 1) * 31 + w + 1));
+                    while !stop.load(Ordering::SeqCst) {
+                        let node = &addrs[rng.below(addrs.len() as u64) as usize];
+                        if w == 3 {
+                            // A reader: TransactGetItems and consistent Scans in turn.
+                            let got = if rng.below(2) == 0 {
+                                let gets: Vec<Value> = (0..ACCOUNTS)
+                                    .map(|a| json!({"Get": {"TableName": "bank", "Key": key(a)}}))
+                                    .collect();
+                                let r = dynamodb(
+                                    &http,
+                                    node,
+                                    "TransactGetItems",
+                                    &json!({"TransactItems": gets}),
+                                );
+                                r.filter(|r| r.0 == 200).and_then(|(_, b)| {
+                                    let items: Vec<Value> = b["Responses"]
+                                        .as_array()?
+                                        .iter()
+                                        .map(|x| x["Item"].clone())
+                                        .collect();
+                                    balances(&items)
+                                })
+                            } else {
+                                let body = json!({"TableName": "bank", "ConsistentRead": true});
+                                dynamodb(&http, node, "Scan", &body)
+                                    .filter(|r| r.0 == 200)
+                                    .and_then(|(_, b)| balances(b["Items"].as_array()?))
+                            };
+                            match got {
+                                Some(b) => {
+                                    assert_eq!(
+                                        b.iter().sum::<u64>(),
+                                        total,
+                                        "a reader saw a half-applied transfer: {b:?}"
+                                    );
+                                    reads.fetch_add(1, Ordering::SeqCst);
+                                }
+                                None => std::thread::sleep(Duration::from_millis(20)), // client backoff
+                            }
+                            continue;
+                        }
+                        let from = rng.below(ACCOUNTS);
+                        let to = (from + 1 + rng.below(ACCOUNTS - 1)) % ACCOUNTS;
+                        let amount = json!({":x": {"N": (1 + rng.below(30)).to_string()}});
+                        let body = json!({"TransactItems": [
+                            {"Update": {"TableName": "bank", "Key": key(from),
+                                "UpdateExpression": "SET balance = balance - :x",
+                                "ConditionExpression": "balance >= :x",
+                                "ExpressionAttributeValues": amount}},
+                            {"Update": {"TableName": "bank", "Key": key(to),
+                                "UpdateExpression": "SET balance = balance + :x",
+                                "ExpressionAttributeValues": amount}},
+                        ]});
+                        match dynamodb(&http, node, "TransactWriteItems", &body) {
+                            Some((200, _)) => {
+                                committed.fetch_add(1, Ordering::SeqCst);
+                            }
+                            _ => std::thread::sleep(Duration::from_millis(20)), // client backoff
+                        }
+                    }
+                });
+            }
+            // Leader kills while the load runs, then the whole cluster crashes.
+            for _ in 0..2 {
+                let target = before + 20;
+                eventually(Duration::from_secs(60), "transfers committed", || {
+                    (committed.load(Ordering::SeqCst) >= target).then_some(())
+                });
+                let leader = c.wait_leader();
+                c.kill(leader);
+                c.wait_leader();
+                c.restart(leader);
+            }
+            let target = committed.load(Ordering::SeqCst) + 10;
+            eventually(Duration::from_secs(60), "transfers after the leader kills", || {
+                (committed.load(Ordering::SeqCst) >= target).then_some(())
+            });
+            for i in 0..3 {
+                c.kill(i);
+            }
+            for i in 0..3 {
+                c.restart(i);
+            }
+            c.wait_leader();
+            let target = committed.load(Ordering::SeqCst) + 10;
+            eventually(Duration::from_secs(60), "transfers after the crash", || {
+                (committed.load(Ordering::SeqCst) >= target).then_some(())
+            });
+            stop.store(true, Ordering::SeqCst);
+        });
+        eprintln!(
+            "transactions round {round}: {} transfers committed, {} consistent reads",
+            committed.load(Ordering::SeqCst),
+            reads.load(Ordering::SeqCst)
+        );
+    }
+    let leader = c.wait_leader();
+    let http = client();
+    let body = json!({"TableName": "bank", "ConsistentRead": true});
+    let b = eventually(Duration::from_secs(30), "a final consistent scan", || {
+        dynamodb(&http, &c.addrs[leader], "Scan", &body)
+            .filter(|r| r.0 == 200)
+            .and_then(|(_, b)| balances(b["Items"].as_array()?))
+    });
+    assert_eq!(b.iter().sum::<u64>(), total, "final balances {b:?}");
+    assert!(reads.load(Ordering::SeqCst) > 0, "the readers read");
 }

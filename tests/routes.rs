@@ -442,3 +442,54 @@ async fn read_levels_digest_and_simulation_knob() {
         "bad_request",
     );
 }
+
+/// `if_version` is a compare-and-set on the item's version (0: no item), and `PATCH`
+/// updates with expressions; both are decided when applied, and a failed condition is
+/// 412 `condition_failed` that writes nothing.
+#[tokio::test]
+async fn conditional_puts_deletes_and_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = leader_node(dir.path()).await.app;
+    call(&app, "POST", "/tables", Some(MUSIC.as_bytes())).await;
+    let item = json!({"Artist": "A", "SongTitle": "S", "plays": 1});
+    let r = call_json(&app, "PUT", "/tables/Music/items?if_version=0", item.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v1 = r.body["version"].as_u64().unwrap();
+    let r = call_json(&app, "PUT", "/tables/Music/items?if_version=0", item.clone()).await;
+    assert_error(&r, 412, "condition_failed");
+    let path = format!("/tables/Music/items?if_version={v1}");
+    let r =
+        call_json(&app, "PUT", &path, json!({"Artist": "A", "SongTitle": "S", "plays": 5})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call_json(&app, "PUT", &path, item.clone()).await;
+    assert_error(&r, 412, "condition_failed");
+    let r = call_json(&app, "PUT", "/tables/Music/items?if_version=x", item.clone()).await;
+    assert_error(&r, 400, "bad_request");
+
+    let update = json!({"update": "SET plays = plays + :n", "condition": "plays > :min",
+                        "values": {":n": 2, ":min": 4}});
+    let r = call_json(&app, "PATCH", "/tables/Music/items?pk=A&sk=S", update.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["item"], json!({"Artist": "A", "SongTitle": "S", "plays": 7}));
+    let failing =
+        json!({"update": "SET plays = :n", "condition": "plays < :n", "values": {":n": 0}});
+    let r = call_json(&app, "PATCH", "/tables/Music/items?pk=A&sk=S", failing).await;
+    assert_error(&r, 412, "condition_failed");
+    let key_update = json!({"update": "SET Artist = :n", "values": {":n": "B"}});
+    let r = call_json(&app, "PATCH", "/tables/Music/items?pk=A&sk=S", key_update).await;
+    assert_error(&r, 400, "bad_request");
+    let r = call(&app, "GET", "/tables/Music/items?pk=A&sk=S", None).await;
+    assert_eq!(r.body["item"]["plays"], 7);
+    let v = r.body["version"].as_u64().unwrap();
+    let r = call(
+        &app,
+        "DELETE",
+        &format!("/tables/Music/items?pk=A&sk=S&if_version={}", v + 100),
+        None,
+    )
+    .await;
+    assert_error(&r, 412, "condition_failed");
+    let r =
+        call(&app, "DELETE", &format!("/tables/Music/items?pk=A&sk=S&if_version={v}"), None).await;
+    assert_eq!(r.body["deleted"], true, "{}", r.body);
+}

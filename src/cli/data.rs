@@ -63,6 +63,11 @@ pub enum DataCommand {
         after_help = "Example:\n  raft-nosql delete-item --target-addr localhost:8100 --table-name Music \\\n    --partition-key 'The Beatles' --sort-key 'Let It Be'"
     )]
     DeleteItem(KeyArgs),
+    /// Update one item with an update expression, decided when the write is applied
+    #[command(
+        after_help = "Example:\n  raft-nosql update-item --target-addr localhost:8100 --table-name Music \\\n    --partition-key Queen --sort-key 'Bohemian Rhapsody' \\\n    --update-expression 'ADD plays :one' --values '{\":one\": 1}'"
+    )]
+    UpdateItem(Box<UpdateItemArgs>),
     /// List the items of one partition in sort key order, optionally narrowed
     #[command(
         after_help = "Examples:\n  raft-nosql query-items --target-addr localhost:8100 --table-name Music --partition-key Journey\n  raft-nosql query-items --table-name Music --partition-key Journey --sort-key-prefix \"Don't\"\n  raft-nosql query-items --table-name Music --partition-key Journey --sk-ge M --limit 10 --desc"
@@ -159,8 +164,30 @@ pub struct PutItemArgs {
     /// The item as a JSON object, including the key attributes (quote it for the shell)
     #[arg(long, value_name = "JSON")]
     pub item_data: String,
+    /// Write only if the stored item's version is N (0: only if there is no item);
+    /// decided when the write is applied, so it is a compare-and-set
+    #[arg(long, value_name = "N")]
+    pub if_version: Option<u64>,
     #[command(flatten)]
     pub conn: ConnArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateItemArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// A DynamoDB update expression, e.g. 'SET plays = plays + :one'
+    #[arg(long, value_name = "EXPR")]
+    pub update_expression: String,
+    /// A DynamoDB condition expression that must hold on the stored item
+    #[arg(long, value_name = "EXPR")]
+    pub condition_expression: Option<String>,
+    /// The expression's :values as a plain JSON object, e.g. '{":one": 1}'
+    #[arg(long, value_name = "JSON")]
+    pub values: Option<String>,
+    /// The expression's #names as a JSON object, e.g. '{"#y": "Year"}'
+    #[arg(long, value_name = "JSON")]
+    pub names: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -347,12 +374,39 @@ async fn execute(global: &GlobalOpts, cmd: DataCommand) -> Result<(), Failure> {
         DataCommand::PutItem(a) => {
             let item = parse_item(&a.item_data)?;
             let client = connect(global, &a.conn)?;
-            let r = client.put_item(&a.table_name, &item).await;
+            let r = client.put_item_if(&a.table_name, &item, a.if_version).await;
             let r = check(r, &a.conn, table_subject(&a.table_name))?;
             emit(out, &r.value, || {
                 fields([
                     ("replaced", r.value.replaced.to_string()),
                     ("version", r.value.version.to_string()),
+                ])
+            })
+        }
+        DataCommand::UpdateItem(u) => {
+            let json_arg = |flag: &str, v: &Option<String>| -> Result<Value, Failure> {
+                match v {
+                    None => Ok(Value::Null),
+                    Some(t) => serde_json::from_str(t)
+                        .map_err(|e| Failure::usage(format!("{flag} is not valid JSON: {e}"))),
+                }
+            };
+            let request = serde_json::json!({
+                "update": u.update_expression,
+                "condition": u.condition_expression,
+                "values": json_arg("--values", &u.values)?,
+                "names": json_arg("--names", &u.names)?,
+            });
+            let a = &u.key;
+            let client = connect(global, &a.conn)?;
+            let r = client
+                .update_item(&a.table_name, &a.partition_key, a.sort_key.as_deref(), &request)
+                .await;
+            let r = check(r, &a.conn, table_subject(&a.table_name))?;
+            emit(out, &r.value, || {
+                fields([
+                    ("version", r.value["version"].to_string()),
+                    ("item", r.value["item"].to_string()),
                 ])
             })
         }

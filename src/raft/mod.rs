@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::expr::{Condition, ExprError, Update};
 use crate::model::schema::{BillingMode, TableOptions};
 use crate::model::{Item, ItemKey, ModelError, TableSchema};
 
@@ -88,11 +89,72 @@ pub enum Command {
         table_id: u64,
         key: ItemKey,
     },
-    /// Item writes (`PutItem` / `DeleteItem`) proposed together by concurrent clients
-    /// and applied in order as one entry (group commit, see `server::writes`). Every
-    /// write in it gets the entry's log index as its version; the proposer never puts
-    /// two writes to the same item in one batch.
+    /// Item writes (`PutItem` / `DeleteItem` / `Write`) proposed together by concurrent
+    /// clients and applied in order as one entry (group commit, see `server::writes`).
+    /// Every write in it gets the entry's log index as its version; the proposer never
+    /// puts two writes to the same item in one batch.
     Batch(Vec<Command>),
+    /// An item write whose effect depends on the item as stored when the entry is
+    /// applied: a conditional put or delete, an update. Decided by every replica alike,
+    /// in log order, so it is a linearizable compare-and-set. Batchable.
+    Write(ItemWrite),
+    /// A transaction (DynamoDB's TransactWriteItems): every condition is checked
+    /// against the state before the entry, then all writes are made, or none is. One
+    /// item at most once. One entry, never batched with others.
+    Transact(Transaction),
+}
+
+/// One write of an item decided at apply time (see [`Command::Write`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemWrite {
+    /// The table's name and the id the proposer validated against (as for `PutItem`).
+    pub table: String,
+    pub table_id: u64,
+    /// The item's primary key (for a put, the key of `item`).
+    pub key: ItemKey,
+    pub action: WriteAction,
+    /// Must hold on the stored item (the empty item when there is none), or nothing is
+    /// written and the verdict is `ConditionalCheckFailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
+    /// The stored item's version (the log index that wrote it) must be exactly this,
+    /// 0 meaning "no item": the REST API's `if_version`. Checked with `condition`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_version: Option<u64>,
+}
+
+/// What an [`ItemWrite`] does when its condition holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum WriteAction {
+    /// Store this item (it holds the key).
+    Put(Item),
+    /// Delete the item.
+    Delete,
+    /// Apply the update to the stored item, or to an item of the key alone when there
+    /// is none; the result must still fit the item size limit.
+    Update(Update),
+    /// Nothing: only the condition (a transaction's ConditionCheck).
+    Check,
+}
+
+/// A transaction: its writes, and the idempotency token it was sent with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    pub writes: Vec<ItemWrite>,
+    /// DynamoDB's `ClientRequestToken`, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TxToken>,
+    /// When the transaction was proposed (ms since the Unix epoch, the proposing
+    /// node's clock): the only time apply uses, so token expiry is decided alike
+    /// everywhere.
+    pub at_ms: u64,
+}
+
+/// An idempotency token and a digest (hex) of the request that carried it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxToken {
+    pub token: String,
+    pub request: String,
 }
 
 impl Command {
@@ -104,15 +166,23 @@ impl Command {
             Command::DeleteTable { .. } => "delete_table",
             Command::PutItem { .. } => "put",
             Command::DeleteItem { .. } => "delete",
+            Command::Write(w) => match w.action {
+                WriteAction::Put(_) => "conditional_put",
+                WriteAction::Delete => "conditional_delete",
+                WriteAction::Update(_) => "update",
+                WriteAction::Check => "check",
+            },
             Command::Batch(_) => "batch",
+            Command::Transact(_) => "transaction",
         }
     }
 
     /// How many item writes the command holds.
     pub fn item_writes(&self) -> usize {
         match self {
-            Command::PutItem { .. } | Command::DeleteItem { .. } => 1,
+            Command::PutItem { .. } | Command::DeleteItem { .. } | Command::Write(_) => 1,
             Command::Batch(cmds) => cmds.iter().map(Command::item_writes).sum(),
+            Command::Transact(t) => t.writes.len(),
             Command::CreateTable { .. }
             | Command::UpdateTable { .. }
             | Command::DeleteTable { .. } => 0,
@@ -147,12 +217,41 @@ pub struct Applied {
     /// What DynamoDB's `ReturnValues: ALL_OLD` answers; never sent over the network.
     #[serde(default, skip)]
     pub old: Option<Vec<u8>>,
+    /// For a [`Command::Write`]: the item as it is after the write (`None` after a
+    /// delete or a check). Never sent over the network.
+    #[serde(default, skip)]
+    pub new: Option<Item>,
 }
 
 impl Applied {
     /// A write at `version` that returns no old item.
     pub fn new(version: u64, existed: bool) -> Applied {
-        Applied { version, existed, old: None }
+        Applied { version, existed, old: None, new: None }
+    }
+}
+
+/// Why one action of a transaction stopped it (DynamoDB's `CancellationReason`), or
+/// `code == "None"` for an action that did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelReason {
+    /// DynamoDB's code: `None`, `ConditionalCheckFailed`, `ValidationError`.
+    pub code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// For `ConditionalCheckFailed`: the stored item (`decode_item_value`), if any.
+    #[serde(default, skip)]
+    pub old: Option<Vec<u8>>,
+}
+
+impl CancelReason {
+    /// The reason of an action that did not fail.
+    pub fn none() -> CancelReason {
+        CancelReason { code: "None".into(), message: None, old: None }
+    }
+
+    /// Whether this action stopped the transaction.
+    pub fn failed(&self) -> bool {
+        self.code != "None"
     }
 }
 
@@ -169,6 +268,30 @@ pub enum Rejection {
     Invalid(#[from] ModelError),
     #[error("a batch may hold only item writes")]
     NotBatchable,
+    /// The write's condition did not hold on the item as stored at this log position;
+    /// `old` is that item (`decode_item_value`), if there was one.
+    #[error("the conditional request failed")]
+    ConditionalCheckFailed {
+        #[serde(default, skip)]
+        old: Option<Vec<u8>>,
+    },
+    /// An update could not be applied to the stored item (wrong operand type, a path
+    /// that does not exist, a number out of range, ...): DynamoDB's message.
+    #[error(transparent)]
+    Expression(#[from] ExprError),
+    /// A transaction was cancelled: one reason per action, in order.
+    #[error("transaction cancelled: {}", reasons_text(.0))]
+    TransactionCanceled(Vec<CancelReason>),
+    /// A transaction's idempotency token was used by a different request less than
+    /// ten minutes before.
+    #[error("the idempotency token was used by a different request")]
+    IdempotentParameterMismatch,
+}
+
+/// `[None, ConditionalCheckFailed, ...]`: DynamoDB's summary of cancellation reasons.
+pub fn reasons_text(reasons: &[CancelReason]) -> String {
+    let codes: Vec<&str> = reasons.iter().map(|r| r.code.as_str()).collect();
+    format!("[{}]", codes.join(", "))
 }
 
 /// Builds openraft's config from ours. Fails on values openraft refuses.

@@ -22,7 +22,7 @@ use super::{path_and_query, respond, respond_write, App, MAX_API_BODY};
 use crate::error::Error;
 use crate::model::schema::{validate_table_name, TableOptions};
 use crate::model::{attr, KeyAttr, TableSchema};
-use crate::raft::Command;
+use crate::raft::{Command, ItemWrite, WriteAction};
 use crate::storage::tables::{Page, QuerySpec, StoredItem, TableMeta};
 
 /// Default and largest page size of query and scan.
@@ -79,9 +79,14 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(warp::path::param::<String>())
         .and(warp::path("items"))
         .and(warp::path::end());
-    let put = items.clone().and(warp::put()).and(body()).then(
-        |app: Arc<App>, pq: String, t: String, body: Bytes| async move {
-            respond_write(put_item(&app, &t, &body).await, StatusCode::OK, &pq)
+    let put = items.clone().and(warp::put()).and(params()).and(body()).then(
+        |app: Arc<App>, pq: String, t: String, p: Params, body: Bytes| async move {
+            respond_write(put_item(&app, &t, &p, &body).await, StatusCode::OK, &pq)
+        },
+    );
+    let patch = items.clone().and(warp::patch()).and(params()).and(body()).then(
+        |app: Arc<App>, pq: String, t: String, p: Params, body: Bytes| async move {
+            respond_write(update_item(&app, &t, &p, &body).await, StatusCode::OK, &pq)
         },
     );
     let get = items.clone().and(warp::get()).and(params()).then(
@@ -121,6 +126,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
         .or(delete)
         .unify()
         .or(put)
+        .unify()
+        .or(patch)
         .unify()
         .or(get)
         .unify()
@@ -205,16 +212,107 @@ async fn delete_table(app: &App, name: &str) -> Result<Value, Error> {
     Ok(json!({ "deleted": name, "version": applied.version }))
 }
 
-async fn put_item(app: &App, table: &str, body: &[u8]) -> Result<Value, Error> {
+async fn put_item(app: &App, table: &str, p: &Params, body: &[u8]) -> Result<Value, Error> {
+    let q = Query::new(p, &["if_version"])?;
+    let if_version = if_version(&q)?;
     let mut item = attr::item_from_json(&parse_json(body)?)?;
     ensure_leader(app)?;
     let meta = table_meta(app, table)?;
     binary_keys(&meta.schema, &mut item);
     let key = meta.schema.validate_item(&item)?;
-    let key = crate::model::key::item_key_bytes(meta.id, &key);
-    let cmd = Command::PutItem { table: table.to_string(), table_id: meta.id, item };
-    let applied = app.writes.write(cmd, key, body.len()).await?;
+    let bytes = crate::model::key::item_key_bytes(meta.id, &key);
+    let (table, table_id) = (table.to_string(), meta.id);
+    let cmd = match if_version {
+        None => Command::PutItem { table, table_id, item },
+        Some(v) => Command::Write(ItemWrite {
+            table,
+            table_id,
+            key,
+            action: WriteAction::Put(item),
+            condition: None,
+            if_version: Some(v),
+        }),
+    };
+    let applied = app.writes.write(cmd, bytes, body.len()).await?;
     Ok(json!({ "version": applied.version, "replaced": applied.existed }))
+}
+
+/// `if_version=N`: the write happens only if the stored item's version is N (0: only
+/// if there is no item). Decided when the write is applied (a compare-and-set); a
+/// mismatch is 412 `condition_failed`.
+fn if_version(q: &Query) -> Result<Option<u64>, Error> {
+    q.get("if_version")
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                Error::BadRequest(format!("if_version must be a version number, got {v:?}"))
+            })
+        })
+        .transpose()
+}
+
+/// `PATCH /tables/{t}/items?pk=..[&sk=..][&if_version=N]` with
+/// `{"update": "SET n = n + :one", "condition": "...", "names": {"#a": "a"},
+/// "values": {":one": 1}}` (values in plain JSON): DynamoDB's update and condition
+/// expressions, decided when the write is applied. Answers the new item.
+async fn update_item(app: &App, table: &str, p: &Params, body: &[u8]) -> Result<Value, Error> {
+    use crate::model::expr::Expressions;
+    let q = Query::new(p, &["pk", "sk", "if_version"])?;
+    let if_version = if_version(&q)?;
+    let body = parse_json(body)?;
+    let text = |k: &str| -> Result<Option<String>, Error> {
+        match body.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Error::BadRequest(format!("{k} must be a string"))),
+        }
+    };
+    let update_text = text("update")?
+        .ok_or_else(|| Error::BadRequest("update (an update expression) is required".into()))?;
+    let names =
+        match body.get("names") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| {
+                Error::BadRequest("names must map #names to attribute names".into())
+            })?),
+        };
+    let values = match body.get("values") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), attr::from_json(v)?)))
+                .collect::<Result<std::collections::HashMap<_, _>, Error>>()?,
+        ),
+        Some(_) => return Err(Error::BadRequest("values must be an object".into())),
+    };
+    let bad = |e: crate::model::expr::ExprError| Error::BadRequest(e.to_string());
+    let mut exprs = Expressions::new(names, values).map_err(bad)?;
+    let update = exprs.update(&update_text).map_err(bad)?;
+    let condition = text("condition")?.map(|c| exprs.condition(&c)).transpose().map_err(bad)?;
+    exprs.finish().map_err(bad)?;
+    validate_table_name(table)?;
+    ensure_leader(app)?;
+    let meta = table_meta(app, table)?;
+    let key = key_from(&meta, &q)?;
+    let tops = update.top_level_attributes();
+    let schema = &meta.schema;
+    if let Some(k) = std::iter::once(&schema.partition_key)
+        .chain(schema.sort_key.as_ref())
+        .find(|k| tops.contains(k.name.as_str()))
+    {
+        return Err(Error::BadRequest(format!("the key attribute {:?} cannot be updated", k.name)));
+    }
+    let bytes = crate::model::key::item_key_bytes(meta.id, &key);
+    let cmd = Command::Write(ItemWrite {
+        table: table.to_string(),
+        table_id: meta.id,
+        key,
+        action: WriteAction::Update(update),
+        condition,
+        if_version,
+    });
+    let applied = app.writes.write(cmd, bytes, update_text.len() + 64).await?;
+    let item = applied.new.unwrap_or_default();
+    Ok(json!({ "version": applied.version, "item": attr::item_to_json(&item) }))
 }
 
 /// Plain JSON has no binary type: a binary (`B`) key attribute is written in the typed
@@ -373,14 +471,26 @@ async fn get_item(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
 }
 
 async fn delete_item(app: &App, table: &str, p: &Params) -> Result<Value, Error> {
-    let q = Query::new(p, &["pk", "sk"])?;
+    let q = Query::new(p, &["pk", "sk", "if_version"])?;
+    let if_version = if_version(&q)?;
     validate_table_name(table)?;
     ensure_leader(app)?;
     let meta = table_meta(app, table)?;
     let key = key_from(&meta, &q)?;
     let bytes = crate::model::key::item_key_bytes(meta.id, &key);
     let size = bytes.len();
-    let cmd = Command::DeleteItem { table: table.to_string(), table_id: meta.id, key };
+    let (table, table_id) = (table.to_string(), meta.id);
+    let cmd = match if_version {
+        None => Command::DeleteItem { table, table_id, key },
+        Some(v) => Command::Write(ItemWrite {
+            table,
+            table_id,
+            key,
+            action: WriteAction::Delete,
+            condition: None,
+            if_version: Some(v),
+        }),
+    };
     let applied = app.writes.write(cmd, bytes, size).await?;
     Ok(json!({ "deleted": applied.existed, "version": applied.version }))
 }

@@ -26,6 +26,7 @@ use std::path::Path;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
+pub mod conditional;
 pub mod log_store;
 pub mod progress;
 pub mod snapshot;

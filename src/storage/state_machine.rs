@@ -367,7 +367,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let mut out = Vec::with_capacity(cmds.len());
                     for cmd in cmds {
                         out.push(match cmd {
-                            Command::PutItem { .. } | Command::DeleteItem { .. } => self
+                            Command::PutItem { .. }
+                            | Command::DeleteItem { .. }
+                            | Command::Write(_) => self
                                 .tables
                                 .apply(&mut staged, log_id.index, cmd, &mut digest)
                                 .map_err(fail)?,
@@ -584,14 +586,7 @@ mod tests {
             CommandResponse::Rejected(crate::raft::Rejection::TableReplaced("tbl".into()));
         assert_eq!(r[3], replaced, "the put checked against the old table");
         assert_eq!(r[4], replaced, "the delete checked against the old table");
-        assert_eq!(
-            r[5],
-            CommandResponse::Applied(crate::raft::Applied {
-                version: 6,
-                existed: false,
-                old: None
-            })
-        );
+        assert_eq!(r[5], CommandResponse::Applied(crate::raft::Applied::new(6, false)));
         assert_eq!(sm.tables().counts().unwrap(), (1, 1), "only the current write landed");
     }
 

@@ -95,7 +95,7 @@ pub fn record_hash(tag: u8, key: &[u8], value: &[u8]) -> u128 {
 }
 
 const TAG_TABLE: u8 = b't';
-const TAG_ITEM: u8 = b'i';
+pub(super) const TAG_ITEM: u8 = b'i';
 
 fn count_key(table_id: u64) -> Vec<u8> {
     let mut k = COUNT_PREFIX.to_vec();
@@ -124,7 +124,7 @@ pub fn decode_item_value(bytes: &[u8]) -> Result<StoredItem> {
     Ok(StoredItem { item, version })
 }
 
-fn version_of(bytes: &[u8]) -> u64 {
+pub(super) fn version_of(bytes: &[u8]) -> u64 {
     bytes.get(..8).map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes"))).unwrap_or(0)
 }
 
@@ -187,17 +187,22 @@ impl KeyRange {
 #[derive(Debug, Default)]
 pub struct Staged {
     /// Item key → new value (`None` = removed).
-    items: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(super) items: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Table id → new (item count, stored bytes) (`None` = removed).
     counts: HashMap<u64, Option<(u64, u64)>>,
     /// Table name → new meta bytes (`None` = removed).
     tables: HashMap<String, Option<Vec<u8>>>,
+    /// `sm_meta` key → new value (`None` = removed): transaction tokens.
+    pub(super) meta: HashMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
 impl Staged {
     /// Whether nothing is staged.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.counts.is_empty() && self.tables.is_empty()
+        self.items.is_empty()
+            && self.counts.is_empty()
+            && self.tables.is_empty()
+            && self.meta.is_empty()
     }
 
     /// Whether `cmd` must run on committed state (everything staged written first).
@@ -209,7 +214,7 @@ impl Staged {
 /// Reads and writes tables and items. Cheap to clone.
 #[derive(Clone)]
 pub struct Tables {
-    store: Store,
+    pub(super) store: Store,
 }
 
 impl Tables {
@@ -446,6 +451,8 @@ impl Tables {
             Command::UpdateTable { table, billing, at_ms } => {
                 self.apply_update_table(staged, index, &table, billing, at_ms, digest)
             }
+            Command::Write(w) => self.apply_write(staged, index, &w, digest),
+            Command::Transact(t) => self.apply_transact(staged, index, &t, digest),
             // Batches are unpacked by the state machine; one inside another is refused.
             Command::Batch(_) => Ok(Err(Rejection::NotBatchable)),
         }?;
@@ -473,7 +480,7 @@ impl Tables {
 
     /// The table an item write names, if it is still the one the proposer checked
     /// (`id`, 0 = unchecked); else why the write is refused.
-    fn write_target(
+    pub(super) fn write_target(
         &self,
         staged: &Staged,
         (name, id): (&str, u64),
@@ -486,7 +493,7 @@ impl Tables {
     }
 
     /// The stored value of item key `k`, staged writes first.
-    fn item_raw(&self, staged: &Staged, k: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub(super) fn item_raw(&self, staged: &Staged, k: &[u8]) -> Result<Option<Vec<u8>>> {
         match staged.items.get(k) {
             Some(v) => Ok(v.clone()),
             None => Ok(self.items().get(k).map_err(storage)?.map(|v| v.to_vec())),
@@ -595,7 +602,7 @@ impl Tables {
         self.add_count(staged, meta.id, added, (k.len() + v.len()) as i64 - old_bytes)?;
         *digest = digest.wrapping_add(record_hash(TAG_ITEM, &k, &v));
         staged.items.insert(k, Some(v));
-        Ok(Ok(Applied { version: index, existed: old.is_some(), old }))
+        Ok(Ok(Applied { version: index, existed: old.is_some(), old, new: None }))
     }
 
     fn apply_delete_item(
@@ -625,7 +632,7 @@ impl Tables {
             self.add_count(staged, meta.id, -1, -((k.len() + o.len()) as i64))?;
             staged.items.insert(k, None);
         }
-        Ok(Ok(Applied { version: index, existed: old.is_some(), old }))
+        Ok(Ok(Applied { version: index, existed: old.is_some(), old, new: None }))
     }
 
     /// Writes everything staged into `batch` (one operation per key).
@@ -652,6 +659,12 @@ impl Tables {
                 None => batch.remove(&self.store.tables, name.into_bytes()),
             }
         }
+        for (k, v) in staged.meta {
+            match v {
+                Some(v) => batch.insert(&self.store.sm_meta, k, v),
+                None => batch.remove(&self.store.sm_meta, k),
+            }
+        }
     }
 
     /// Recomputes the digest from scratch (to check the incremental one).
@@ -667,7 +680,13 @@ impl Tables {
     }
 
     /// Adds `items` to the table's item count and `bytes` to its stored bytes.
-    fn add_count(&self, staged: &mut Staged, table_id: u64, items: i64, bytes: i64) -> Result<()> {
+    pub(super) fn add_count(
+        &self,
+        staged: &mut Staged,
+        table_id: u64,
+        items: i64,
+        bytes: i64,
+    ) -> Result<()> {
         let (n, b) = match staged.counts.get(&table_id) {
             Some(c) => c.unwrap_or((0, 0)),
             None => self.table_stats(table_id)?,

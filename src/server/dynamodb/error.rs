@@ -42,6 +42,12 @@ pub enum Kind {
     /// The cluster cannot take the request now (no leader known); it did not take
     /// effect (503, retried by SDKs).
     ServiceUnavailable,
+    /// A write's condition did not hold when it was applied; nothing was written (400).
+    ConditionalCheckFailed,
+    /// A transaction was cancelled; `CancellationReasons` say why, per action (400).
+    TransactionCanceled,
+    /// A `ClientRequestToken` came back with a different request (400).
+    IdempotentParameterMismatch,
 }
 
 impl Kind {
@@ -56,6 +62,9 @@ impl Kind {
             Kind::ItemCollectionSizeLimitExceeded => "ItemCollectionSizeLimitExceededException",
             Kind::InternalServerError => "InternalServerError",
             Kind::ServiceUnavailable => "ServiceUnavailable",
+            Kind::ConditionalCheckFailed => "ConditionalCheckFailedException",
+            Kind::TransactionCanceled => "TransactionCanceledException",
+            Kind::IdempotentParameterMismatch => "IdempotentParameterMismatchException",
         }
     }
 
@@ -74,11 +83,14 @@ impl Kind {
 pub struct DdbError {
     pub kind: Kind,
     pub message: String,
+    /// Members of the body beyond `__type` and `message` (`Item`,
+    /// `CancellationReasons`).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl DdbError {
     pub fn new(kind: Kind, message: impl Into<String>) -> DdbError {
-        DdbError { kind, message: message.into() }
+        DdbError { kind, message: message.into(), extra: serde_json::Map::new() }
     }
 
     /// A `ValidationException`.
@@ -107,10 +119,14 @@ impl DdbError {
 
     /// The JSON body: `{"__type": "...#Name", "message": "..."}`.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "__type": format!("{TYPE_PREFIX}{}", self.kind.name()),
             "message": self.message,
-        })
+        });
+        for (k, v) in &self.extra {
+            body[k] = v.clone();
+        }
+        body
     }
 }
 
@@ -127,18 +143,11 @@ pub fn from_error(e: &Error) -> DdbError {
              have length between 3 and 255"
         )),
         Error::Model(ModelError::Invalid(m)) => DdbError::invalid(m),
-        Error::TableNotFound(name) => DdbError::table_not_found(name),
+        Error::TableNotFound(name) | Error::TableReplaced(name) => DdbError::table_not_found(name),
         Error::ItemNotFound => DdbError::validation("item not found"),
         Error::TableExists(name) => {
             DdbError::new(Kind::ResourceInUse, format!("Table already exists: {name}"))
         }
-        // The table the write was checked against is gone (a new one has its name).
-        Error::TableReplaced(name) => DdbError::new(
-            Kind::ResourceNotFound,
-            format!(
-                "Requested resource not found: Table: {name} was deleted while the write waited"
-            ),
-        ),
         // Refused before anything was proposed: certainly not applied.
         Error::NotLeader { .. } | Error::NoLeader | Error::Unavailable(_) => {
             DdbError::new(Kind::ServiceUnavailable, e.to_string())
@@ -152,6 +161,36 @@ pub fn from_error(e: &Error) -> DdbError {
         Error::Storage(_) | Error::Internal(_) => {
             DdbError::new(Kind::InternalServerError, e.to_string())
         }
+        Error::ConditionFailed { .. } => {
+            DdbError::new(Kind::ConditionalCheckFailed, "The conditional request failed")
+        }
+        Error::Expression(x) => DdbError::validation(x.to_string()),
+        Error::TransactionCanceled(reasons) => {
+            let mut e = DdbError::new(
+                Kind::TransactionCanceled,
+                format!(
+                    "Transaction cancelled, please refer cancellation reasons for specific \
+                     reasons {}",
+                    crate::raft::reasons_text(reasons)
+                ),
+            );
+            let list = reasons
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::json!({ "Code": r.code });
+                    if let Some(m) = &r.message {
+                        v["Message"] = m.clone().into();
+                    }
+                    v
+                })
+                .collect();
+            e.extra.insert("CancellationReasons".into(), serde_json::Value::Array(list));
+            e
+        }
+        Error::IdempotentMismatch => DdbError::new(
+            Kind::IdempotentParameterMismatch,
+            "Request with the same client token was made with different parameters",
+        ),
     }
 }
 

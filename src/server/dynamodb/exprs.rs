@@ -189,7 +189,7 @@ fn top_names<'a>(c: &'a Condition, out: &mut Vec<&'a str>) {
 }
 
 /// `ExpressionAttributeNames`: placeholder → attribute name.
-fn names(req: &Req) -> Result<Option<HashMap<String, String>>, DdbError> {
+pub(super) fn names(req: &Req) -> Result<Option<HashMap<String, String>>, DdbError> {
     let Some(m) = req.obj_opt("ExpressionAttributeNames")? else { return Ok(None) };
     m.iter()
         .map(|(k, v)| {
@@ -202,7 +202,9 @@ fn names(req: &Req) -> Result<Option<HashMap<String, String>>, DdbError> {
 }
 
 /// `ExpressionAttributeValues`: placeholder → value.
-fn values(req: &Req) -> Result<Option<HashMap<String, crate::model::AttributeValue>>, DdbError> {
+pub(super) fn values(
+    req: &Req,
+) -> Result<Option<HashMap<String, crate::model::AttributeValue>>, DdbError> {
     let Some(m) = req.obj_opt("ExpressionAttributeValues")? else { return Ok(None) };
     m.iter()
         .map(|(k, v)| Ok((k.clone(), wire::attr_from_wire(v)?)))
@@ -236,7 +238,7 @@ fn conditions(m: &Map<String, Value>) -> Result<BTreeMap<String, LegacyCondition
     Ok(out)
 }
 
-fn conditional_operator(req: &Req) -> Result<Option<ConditionalOperator>, DdbError> {
+pub(super) fn conditional_operator(req: &Req) -> Result<Option<ConditionalOperator>, DdbError> {
     match req.str_opt("ConditionalOperator")? {
         None => Ok(None),
         Some("AND") => Ok(Some(ConditionalOperator::And)),

@@ -1,4 +1,5 @@
-//! Item operations: PutItem, GetItem, DeleteItem, BatchGetItem, BatchWriteItem.
+//! Item operations: PutItem, GetItem, DeleteItem, UpdateItem, BatchGetItem,
+//! BatchWriteItem.
 //!
 //! They become the same commands as the REST API's: a PutItem or DeleteItem goes through
 //! the group-commit queue (`server::writes`) like any item write; a BatchWriteItem is
@@ -9,21 +10,33 @@
 //! Reads are eventually consistent and answered by this node unless `ConsistentRead` is
 //! true: then they wait for a read index (`server::reads`) first, on any node.
 //!
-//! Shortcuts taken (part 2 adds them): no ConditionExpression / Expected on writes,
-//! ReturnValues only NONE and ALL_OLD, no UpdateItem.
+//! A write with a condition (`ConditionExpression` or `Expected`) and every UpdateItem
+//! is a `Command::Write`: the condition and the update are decided when the entry is
+//! applied, against the item as stored at that log position, on every replica alike
+//! (`storage::conditional`). It still goes through the group-commit queue: one batch
+//! never holds two writes of one item, so each is decided after the one before.
+//! `ReturnValues` of an update (`UPDATED_OLD`, `ALL_NEW`, ...) come from the old and
+//! new items as apply found and made them, not from a read.
 
 use std::collections::HashSet;
 
 use serde_json::{json, Map, Value};
 
+use super::conditions::{
+    condition_failed, decode_old, old_on_failure, return_values, write_plan, ReturnValues,
+    WriteKind,
+};
 use super::error::DdbError;
 use super::exprs::{read_plan, ReadKind};
 use super::keys;
 use super::tables::table;
 use super::wire::{self, item_from_wire, item_to_wire, Req};
-use crate::model::{attr, Item, ItemKey};
-use crate::raft::Command;
+use crate::error::Error;
+use crate::model::expr::Update;
+use crate::model::{attr, Item, ItemKey, ModelError};
+use crate::raft::{Applied, Command, ItemWrite, WriteAction};
 use crate::server::api::{ensure_leader, read_barrier, ReadLevel};
+use crate::server::writes::WriteResult;
 use crate::server::App;
 use crate::storage::tables::{decode_item_value, TableMeta};
 
@@ -33,41 +46,6 @@ pub const MAX_BATCH_WRITE: usize = 25;
 pub const MAX_BATCH_GET: usize = 100;
 /// Most response bytes of a BatchGetItem (DynamoDB's 16 MB); the rest is unprocessed.
 pub const MAX_BATCH_GET_BYTES: usize = 16 * 1024 * 1024;
-
-/// Write members that belong to part 2 (conditional writes).
-const WRITE_PENDING: [&str; 5] = [
-    "ConditionExpression",
-    "Expected",
-    "ConditionalOperator",
-    "ExpressionAttributeNames",
-    "ExpressionAttributeValues",
-];
-
-fn refuse_conditions(req: &Req) -> Result<(), DdbError> {
-    match WRITE_PENDING.iter().find(|p| req.has(p)) {
-        Some(p) => Err(DdbError::validation(format!(
-            "{p} is not supported by this raft-nosql build yet (conditional writes come with \
-             UpdateItem)"
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// `ReturnValues` of PutItem and DeleteItem: whether the old item is wanted.
-fn return_old(req: &Req) -> Result<bool, DdbError> {
-    match req.str_opt("ReturnValues")? {
-        None | Some("NONE") => Ok(false),
-        Some("ALL_OLD") => Ok(true),
-        Some(v @ ("UPDATED_OLD" | "ALL_NEW" | "UPDATED_NEW")) => {
-            Err(DdbError::validation(format!("ReturnValues can only be ALL_OLD or NONE (got {v})")))
-        }
-        Some(other) => Err(DdbError::validation(format!(
-            "1 validation error detected: Value '{other}' at 'returnValues' failed to satisfy \
-             constraint: Member must satisfy enum value set: [ALL_NEW, UPDATED_OLD, ALL_OLD, \
-             NONE, UPDATED_NEW]"
-        ))),
-    }
-}
 
 /// The read level of `ConsistentRead`.
 fn consistency(v: Option<bool>) -> ReadLevel {
@@ -92,7 +70,7 @@ pub fn consumed(req: &Req, table: &str, units: f64) -> Result<Option<Value>, Ddb
     }
 }
 
-fn write_units(bytes: usize) -> f64 {
+pub(super) fn write_units(bytes: usize) -> f64 {
     bytes.div_ceil(1024).max(1) as f64
 }
 
@@ -108,7 +86,10 @@ pub fn read_units(bytes: usize, strong: bool) -> f64 {
 
 /// A whole item to be written to `meta`'s table: converted, its key checked, its size and
 /// values checked by the model too.
-fn item_for(meta: &TableMeta, v: &Map<String, Value>) -> Result<(Item, ItemKey), DdbError> {
+pub(super) fn item_for(
+    meta: &TableMeta,
+    v: &Map<String, Value>,
+) -> Result<(Item, ItemKey), DdbError> {
     let item = item_from_wire(v)?;
     let key = keys::of_item(&meta.schema, &item)?;
     if attr::item_size(&item) > crate::model::schema::MAX_ITEM_BYTES {
@@ -118,7 +99,7 @@ fn item_for(meta: &TableMeta, v: &Map<String, Value>) -> Result<(Item, ItemKey),
     Ok((item, key))
 }
 
-fn key_for(meta: &TableMeta, v: &Map<String, Value>) -> Result<ItemKey, DdbError> {
+pub(super) fn key_for(meta: &TableMeta, v: &Map<String, Value>) -> Result<ItemKey, DdbError> {
     keys::of_key(&meta.schema, &item_from_wire(v)?)
 }
 
@@ -132,15 +113,27 @@ fn old_attributes(want: bool, old: Option<Vec<u8>>, out: &mut Value) -> Result<(
 
 pub async fn put_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let meta = table(app, req)?;
-    refuse_conditions(req)?;
-    let want_old = return_old(req)?;
+    let plan = write_plan(req, WriteKind::Plain)?;
+    let want_old = return_values(req, false)? == ReturnValues::AllOld;
+    let old_on_fail = old_on_failure(req)?;
     let (item, key) = item_for(&meta, req.obj("Item")?)?;
     let size = attr::item_size(&item);
     let capacity = consumed(req, &meta.schema.table_name, write_units(size))?;
     ensure_leader(app)?;
     let bytes = crate::model::key::item_key_bytes(meta.id, &key);
-    let cmd = Command::PutItem { table: meta.schema.table_name.clone(), table_id: meta.id, item };
-    let applied = app.writes.write(cmd, bytes, size).await?;
+    let (table, table_id) = (meta.schema.table_name.clone(), meta.id);
+    let cmd = match plan.condition {
+        None => Command::PutItem { table, table_id, item },
+        Some(c) => Command::Write(ItemWrite {
+            table,
+            table_id,
+            key,
+            action: WriteAction::Put(item),
+            condition: Some(c),
+            if_version: None,
+        }),
+    };
+    let applied = conditional(app.writes.write(cmd, bytes, size).await, old_on_fail)?;
     let mut out = json!({});
     old_attributes(want_old, applied.old, &mut out)?;
     if let Some(c) = capacity {
@@ -149,20 +142,92 @@ pub async fn put_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     Ok(out)
 }
 
+/// A write's result, its `ConditionalCheckFailed` turned into DynamoDB's exception
+/// (with the old item when `want_old`).
+fn conditional(r: WriteResult, want_old: bool) -> Result<Applied, DdbError> {
+    match r {
+        Err(Error::ConditionFailed { old }) => Err(condition_failed(old.as_deref(), want_old)?),
+        r => Ok(r?),
+    }
+}
+
 pub async fn delete_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let meta = table(app, req)?;
-    refuse_conditions(req)?;
-    let want_old = return_old(req)?;
+    let plan = write_plan(req, WriteKind::Plain)?;
+    let want_old = return_values(req, false)? == ReturnValues::AllOld;
+    let old_on_fail = old_on_failure(req)?;
     let key = key_for(&meta, req.obj("Key")?)?;
     let capacity = consumed(req, &meta.schema.table_name, 1.0)?;
     ensure_leader(app)?;
     let bytes = crate::model::key::item_key_bytes(meta.id, &key);
     let size = bytes.len();
-    let cmd = Command::DeleteItem { table: meta.schema.table_name.clone(), table_id: meta.id, key };
-    let applied = app.writes.write(cmd, bytes, size).await?;
+    let (table, table_id) = (meta.schema.table_name.clone(), meta.id);
+    let cmd = match plan.condition {
+        None => Command::DeleteItem { table, table_id, key },
+        Some(c) => Command::Write(ItemWrite {
+            table,
+            table_id,
+            key,
+            action: WriteAction::Delete,
+            condition: Some(c),
+            if_version: None,
+        }),
+    };
+    let applied = conditional(app.writes.write(cmd, bytes, size).await, old_on_fail)?;
     let mut out = json!({});
     old_attributes(want_old, applied.old, &mut out)?;
     if let Some(c) = capacity {
+        out["ConsumedCapacity"] = c;
+    }
+    Ok(out)
+}
+
+/// UpdateItem: an update (either form) of one item, made at apply time to the item as
+/// stored then (or to an item of the key alone), under an optional condition.
+pub async fn update_item(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let meta = table(app, req)?;
+    let key = key_for(&meta, req.obj("Key")?)?;
+    let plan = write_plan(req, WriteKind::Update(&meta.schema))?;
+    let rv = return_values(req, true)?;
+    let old_on_fail = old_on_failure(req)?;
+    // Validates the member; the figure needs the item's size, known after apply.
+    consumed(req, &meta.schema.table_name, 1.0)?;
+    let update = plan.update.unwrap_or_else(|| Update::new(Vec::new()));
+    let paths = update.updated_paths();
+    ensure_leader(app)?;
+    let bytes = crate::model::key::item_key_bytes(meta.id, &key);
+    let size = bytes.len() + req.get("UpdateExpression").map_or(64, |v| v.to_string().len());
+    let cmd = Command::Write(ItemWrite {
+        table: meta.schema.table_name.clone(),
+        table_id: meta.id,
+        key,
+        action: WriteAction::Update(update),
+        condition: plan.condition,
+        if_version: None,
+    });
+    let applied = match app.writes.write(cmd, bytes, size).await {
+        Err(Error::Model(ModelError::ItemTooLarge { .. })) => {
+            return Err(DdbError::validation(
+                "Item size to update has exceeded the maximum allowed size",
+            ))
+        }
+        r => conditional(r, old_on_fail)?,
+    };
+    let old = decode_old(applied.old.as_deref())?;
+    let new = applied.new.unwrap_or_default();
+    let attributes = match rv {
+        ReturnValues::None => None,
+        ReturnValues::AllOld => old.clone(),
+        ReturnValues::UpdatedOld => old.as_ref().map(|o| paths.apply(o)),
+        ReturnValues::AllNew => Some(new.clone()),
+        ReturnValues::UpdatedNew => Some(paths.apply(&new)),
+    };
+    let mut out = json!({});
+    if let Some(a) = attributes.filter(|a| !a.is_empty()) {
+        out["Attributes"] = item_to_wire(&a);
+    }
+    let largest = attr::item_size(&new).max(old.as_ref().map_or(0, attr::item_size));
+    if let Some(c) = consumed(req, &meta.schema.table_name, write_units(largest))? {
         out["ConsumedCapacity"] = c;
     }
     Ok(out)

@@ -33,6 +33,7 @@ use crate::server::App;
 use error::{DdbError, Kind};
 use wire::Req;
 
+pub mod conditions;
 pub mod error;
 pub mod exprs;
 pub mod forward;
@@ -40,6 +41,7 @@ pub mod items;
 pub mod keys;
 pub mod read;
 pub mod tables;
+pub mod transact;
 pub mod wire;
 
 pub use forward::Forwarder;
@@ -62,6 +64,9 @@ pub enum Op {
     PutItem,
     GetItem,
     DeleteItem,
+    UpdateItem,
+    TransactWriteItems,
+    TransactGetItems,
     Query,
     Scan,
     BatchGetItem,
@@ -82,6 +87,9 @@ impl Op {
             "PutItem" => Op::PutItem,
             "GetItem" => Op::GetItem,
             "DeleteItem" => Op::DeleteItem,
+            "UpdateItem" => Op::UpdateItem,
+            "TransactWriteItems" => Op::TransactWriteItems,
+            "TransactGetItems" => Op::TransactGetItems,
             "Query" => Op::Query,
             "Scan" => Op::Scan,
             "BatchGetItem" => Op::BatchGetItem,
@@ -101,6 +109,8 @@ impl Op {
                 | Op::UpdateTable
                 | Op::PutItem
                 | Op::DeleteItem
+                | Op::UpdateItem
+                | Op::TransactWriteItems
                 | Op::BatchWriteItem
         )
     }
@@ -166,6 +176,9 @@ async fn dispatch(
         Op::PutItem => items::put_item(app, req).await,
         Op::GetItem => items::get_item(app, req).await,
         Op::DeleteItem => items::delete_item(app, req).await,
+        Op::UpdateItem => items::update_item(app, req).await,
+        Op::TransactWriteItems => transact::transact_write_items(app, req).await,
+        Op::TransactGetItems => transact::transact_get_items(app, req).await,
         Op::Query => read::query(app, req).await,
         Op::Scan => read::scan(app, req).await,
         Op::BatchGetItem => items::batch_get_item(app, req).await,
@@ -182,7 +195,10 @@ mod tests {
     #[test]
     fn operations_parse_and_writes_are_known() {
         assert_eq!(Op::parse("PutItem"), Some(Op::PutItem));
-        assert_eq!(Op::parse("UpdateItem"), None);
+        assert_eq!(Op::parse("UpdateItem"), Some(Op::UpdateItem));
+        assert_eq!(Op::parse("ExecuteStatement"), None);
+        assert!(Op::TransactWriteItems.is_write());
+        assert!(!Op::TransactGetItems.is_write());
         assert!(Op::BatchWriteItem.is_write());
         assert!(!Op::Query.is_write());
         assert!(!Op::DescribeEndpoints.is_write());
