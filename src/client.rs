@@ -1212,6 +1212,8 @@ pub(crate) mod mock {
         pub method: String,
         pub path_and_query: String,
         pub body: String,
+        /// The request headers.
+        pub headers: warp::http::HeaderMap,
     }
 
     /// A mock node's answer: status, extra headers, body.
@@ -1229,26 +1231,37 @@ pub(crate) mod mock {
         let route = warp::method()
             .and(warp::path::full())
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
-            .map(move |m: warp::http::Method, p: warp::path::FullPath, q: String, b: Bytes| {
-                let path_and_query = if q.is_empty() {
-                    p.as_str().to_string()
-                } else {
-                    format!("{}?{q}", p.as_str())
-                };
-                let seen = Seen {
-                    method: m.to_string(),
-                    path_and_query,
-                    body: String::from_utf8_lossy(&b).into(),
-                };
-                let (status, headers, body) = handler(&seen);
-                seen_log.lock().unwrap().push(seen);
-                let mut resp = warp::http::Response::builder().status(status);
-                for (k, v) in headers {
-                    resp = resp.header(k, v);
-                }
-                resp.header("content-type", "application/json").body(body).unwrap()
-            });
+            .map(
+                move |m: warp::http::Method,
+                      p: warp::path::FullPath,
+                      q: String,
+                      headers: warp::http::HeaderMap,
+                      b: Bytes| {
+                    let path_and_query = if q.is_empty() {
+                        p.as_str().to_string()
+                    } else {
+                        format!("{}?{q}", p.as_str())
+                    };
+                    let seen = Seen {
+                        method: m.to_string(),
+                        path_and_query,
+                        body: String::from_utf8_lossy(&b).into(),
+                        headers,
+                    };
+                    let (status, headers, body) = handler(&seen);
+                    seen_log.lock().unwrap().push(seen);
+                    let mut resp = warp::http::Response::builder().status(status);
+                    for (k, v) in headers {
+                        resp = resp.header(k, v);
+                    }
+                    if !resp.headers_ref().is_some_and(|h| h.contains_key("content-type")) {
+                        resp = resp.header("content-type", "application/json");
+                    }
+                    resp.body(body).unwrap()
+                },
+            );
         tokio::spawn(warp::serve(route).incoming(listener).run());
         (addr, log)
     }

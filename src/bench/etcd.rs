@@ -31,7 +31,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::{Method, StatusCode, Uri};
 use serde::{Deserialize, Deserializer};
 
-use super::http::{self, Conns, Transport};
+use super::http::{self, RoundRobin};
 use super::stats::Outcome;
 
 /// One key-value pair of a range answer, decoded.
@@ -234,22 +234,10 @@ fn b64_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     B64.decode(s.as_bytes()).map_err(serde::de::Error::custom)
 }
 
-/// Kind of a transport failure, for the error counts.
-pub(crate) fn transport_kind(t: &Transport) -> String {
-    match t {
-        Transport::Timeout => "timeout".into(),
-        Transport::Connect(_) => "unreachable".into(),
-        Transport::Broken(_) => "connection broken".into(),
-    }
-}
-
 /// One benchmark client of an etcd cluster: one connection per member, and a turn
 /// counter that spreads its requests over the members.
 pub struct Worker {
-    conns: Conns,
-    /// Connection slots of the members, in the order given.
-    members: Vec<usize>,
-    next: usize,
+    members: RoundRobin,
     put_uri: Uri,
     range_uri: Uri,
     value_b64: std::sync::Arc<str>,
@@ -266,20 +254,8 @@ impl Worker {
         value_b64: std::sync::Arc<str>,
         serializable: bool,
     ) -> Result<Worker, String> {
-        let mut conns = Conns::new();
-        let mut slots = Vec::with_capacity(members.len());
-        for m in members {
-            let addr =
-                http::normalize_addr(m, Some(80)).map_err(|e| format!("bad etcd address: {e}"))?;
-            slots.push(conns.slot(&addr).map_err(|e| format!("bad etcd address: {e}"))?);
-        }
-        if slots.is_empty() {
-            return Err("no etcd member address".into());
-        }
         Ok(Worker {
-            conns,
-            next: first % slots.len(),
-            members: slots,
+            members: RoundRobin::new(members, Some(80), first, "etcd member address")?,
             put_uri: Uri::from_static("/v3/kv/put"),
             range_uri: Uri::from_static("/v3/kv/range"),
             value_b64,
@@ -288,15 +264,9 @@ impl Worker {
         })
     }
 
-    fn turn(&mut self) -> usize {
-        let slot = self.members[self.next];
-        self.next = (self.next + 1) % self.members.len();
-        slot
-    }
-
     /// Puts the benchmark value under `key`. A 200 is the acknowledgement.
     pub async fn put(&mut self, key: &str) -> Outcome {
-        let slot = self.turn();
+        let slot = self.members.turn();
         put_body_into(&mut self.body_buf, key.as_bytes(), &self.value_b64);
         let body = self.body_buf.split().freeze();
         let uri = self.put_uri.clone();
@@ -308,7 +278,7 @@ impl Worker {
 
     /// Reads `key`.
     pub async fn get(&mut self, key: &str) -> Outcome {
-        let slot = self.turn();
+        let slot = self.members.turn();
         range_body_into(&mut self.body_buf, key.as_bytes(), self.serializable);
         let body = self.body_buf.split().freeze();
         let uri = self.range_uri.clone();
@@ -325,7 +295,7 @@ impl Worker {
     pub async fn delete_prefix(&mut self, prefix: &str) -> Result<(), String> {
         let body = Bytes::from(delete_prefix_body(prefix.as_bytes()));
         let uri = Uri::from_static("/v3/kv/deleterange");
-        self.post(self.members[0], &uri, &body, false).await.map(|_| ())
+        self.post(self.members.slots()[0], &uri, &body, false).await.map(|_| ())
     }
 
     /// POSTs a JSON body; the answer's body on 200 (empty unless `want_body`), else the
@@ -338,10 +308,11 @@ impl Worker {
         want_body: bool,
     ) -> Result<Bytes, String> {
         let answer = self
+            .members
             .conns
             .send(slot, &Method::POST, uri, Some(body), want_body, http::REQUEST_TIMEOUT)
             .await
-            .map_err(|t| transport_kind(&t))?;
+            .map_err(|t| t.kind())?;
         if answer.status == StatusCode::OK {
             Ok(answer.body)
         } else {

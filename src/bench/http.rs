@@ -23,7 +23,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -66,6 +66,17 @@ pub enum Transport {
     Timeout,
     /// The connection broke during the exchange; the request may have arrived.
     Broken(String),
+}
+
+impl Transport {
+    /// The kind of the failure, for the error counts.
+    pub fn kind(&self) -> String {
+        match self {
+            Transport::Timeout => "timeout".into(),
+            Transport::Connect(_) => "unreachable".into(),
+            Transport::Broken(_) => "connection broken".into(),
+        }
+    }
 }
 
 /// One node: its address, its `Host` header, and the open connection if any.
@@ -122,9 +133,26 @@ impl Conns {
         keep_ok_body: bool,
         timeout: Duration,
     ) -> Result<Answer, Transport> {
+        self.send_with(slot, method, uri, body, &[], keep_ok_body, timeout).await
+    }
+
+    /// [`Conns::send`] with `headers` added to the request; they replace the default
+    /// `Content-Type` (`application/json`) if they name one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_with(
+        &mut self,
+        slot: usize,
+        method: &Method,
+        uri: &Uri,
+        body: Option<&Bytes>,
+        headers: &[(HeaderName, HeaderValue)],
+        keep_ok_body: bool,
+        timeout: Duration,
+    ) -> Result<Answer, Transport> {
         let conn = &mut self.slots[slot];
         let result =
-            tokio::time::timeout(timeout, exchange(conn, method, uri, body, keep_ok_body)).await;
+            tokio::time::timeout(timeout, exchange(conn, method, uri, body, headers, keep_ok_body))
+                .await;
         match result {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => {
@@ -148,6 +176,7 @@ async fn exchange(
     method: &Method,
     uri: &Uri,
     body: Option<&Bytes>,
+    extra: &[(HeaderName, HeaderValue)],
     keep_ok_body: bool,
 ) -> Result<Answer, Transport> {
     let mut reused = match &conn.sender {
@@ -177,6 +206,9 @@ async fn exchange(
         headers.insert(HOST, conn.host.clone());
         if body.is_some() {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        for (name, value) in extra {
+            headers.insert(name.clone(), value.clone());
         }
         let resp = match sender.try_send_request(req).await {
             Ok(resp) => resp,
@@ -225,6 +257,51 @@ async fn connect(addr: &str) -> Result<SendRequest<Full<Bytes>>, Transport> {
         let _ = connection.await;
     });
     Ok(sender)
+}
+
+/// Targets taken in turn, one connection each: the shape of a worker whose requests may
+/// go to any node (etcd's members, the DynamoDB protocol's endpoints).
+pub struct RoundRobin {
+    /// The connections, one slot per distinct address.
+    pub conns: Conns,
+    /// Connection slots of the targets, in the order given.
+    slots: Vec<usize>,
+    /// Where the next turn goes (index into `slots`).
+    next: usize,
+}
+
+impl RoundRobin {
+    /// The targets (`host:port`; a missing port is `default_port` if there is one),
+    /// starting the turns at target `first`. `what` names the targets in errors.
+    pub fn new(
+        targets: &[String],
+        default_port: Option<u16>,
+        first: usize,
+        what: &str,
+    ) -> Result<RoundRobin, String> {
+        let mut conns = Conns::new();
+        let mut slots = Vec::with_capacity(targets.len());
+        for t in targets {
+            let addr = normalize_addr(t, default_port).map_err(|e| format!("bad {what}: {e}"))?;
+            slots.push(conns.slot(&addr).map_err(|e| format!("bad {what}: {e}"))?);
+        }
+        if slots.is_empty() {
+            return Err(format!("no {what}"));
+        }
+        Ok(RoundRobin { conns, next: first % slots.len(), slots })
+    }
+
+    /// The slot whose turn it is; the next call gives the one after it.
+    pub fn turn(&mut self) -> usize {
+        let slot = self.slots[self.next];
+        self.next = (self.next + 1) % self.slots.len();
+        slot
+    }
+
+    /// Every target's slot, in the order given.
+    pub fn slots(&self) -> &[usize] {
+        &self.slots
+    }
 }
 
 /// An I/O error in a few words (`connection refused`), as the general client says it.

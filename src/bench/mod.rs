@@ -1,11 +1,13 @@
 //! The load generator behind `raft-nosql bench`: throughput and latency percentiles of a
-//! raft-nosql cluster, or of an etcd cluster driven with the very same workloads.
+//! raft-nosql cluster (through its native REST API or its DynamoDB API), or of an etcd
+//! cluster or any DynamoDB-compatible endpoint driven with the very same workloads.
 //!
 //! # How a run goes
 //!
-//! 1. **Setup.** raft-nosql: the benchmark table (partition key `k`, type S) is created if
-//!    missing (`fresh`: deleted and recreated) and every target is waited for until it
-//!    knows it. etcd: `fresh` deletes every key under the `key` prefix.
+//! 1. **Setup.** raft-nosql and DynamoDB endpoints: the benchmark table (partition key
+//!    `k`, type S) is created if missing (`fresh`: deleted and recreated), through the API
+//!    under test, and every target is waited for until it knows it. etcd: `fresh` deletes
+//!    every key under the `key` prefix.
 //! 2. **Preload** (workloads with reads, unless turned off): every key of the key space is
 //!    written once, so reads find something. raft-nosql then waits until every target
 //!    has applied the last preload write.
@@ -59,6 +61,7 @@ use serde::Serialize;
 
 use crate::client::Consistency;
 
+pub mod dynamodb;
 pub mod etcd;
 pub mod http;
 pub mod nosql;
@@ -73,6 +76,9 @@ pub enum System {
     RaftNosql,
     /// An etcd 3.x cluster, through its HTTP/JSON gateway ([`etcd`]).
     Etcd,
+    /// Any one endpoint that speaks DynamoDB's wire protocol (moto's server, dynalite,
+    /// DynamoDB Local), through [`dynamodb`].
+    Dynamodb,
 }
 
 impl System {
@@ -81,6 +87,26 @@ impl System {
         match self {
             System::RaftNosql => "raft-nosql",
             System::Etcd => "etcd",
+            System::Dynamodb => "dynamodb",
+        }
+    }
+}
+
+/// The protocol the operations go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// The system's own: raft-nosql's REST API, etcd's JSON gateway.
+    Native,
+    /// DynamoDB's wire protocol (PutItem, GetItem; [`dynamodb`]).
+    Dynamodb,
+}
+
+impl Api {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Native => "native",
+            Api::Dynamodb => "dynamodb",
         }
     }
 }
@@ -169,6 +195,11 @@ pub enum Stop {
 pub struct BenchConfig {
     /// The system under test.
     pub system: System,
+    /// The protocol: [`Api::Dynamodb`] for raft-nosql's DynamoDB API and for
+    /// [`System::Dynamodb`] (which speaks nothing else); etcd is native only.
+    pub api: Api,
+    /// DynamoDB API: check every answer's `x-amz-crc32` against its body.
+    pub check_crc: bool,
     /// What to send.
     pub workload: Workload,
     /// Concurrent clients (tasks), each with its own connection(s). At least 1.
@@ -236,8 +267,10 @@ pub struct WarmupSummary {
 /// The result of a run: what `--json` prints, and what the text report shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `raft-nosql` or `etcd`.
+    /// `raft-nosql`, `etcd` or `dynamodb`.
     pub system: &'static str,
+    /// `native` or `dynamodb`.
+    pub api: &'static str,
     /// `write`, `read` or `mixed:R`.
     pub workload: String,
     /// Percentage of reads.
@@ -248,7 +281,7 @@ pub struct Report {
     pub consistency: &'static str,
     /// The nodes or members driven.
     pub targets: Vec<String>,
-    /// raft-nosql table, if any.
+    /// The table (raft-nosql, DynamoDB), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
     /// Bytes per value.
@@ -265,7 +298,8 @@ pub struct Report {
     pub errors: u64,
     /// Failures by kind.
     pub errors_by_kind: std::collections::BTreeMap<String, u64>,
-    /// 307 redirects followed (raft-nosql).
+    /// 307 redirects followed (raft-nosql), or writes a follower forwarded to the
+    /// leader (raft-nosql's DynamoDB API).
     pub redirects: u64,
     /// Acknowledged operations per second.
     pub throughput_ops_s: f64,
@@ -287,8 +321,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} bench: {}, {} clients, {} reads, {} B values, {} keys",
-            self.system, self.workload, self.clients, self.consistency, self.value_size, self.keys
+            "{} bench ({} API): {}, {} clients, {} reads, {} B values, {} keys",
+            self.system,
+            self.api,
+            self.workload,
+            self.clients,
+            self.consistency,
+            self.value_size,
+            self.keys
         );
         let _ = writeln!(out, "targets: {}", self.targets.join(", "));
         if let Some(p) = &self.preload {
@@ -376,6 +416,7 @@ struct Plan {
 enum Driver {
     Nosql(nosql::Worker),
     Etcd(etcd::Worker),
+    Dynamodb(dynamodb::Worker),
 }
 
 impl Driver {
@@ -383,6 +424,7 @@ impl Driver {
         match self {
             Driver::Nosql(w) => w.put(key).await,
             Driver::Etcd(w) => w.put(key).await,
+            Driver::Dynamodb(w) => w.put(key).await,
         }
     }
 
@@ -390,6 +432,7 @@ impl Driver {
         match self {
             Driver::Nosql(w) => w.get(key).await,
             Driver::Etcd(w) => w.get(key).await,
+            Driver::Dynamodb(w) => w.get(key).await,
         }
     }
 }
@@ -428,7 +471,22 @@ impl Drivers {
 
     fn driver(&self, task: usize) -> Result<Driver, BenchError> {
         let first = task % self.cfg.targets.len();
+        if self.cfg.api == Api::Dynamodb {
+            return dynamodb::Worker::new(
+                &self.cfg.targets,
+                first,
+                &self.cfg.table,
+                &self.value,
+                self.cfg.read_level == ReadLevel::Strong,
+                self.cfg.check_crc,
+            )
+            .map(Driver::Dynamodb)
+            .map_err(BenchError::Usage);
+        }
         match self.cfg.system {
+            System::Dynamodb => {
+                Err(BenchError::Usage("--system dynamodb needs --api dynamodb".into()))
+            }
             System::RaftNosql => nosql::Worker::new(
                 &self.cfg.targets,
                 self.cfg.read_level == ReadLevel::Strong,
@@ -459,11 +517,33 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     if cfg.clients == 0 || cfg.keys == 0 {
         return Err(BenchError::Usage("--clients and --keys must be at least 1".into()));
     }
+    match (cfg.system, cfg.api) {
+        (System::Etcd, Api::Dynamodb) => {
+            return Err(BenchError::Usage("etcd does not speak DynamoDB's protocol".into()))
+        }
+        (System::Dynamodb, Api::Native) => {
+            return Err(BenchError::Usage("--system dynamodb speaks only --api dynamodb".into()))
+        }
+        (_, Api::Native) if cfg.check_crc => {
+            return Err(BenchError::Usage("--check-crc needs --api dynamodb".into()))
+        }
+        _ => {}
+    }
     raise_open_files_limit();
     let drivers = Drivers::new(cfg);
 
     // 1. Setup.
+    if cfg.api == Api::Dynamodb {
+        if let Driver::Dynamodb(mut w) = drivers.driver(0)? {
+            w.prepare_table(&cfg.table, cfg.fresh).await.map_err(BenchError::Setup)?;
+        }
+    }
     let setup_client = match cfg.system {
+        // The native client also tells when a preload has reached every node.
+        System::RaftNosql if cfg.api == Api::Dynamodb => {
+            Some(nosql::client(&cfg.targets, Consistency::Eventual).map_err(BenchError::Usage)?)
+        }
+        System::Dynamodb => None,
         System::RaftNosql => {
             let c =
                 nosql::client(&cfg.targets, Consistency::Eventual).map_err(BenchError::Usage)?;
@@ -486,7 +566,13 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     let preload = if cfg.preload && cfg.workload.read_percent() > 0 {
         let p = preload(cfg, &drivers).await?;
         if let Some(c) = &setup_client {
-            if let Some(index) = p.1 {
+            // DynamoDB answers carry no log index: what the most advanced node has
+            // applied covers every acknowledged preload write.
+            let index = match p.1 {
+                Some(i) => Some(i),
+                None => nosql::highest_applied(c).await,
+            };
+            if let Some(index) = index {
                 nosql::wait_applied(c, index).await;
             }
         }
@@ -561,12 +647,13 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     let secs = elapsed.as_secs_f64().max(1e-9);
     Ok(Report {
         system: cfg.system.name(),
+        api: cfg.api.name(),
         workload: cfg.workload.to_string(),
         read_percent: cfg.workload.read_percent(),
         clients: cfg.clients,
         consistency: cfg.read_level.name(),
         targets: cfg.targets.clone(),
-        table: (cfg.system == System::RaftNosql).then(|| cfg.table.clone()),
+        table: (cfg.system != System::Etcd).then(|| cfg.table.clone()),
         value_size: cfg.value_size,
         keys: cfg.keys,
         duration_s: (secs * 1000.0).round() / 1000.0,
@@ -669,7 +756,7 @@ async fn preload(
             }
             let index = match &driver {
                 Driver::Nosql(w) => w.last_written_index(),
-                Driver::Etcd(_) => None,
+                Driver::Etcd(_) | Driver::Dynamodb(_) => None,
             };
             (stats, index)
         }));

@@ -137,6 +137,18 @@ pub async fn wait_applied(client: &Client, index: u64) {
     }
 }
 
+/// The highest log index any target has applied, if any target answers.
+pub async fn highest_applied(client: &Client) -> Option<u64> {
+    let mut highest = None;
+    for node in client.nodes() {
+        let Ok(on) = client.with_target(node) else { continue };
+        if let Ok(s) = on.status().await {
+            highest = highest.max(s.value.applied);
+        }
+    }
+    highest
+}
+
 /// Turns an error answer (`{"error": {"code", "message"}}`) into the general client's
 /// [`ClientError::Api`]; an answer without that body gets the code `http_<status>`.
 pub fn api_error(status: StatusCode, body: &[u8], addr: &str) -> ClientError {
@@ -555,7 +567,7 @@ mod tests {
         assert_eq!(f_seen.lock().unwrap().len(), 1, "only the first write met the follower");
         let seen = l_seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 3);
-        for (i, Seen { method, path_and_query: pq, body }) in seen.iter().enumerate() {
+        for (i, Seen { method, path_and_query: pq, body, .. }) in seen.iter().enumerate() {
             assert_eq!((method.as_str(), pq.as_str()), ("PUT", "/tables/t/items"));
             let item: Value = serde_json::from_str(body).unwrap();
             assert_eq!(item, json!({"k": format!("key{}", i + 1), "v": "the \"value\""}));

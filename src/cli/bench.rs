@@ -1,5 +1,7 @@
 //! `raft-nosql bench`: a load generator with latency percentiles, for a raft-nosql
-//! cluster or, with `--system etcd`, an etcd cluster driven the same way.
+//! cluster (native REST API, or DynamoDB's protocol with `--api dynamodb`) or, with
+//! `--system etcd` / `--system dynamodb`, an etcd cluster or any DynamoDB-compatible
+//! endpoint (moto, dynalite) driven the same way.
 //!
 //! The work happens in [`crate::bench`]; this file turns flags into a
 //! [`BenchConfig`], shows progress on stderr (only when it is a terminal) and prints
@@ -13,7 +15,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::{GlobalOpts, EXIT_FAILURE, EXIT_USAGE};
-use crate::bench::{self, BenchConfig, BenchError, ReadLevel, Stop, System, Workload};
+use crate::bench::{self, Api, BenchConfig, BenchError, ReadLevel, Stop, System, Workload};
 
 /// The system `--system` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,6 +24,19 @@ pub enum SystemArg {
     RaftNosql,
     /// An etcd 3.x cluster through its HTTP/JSON gateway (pass --target)
     Etcd,
+    /// Any DynamoDB-compatible endpoint: moto_server, dynalite, DynamoDB Local (pass
+    /// --target; implies --api dynamodb)
+    Dynamodb,
+}
+
+/// `--api` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiArg {
+    /// raft-nosql's REST API (PUT/GET /tables/{t}/items)
+    Native,
+    /// DynamoDB's wire protocol: PutItem and GetItem on POST / (ConsistentRead for
+    /// --consistency strong)
+    Dynamodb,
 }
 
 /// `--consistency` values.
@@ -37,11 +52,20 @@ pub enum LevelArg {
 #[command(after_help = "Examples:\n  \
     raft-nosql bench --workload write --clients 64 --duration 10\n  \
     raft-nosql bench --workload mixed:90 --clients 64 --consistency strong --json\n  \
-    raft-nosql bench --system etcd --target 127.0.0.1:2379,127.0.0.1:22379 --workload read")]
+    raft-nosql bench --system etcd --target 127.0.0.1:2379,127.0.0.1:22379 --workload read
+      raft-nosql bench --api dynamodb --workload read --clients 64 --consistency strong
+      raft-nosql bench --system dynamodb --target 127.0.0.1:5000 --workload write --check-crc")]
 pub struct BenchArgs {
     /// The system under test
     #[arg(long, value_enum, default_value_t = SystemArg::RaftNosql)]
     pub system: SystemArg,
+    /// The protocol [default: native; dynamodb with --system dynamodb]
+    #[arg(long, value_enum, value_name = "API")]
+    pub api: Option<ApiArg>,
+    /// DynamoDB API: check every answer's x-amz-crc32 against its body, as botocore
+    /// does; a mismatch counts as an error
+    #[arg(long)]
+    pub check_crc: bool,
     /// What to send: write, read, or mixed:R (R = percentage of reads, 0-100)
     #[arg(long, default_value = "write", value_parser = parse_workload, value_name = "WORKLOAD")]
     pub workload: Workload,
@@ -67,7 +91,7 @@ pub struct BenchArgs {
     /// turn; raft-nosql writes find the leader [default: every node of the cluster config]
     #[arg(long = "target", alias = "target-addr", value_delimiter = ',', value_name = "HOST:PORT")]
     pub targets: Vec<String>,
-    /// raft-nosql table to use; created with partition key `k` (S) if missing
+    /// Table to use (raft-nosql, DynamoDB); created with partition key `k` (S) if missing
     #[arg(long, default_value = "bench", value_name = "NAME")]
     pub table: String,
     /// Delete and recreate the table (etcd: delete the benchmark keys) first
@@ -100,11 +124,19 @@ pub async fn run(global: &GlobalOpts, args: BenchArgs) -> ExitCode {
     let system = match args.system {
         SystemArg::RaftNosql => System::RaftNosql,
         SystemArg::Etcd => System::Etcd,
+        SystemArg::Dynamodb => System::Dynamodb,
+    };
+    let api = match (args.api, system) {
+        (Some(ApiArg::Native), _) => Api::Native,
+        (Some(ApiArg::Dynamodb), _) | (None, System::Dynamodb) => Api::Dynamodb,
+        (None, _) => Api::Native,
     };
     let targets = if !args.targets.is_empty() {
         args.targets.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
     } else if system == System::Etcd {
         return usage("--system etcd needs --target HOST:PORT (the members' client addresses)");
+    } else if system == System::Dynamodb {
+        return usage("--system dynamodb needs --target HOST:PORT (the endpoint's address)");
     } else {
         match global.load_config() {
             Ok(c) if !c.nodes.is_empty() => c.nodes.into_iter().map(|n| n.addr).collect(),
@@ -119,6 +151,8 @@ pub async fn run(global: &GlobalOpts, args: BenchArgs) -> ExitCode {
     };
     let cfg = BenchConfig {
         system,
+        api,
+        check_crc: args.check_crc,
         workload: args.workload,
         clients: args.clients as usize,
         stop,

@@ -1,0 +1,353 @@
+#!/usr/bin/env bash
+# Benchmark raft-nosql's DynamoDB API next to its native API and next to two
+# single-process DynamoDB emulators, moto's server and dynalite, on this machine.
+#
+# Starts a 3-node raft-nosql cluster (release build, every log append fsynced before it is
+# acknowledged), moto_server and dynalite, each in its own temp dir on free loopback ports,
+# and runs the same workloads with the same load generator (`raft-nosql bench --json`)
+# against four configurations, in alternation:
+#
+#   native      raft-nosql, REST API (PUT/GET /tables/bench/items), 3 nodes
+#   dynamodb    raft-nosql, DynamoDB API (PutItem/GetItem on POST /), 3 nodes
+#   moto        moto_server (moto[server] from tests/dynamodb/requirements.txt), 1 process
+#   dynalite    dynalite (npm, tests/dynamodb/package.json), 1 process, in memory
+#
+# Each measurement is repeated REPEAT times; the table shows the mean and the range.
+# Everything it starts is stopped on exit, by pid.
+#
+# Usage: scripts/bench-dynamodb.sh
+# Environment:
+#   DURATION=5         seconds measured per run
+#   WARMUP=1           seconds of warm-up per run (not measured)
+#   REPEAT=2           runs per measurement
+#   KEYS=10000         key space
+#   VALUE_SIZE=100     bytes per value
+#   CLIENTS="1 64"     client counts
+#   WORKLOADS="write read"
+#   SYSTEMS="native dynamodb moto dynalite"
+#   OUT=path.md        also write the table there
+#   RAW_DIR=dir        keep every run's JSON report there
+#   SKIP_BUILD=1       use the existing target/release/raft-nosql
+#
+# Needs: the Rust toolchain, python3 (venv), node and npm; installs moto and dynalite with
+# the Makefile's targets (.venv, tests/dynamodb/node_modules), curl and jq with apt-get.
+set -euo pipefail
+
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+REPEAT=${REPEAT:-2}
+KEYS=${KEYS:-10000}
+VALUE_SIZE=${VALUE_SIZE:-100}
+CLIENTS=${CLIENTS:-"1 64"}
+WORKLOADS=${WORKLOADS:-"write read"}
+SYSTEMS=${SYSTEMS:-"native dynamodb moto dynalite"}
+OUT=${OUT:-}
+RAW_DIR=${RAW_DIR:-}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release/raft-nosql
+
+log() { printf '[bench-dynamodb] %s\n' "$*" >&2; }
+die() {
+    log "error: $*"
+    local f
+    for f in "${WORK:-/nonexistent}"/*/*.out; do
+        [ -s "$f" ] || continue
+        log "--- last lines of $f"
+        tail -n 15 "$f" >&2
+    done
+    exit 1
+}
+
+# ---------------------------------------------------------------- prerequisites
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v jq >/dev/null 2>&1 || missing+=(jq)
+if ((${#missing[@]})); then
+    command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} and there is no apt-get"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    log "installing ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+log "installing moto and dynalite (make .venv/.installed tests/dynamodb/node_modules/.installed)"
+make -C "$ROOT" --quiet .venv/.installed tests/dynamodb/node_modules/.installed >&2
+MOTO=$ROOT/.venv/bin/moto_server
+DYNALITE=$ROOT/tests/dynamodb/node_modules/dynalite/cli.js
+[ -x "$MOTO" ] || die "no moto_server at $MOTO"
+[ -f "$DYNALITE" ] || die "no dynalite at $DYNALITE"
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    log "building raft-nosql (release)"
+    (cd "$ROOT" && cargo build --release --quiet)
+fi
+[ -x "$BIN" ] || die "no release binary at $BIN"
+
+# ---------------------------------------------------------------- bookkeeping
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-dynamodb.XXXXXX")
+PIDS=()         # every process this script started
+NOSQL_PIDS=()
+ETCD_PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        # Give each up to 10 s to exit cleanly, then SIGKILL it.
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A TCP port on 127.0.0.1 that nothing listens on and that this script has not handed out.
+# Picked below the kernel's ephemeral range, so no outgoing connection holds it either.
+USED_PORTS=" "
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+PORT_LOW=10000
+PORT_SPAN=$((EPHEMERAL_LOW > PORT_LOW + 1000 ? EPHEMERAL_LOW - PORT_LOW : 20000))
+free_port() {
+    local p
+    while :; do
+        p=$((PORT_LOW + RANDOM % PORT_SPAN))
+        case "$USED_PORTS" in *" $p "*) continue ;; esac
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            USED_PORTS+="$p "
+            echo "$p"
+            return
+        fi
+    done
+}
+
+# Polls a command (up to $1 seconds) until it succeeds.
+wait_for() {
+    local secs=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || die "timed out after ${secs}s waiting for $what"
+        sleep 0.1
+    done
+}
+
+# ---------------------------------------------------------------- raft-nosql, 3 nodes
+NOSQL_DIR=$WORK/raft-nosql
+mkdir -p "$NOSQL_DIR"
+NOSQL_PORTS=()
+for i in 0 1 2; do NOSQL_PORTS+=("$(free_port)"); done
+{
+    echo "data_root = \"$NOSQL_DIR/data\""
+    echo "log_level = \"warn\""
+    echo
+    echo "[supervisor]"
+    echo "control_addr = \"127.0.0.1:$(free_port)\""
+    for i in 0 1 2; do
+        echo
+        echo "[[nodes]]"
+        echo "id = $i"
+        echo "addr = \"127.0.0.1:${NOSQL_PORTS[$i]}\""
+    done
+} >"$NOSQL_DIR/cluster.toml"
+for i in 0 1 2; do
+    "$BIN" node --id "$i" --config "$NOSQL_DIR/cluster.toml" >"$NOSQL_DIR/node$i.out" 2>&1 &
+    PIDS+=($!)
+    NOSQL_PIDS+=($!)
+done
+NOSQL_TARGETS=""
+for i in 0 1 2; do
+    NOSQL_TARGETS+="${NOSQL_TARGETS:+,}127.0.0.1:${NOSQL_PORTS[$i]}"
+    wait_for 30 "raft-nosql node $i" curl -sf "http://127.0.0.1:${NOSQL_PORTS[$i]}/status"
+done
+curl -sf -X POST "http://127.0.0.1:${NOSQL_PORTS[0]}/admin/init" >/dev/null || die "cluster init failed"
+has_leader() {
+    local i
+    for i in 0 1 2; do
+        curl -sf "http://127.0.0.1:${NOSQL_PORTS[$i]}/status" | jq -e '.leader_id != null' >/dev/null || return 1
+    done
+}
+wait_for 30 "a raft-nosql leader" has_leader
+log "raft-nosql up: $NOSQL_TARGETS"
+
+# ---------------------------------------------------------------- moto and dynalite
+EMU_DIR=$WORK/emulators
+mkdir -p "$EMU_DIR"
+MOTO_PORT=$(free_port)
+"$MOTO" -H 127.0.0.1 -p "$MOTO_PORT" >"$EMU_DIR/moto.out" 2>&1 &
+PIDS+=($!)
+MOTO_PIDS=($!)
+DYNALITE_PORT=$(free_port)
+node "$DYNALITE" --host 127.0.0.1 --port "$DYNALITE_PORT" >"$EMU_DIR/dynalite.out" 2>&1 &
+PIDS+=($!)
+DYNALITE_PIDS=($!)
+# Both answer any POST with some JSON once they listen.
+wait_for 60 "moto_server" curl -s -o /dev/null -X POST "http://127.0.0.1:$MOTO_PORT/"
+wait_for 60 "dynalite" curl -s -o /dev/null -X POST "http://127.0.0.1:$DYNALITE_PORT/"
+log "moto up: 127.0.0.1:$MOTO_PORT ($("$ROOT/.venv/bin/python" -c 'import moto; print(moto.__version__)'))"
+log "dynalite up: 127.0.0.1:$DYNALITE_PORT ($(node -p "require('$ROOT/tests/dynamodb/node_modules/dynalite/package.json').version"))"
+
+# ---------------------------------------------------------------- the runs
+# CPU ticks (user + system) used so far by the given pids.
+cpu_ticks() {
+    local pid total=0 stat rest
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        rest=${stat##*) }           # fields after "pid (comm) "
+        set -- $rest
+        total=$((total + ${12} + ${13}))   # utime, stime (fields 14, 15 of the file)
+    done
+    echo "$total"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+RESULTS=$WORK/results
+mkdir -p "$RESULTS"
+[ -z "$RAW_DIR" ] || mkdir -p "$RAW_DIR"
+
+# run_one SYSTEM NAME ARGS... : one bench run; its JSON goes to $RESULTS/SYSTEM.NAME.json,
+# the cores used by the server(s) and by the load generator to $RESULTS/SYSTEM.NAME.cpu.
+run_one() {
+    local system=$1 name=$2
+    shift 2
+    local pids
+    case $system in
+        native)
+            pids=("${NOSQL_PIDS[@]}")
+            set -- --target "$NOSQL_TARGETS" --table bench "$@"
+            ;;
+        dynamodb)
+            pids=("${NOSQL_PIDS[@]}")
+            set -- --target "$NOSQL_TARGETS" --api dynamodb --table bench_ddb "$@"
+            ;;
+        moto)
+            pids=("${MOTO_PIDS[@]}")
+            set -- --system dynamodb --target "127.0.0.1:$MOTO_PORT" "$@"
+            ;;
+        dynalite)
+            pids=("${DYNALITE_PIDS[@]}")
+            set -- --system dynamodb --target "127.0.0.1:$DYNALITE_PORT" "$@"
+            ;;
+    esac
+    local json=$RESULTS/$system.$name.json
+    local before after t
+    before=$(cpu_ticks "${pids[@]}")
+    local TIMEFORMAT='%U %S %R'
+    t=$( { time "$BIN" bench --duration "$DURATION" --warmup "$WARMUP" \
+        --keys "$KEYS" --value-size "$VALUE_SIZE" --json "$@" \
+        >"$json" 2>"$RESULTS/$system.$name.err"; } 2>&1 ) || {
+        log "$system $name failed: $(tail -3 "$RESULTS/$system.$name.err")"
+    }
+    after=$(cpu_ticks "${pids[@]}")
+    read -r user sys real <<<"$t"
+    awk -v d=$((after - before)) -v hz="$CLK_TCK" -v u="$user" -v s="$sys" -v r="$real" \
+        'BEGIN { printf "%.2f %.2f\n", d / hz / r, (u + s) / r }' >"$RESULTS/$system.$name.cpu"
+    [ -z "$RAW_DIR" ] || cp "$json" "$RAW_DIR/$system.$name.json"
+    log "$(printf '%-9s %-16s %s' "$system" "$name" \
+        "$(jq -r '"\(.throughput_ops_s) ops/s, p50 \(.latency_us.p50) µs, p99 \(.latency_us.p99) µs, \(.errors) errors, \(.redirects) forwarded"' "$json" 2>/dev/null || echo failed)")"
+}
+
+MEASURES=()
+for w in $WORKLOADS; do
+    for c in $CLIENTS; do
+        MEASURES+=("$w c=$c|--workload $w --clients $c")
+    done
+done
+
+for r in $(seq "$REPEAT"); do
+    for m in "${MEASURES[@]}"; do
+        name=${m%%|*}
+        args=${m#*|}
+        file=$(echo "$name" | tr ' =:' '___').$r
+        for s in $SYSTEMS; do
+            # shellcheck disable=SC2086  # word splitting of the argument list is intended
+            run_one "$s" "$file" $args
+        done
+    done
+done
+
+# ---------------------------------------------------------------- the table
+# stat SYSTEM MEASURE JQ : "mean (min-max)" of a field over the repeats, or "-".
+stat() {
+    local f vals=()
+    for r in $(seq "$REPEAT"); do
+        f=$RESULTS/$1.$2.$r.json
+        v=$(jq -r "$3 // empty" "$f" 2>/dev/null || true)
+        [ -z "$v" ] || vals+=("$v")
+    done
+    ((${#vals[@]})) || { echo "-"; return; }
+    printf '%s\n' "${vals[@]}" | awk -v scale="${4:-1}" -v unit="${5:-}" '
+        { x = $1 / scale; s += x; if (NR == 1 || x < lo) lo = x; if (NR == 1 || x > hi) hi = x }
+        END {
+            fmt = (scale == 1) ? "%.0f" : "%.2f"
+            m = sprintf(fmt, s / NR)
+            if (NR > 1) printf "%s%s (" fmt "–" fmt ")\n", m, unit, lo, hi
+            else printf "%s%s\n", m, unit
+        }'
+}
+mean() {
+    local r v s=0 n=0
+    for r in $(seq "$REPEAT"); do
+        v=$(jq -r "$3 // empty" "$RESULTS/$1.$2.$r.json" 2>/dev/null || true)
+        [ -z "$v" ] || { s=$(awk -v a="$s" -v b="$v" 'BEGIN { print a + b }'); n=$((n + 1)); }
+    done
+    ((n)) && awk -v s="$s" -v n="$n" 'BEGIN { print s / n }' || echo ""
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+
+TABLE=$WORK/table.md
+{
+    echo "$(nproc) cores, ${DURATION}s per run (+${WARMUP}s warm-up), $REPEAT runs each (mean, range in brackets), ${VALUE_SIZE}-byte values, ${KEYS} keys, loopback, eventual reads; raft-nosql: 3 nodes, fsync; moto $("$ROOT/.venv/bin/python" -c 'import moto; print(moto.__version__)'); dynalite $(node -p "require('$ROOT/tests/dynamodb/node_modules/dynalite/package.json').version") (in memory)."
+    echo
+    printf '| workload |'
+    for s in $SYSTEMS; do printf ' %s ops/s | %s p99 |' "$s" "$s"; done
+    echo " DynamoDB / native | DynamoDB / best emulator |"
+    printf '|---|'
+    for s in $SYSTEMS; do printf -- '---:|---:|'; done
+    echo "---:|---:|"
+    for m in "${MEASURES[@]}"; do
+        name=${m%%|*}
+        file=$(echo "$name" | tr ' =:' '___')
+        printf '| %s |' "$name"
+        for s in $SYSTEMS; do
+            printf ' %s | %s |' "$(stat "$s" "$file" .throughput_ops_s)" "$(stat "$s" "$file" .latency_us.p99 1000 ' ms')"
+        done
+        d=$(mean dynamodb "$file" .throughput_ops_s)
+        n=$(mean native "$file" .throughput_ops_s)
+        mo=$(mean moto "$file" .throughput_ops_s)
+        dl=$(mean dynalite "$file" .throughput_ops_s)
+        best=$(awk -v a="$mo" -v b="$dl" 'BEGIN { if (a == "" && b == "") print ""; else print (a + 0 > b + 0 ? a : b) }')
+        echo " $(ratio "$d" "$n") | $(ratio "$d" "$best") |"
+    done
+    echo
+    echo "Errors, forwarded writes and cores used (server / load generator, preload and warm-up included), first run:"
+    echo
+    printf '| workload |'
+    for s in $SYSTEMS; do printf ' %s |' "$s"; done
+    echo
+    printf '|---|'
+    for s in $SYSTEMS; do printf -- '---|'; done
+    echo
+    for m in "${MEASURES[@]}"; do
+        name=${m%%|*}
+        file=$(echo "$name" | tr ' =:' '___').1
+        printf '| %s |' "$name"
+        for s in $SYSTEMS; do
+            printf ' %s err, %s fwd, %s cores |' "$(jq -r .errors "$RESULTS/$s.$file.json" 2>/dev/null || echo -)" \
+                "$(jq -r .redirects "$RESULTS/$s.$file.json" 2>/dev/null || echo -)" \
+                "$(tr ' ' / <"$RESULTS/$s.$file.cpu" 2>/dev/null || echo -)"
+        done
+        echo
+    done
+} >"$TABLE"
+
+cat "$TABLE"
+[ -z "$OUT" ] || cp "$TABLE" "$OUT"
