@@ -66,10 +66,15 @@ fn put_to_follower_redirects_to_leader_and_replicates_everywhere() {
     assert_eq!(r.status(), 201);
 
     let item = json!({"Artist": "No One You Know", "SongTitle": "Call Me Today", "Year": 2020});
-    let r = http().put(c.url(follower, "/tables/Music/items?x=1")).json(&item).send().unwrap();
+    let r =
+        http().put(c.url(follower, "/tables/Music/items?if_version=0")).json(&item).send().unwrap();
     assert_eq!(r.status(), 307);
     let location = r.headers()["location"].to_str().unwrap().to_string();
-    assert_eq!(location, c.url(leader, "/tables/Music/items?x=1"), "path and query are kept");
+    assert_eq!(
+        location,
+        c.url(leader, "/tables/Music/items?if_version=0"),
+        "path and query are kept"
+    );
     let r = http().put(c.url(leader, "/tables/Music/items")).json(&item).send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-raft-role"], "Leader");
