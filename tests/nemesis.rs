@@ -149,6 +149,29 @@ fn current_leader(c: &TestCluster) -> Option<usize> {
     })
 }
 
+/// The nemesis schedule, until `deadline`: after half a second of workload alone, every
+/// fault of `faults` once (in order), then random ones, each held 1-2.5 s with 0.5-1.5 s
+/// of quiet between them (seeded by `seed`). Returns what was injected.
+fn fault_schedule(
+    c: &mut TestCluster,
+    faults: &[Fault],
+    seed: u64,
+    deadline: Instant,
+) -> Vec<String> {
+    let mut rng = Rng::new(seed);
+    let mut injected = Vec::new();
+    std::thread::sleep(Duration::from_millis(500)); // schedule: workload first, within the deadline
+    let mut schedule = faults.iter().copied();
+    while Instant::now() < deadline {
+        let fault =
+            schedule.next().unwrap_or_else(|| faults[rng.below(faults.len() as u64) as usize]);
+        let hold = Duration::from_millis(1000 + rng.below(1500));
+        injected.push(inject(c, fault, &mut rng, hold));
+        std::thread::sleep(Duration::from_millis(500 + rng.below(1000))); // schedule: quiet time before the next fault, within the deadline
+    }
+    injected
+}
+
 /// Injects one fault, holds it, then undoes it. Returns a description.
 fn inject(c: &mut TestCluster, fault: Fault, rng: &mut Rng, hold: Duration) -> String {
     let n = c.addrs.len();
@@ -262,18 +285,8 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
                 }
             });
         }
-        let mut rng = Rng::new(seed);
         let deadline = start + Duration::from_secs(secs);
-        std::thread::sleep(Duration::from_millis(500)); // schedule: workload first; the run ends at its deadline
-                                                        // Every fault once first (in the given order), then random ones.
-        let mut schedule = faults.iter().copied();
-        while Instant::now() < deadline {
-            let fault =
-                schedule.next().unwrap_or_else(|| faults[rng.below(faults.len() as u64) as usize]);
-            let hold = Duration::from_millis(1000 + rng.below(1500));
-            injected.push(inject(&mut c, fault, &mut rng, hold));
-            std::thread::sleep(Duration::from_millis(500 + rng.below(1000))); // schedule: quiet time before the next fault, within the deadline
-        }
+        injected = fault_schedule(&mut c, faults, seed, deadline);
         stop.store(true, Ordering::SeqCst);
     });
 
@@ -540,19 +553,10 @@ fn compare_and_set_under_faults() {
                 }
             });
         }
-        let mut rng = Rng::new(seed);
         let deadline = start + Duration::from_secs(secs);
-        std::thread::sleep(Duration::from_millis(500)); // schedule: workload first
         let faults =
             [Fault::KillLeader, Fault::PauseLeader, Fault::PartitionLeader, Fault::KillNode];
-        let mut schedule = faults.iter().copied();
-        while Instant::now() < deadline {
-            let fault =
-                schedule.next().unwrap_or_else(|| faults[rng.below(faults.len() as u64) as usize]);
-            let hold = Duration::from_millis(1000 + rng.below(1500));
-            injected.push(inject(&mut c, fault, &mut rng, hold));
-            std::thread::sleep(Duration::from_millis(500 + rng.below(1000))); // schedule: quiet time between faults
-        }
+        injected = fault_schedule(&mut c, &faults, seed, deadline);
         stop.store(true, Ordering::SeqCst);
     });
     c.heal();

@@ -329,7 +329,11 @@ impl Tables {
         if range.is_empty() {
             return Box::new(std::iter::empty());
         }
-        let iter = self.items().range((range.lo, range.hi));
+        // Through a snapshot: a plain keyspace iterator reads the newest versions as it
+        // goes, so a scan could see half of one applied entry (a transaction's debit
+        // without its credit). A snapshot sees every entry's batch whole or not at all.
+        let iter =
+            fjall::Readable::range(&self.store.db.snapshot(), self.items(), (range.lo, range.hi));
         let iter: Box<dyn Iterator<Item = fjall::Guard>> =
             if desc { Box::new(iter.rev()) } else { Box::new(iter) };
         Box::new(iter.map(|g| {
@@ -404,7 +408,11 @@ impl Tables {
         if range.is_empty() || limit == 0 {
             return Ok(Page { items, next });
         }
-        let iter = self.items().range((range.lo, range.hi));
+        // Through a snapshot: a plain keyspace iterator reads the newest versions as it
+        // goes, so a scan could see half of one applied entry (a transaction's debit
+        // without its credit). A snapshot sees every entry's batch whole or not at all.
+        let iter =
+            fjall::Readable::range(&self.store.db.snapshot(), self.items(), (range.lo, range.hi));
         let iter: Box<dyn Iterator<Item = fjall::Guard>> =
             if desc { Box::new(iter.rev()) } else { Box::new(iter) };
         let mut last_key = None;
