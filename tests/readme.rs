@@ -208,12 +208,15 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.out")).unwrap_or_default()
     }
 
-    /// README addresses → this cluster's, and back.
+    /// README addresses (those of the repository's `cluster.toml`, which the README
+    /// runs) → this cluster's, and back.
     fn pairs(&self) -> Vec<(String, String)> {
-        let mut p = vec![("127.0.0.1:8099".to_string(), self.control.clone())];
-        for (i, a) in self.addrs.iter().enumerate() {
-            p.push((format!("127.0.0.1:810{i}"), a.clone()));
-            p.push((format!("localhost:810{i}"), a.clone()));
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/cluster.toml"));
+        let readme = raft_nosql::config::from_toml_str(&text.unwrap()).unwrap();
+        let mut p = vec![(readme.supervisor.control_addr.clone(), self.control.clone())];
+        for (n, a) in readme.nodes.iter().zip(&self.addrs) {
+            p.push((n.addr.clone(), a.clone()));
+            p.push((n.addr.replace("127.0.0.1", "localhost"), a.clone()));
         }
         p
     }
@@ -328,8 +331,8 @@ fn markers_are_found_with_their_blocks() {
 #[test]
 fn normalising_hides_what_changes_between_runs() {
     assert_eq!(
-        normalise("answered by node0 (Leader) at 127.0.0.1:8100, applied index 3"),
-        normalise("answered by node2 (Follower) at 127.0.0.1:8102, applied index 14")
+        normalise("answered by node0 (Leader) at 127.0.0.1:41000, applied index 3"),
+        normalise("answered by node2 (Follower) at 127.0.0.1:41002, applied index 14")
     );
     assert_eq!(
         normalise("│    0 ┆ 127.0.0.1:8100 ┆ 20558 ┆ running ┆ e82600f4 ┆ -      │"),
