@@ -335,8 +335,8 @@ fn normalising_hides_what_changes_between_runs() {
         normalise("answered by node2 (Follower) at 127.0.0.1:41002, applied index 14")
     );
     assert_eq!(
-        normalise("│    0 ┆ 127.0.0.1:8100 ┆ 20558 ┆ running ┆ e82600f4 ┆ -      │"),
-        normalise("│  1 ┆ 127.0.0.1:8101 ┆ 7 ┆ running ┆ deadbeef ┆ - │")
+        normalise("│    0 ┆ 127.0.0.1:41000 ┆ 20558 ┆ running ┆ e82600f4 ┆ -      │"),
+        normalise("│  1 ┆ 127.0.0.1:41001 ┆ 7 ┆ running ┆ deadbeef ┆ - │")
     );
     assert_eq!(
         normalise("(config /work/main/cluster.toml), x"),
