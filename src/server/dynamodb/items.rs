@@ -119,21 +119,45 @@ pub async fn put_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let (item, key) = item_for(&meta, req.obj("Item")?)?;
     let size = attr::item_size(&item);
     let capacity = consumed(req, &meta.schema.table_name, write_units(size))?;
+    let write = OneWrite { key, action: WriteAction::Put(item), condition: plan.condition, size };
+    write_one(app, &meta, write, (want_old, old_on_fail), capacity).await
+}
+
+/// One put or delete, with the condition it must meet at apply time (if any).
+struct OneWrite {
+    key: ItemKey,
+    action: WriteAction,
+    condition: Option<crate::model::expr::Condition>,
+    /// Size estimate for the batch byte limit.
+    size: usize,
+}
+
+/// Proposes a PutItem or DeleteItem (a plain command, or a conditional `Write`) and
+/// answers as DynamoDB does: the old item when `want_old`, the old item on a failed
+/// condition when `old_on_fail`, and the consumed capacity if asked for.
+async fn write_one(
+    app: &App,
+    meta: &TableMeta,
+    w: OneWrite,
+    (want_old, old_on_fail): (bool, bool),
+    capacity: Option<Value>,
+) -> Result<Value, DdbError> {
     ensure_leader(app)?;
-    let bytes = crate::model::key::item_key_bytes(meta.id, &key);
+    let bytes = crate::model::key::item_key_bytes(meta.id, &w.key);
     let (table, table_id) = (meta.schema.table_name.clone(), meta.id);
-    let cmd = match plan.condition {
-        None => Command::PutItem { table, table_id, item },
-        Some(c) => Command::Write(ItemWrite {
+    let cmd = match (w.condition, w.action) {
+        (None, WriteAction::Put(item)) => Command::PutItem { table, table_id, item },
+        (None, WriteAction::Delete) => Command::DeleteItem { table, table_id, key: w.key },
+        (condition, action) => Command::Write(ItemWrite {
             table,
             table_id,
-            key,
-            action: WriteAction::Put(item),
-            condition: Some(c),
+            key: w.key,
+            action,
+            condition,
             if_version: None,
         }),
     };
-    let applied = conditional(app.writes.write(cmd, bytes, size).await, old_on_fail)?;
+    let applied = conditional(app.writes.write(cmd, bytes, w.size).await, old_on_fail)?;
     let mut out = json!({});
     old_attributes(want_old, applied.old, &mut out)?;
     if let Some(c) = capacity {
@@ -158,28 +182,9 @@ pub async fn delete_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let old_on_fail = old_on_failure(req)?;
     let key = key_for(&meta, req.obj("Key")?)?;
     let capacity = consumed(req, &meta.schema.table_name, 1.0)?;
-    ensure_leader(app)?;
-    let bytes = crate::model::key::item_key_bytes(meta.id, &key);
-    let size = bytes.len();
-    let (table, table_id) = (meta.schema.table_name.clone(), meta.id);
-    let cmd = match plan.condition {
-        None => Command::DeleteItem { table, table_id, key },
-        Some(c) => Command::Write(ItemWrite {
-            table,
-            table_id,
-            key,
-            action: WriteAction::Delete,
-            condition: Some(c),
-            if_version: None,
-        }),
-    };
-    let applied = conditional(app.writes.write(cmd, bytes, size).await, old_on_fail)?;
-    let mut out = json!({});
-    old_attributes(want_old, applied.old, &mut out)?;
-    if let Some(c) = capacity {
-        out["ConsumedCapacity"] = c;
-    }
-    Ok(out)
+    let size = crate::model::key::item_key_bytes(meta.id, &key).len();
+    let write = OneWrite { key, action: WriteAction::Delete, condition: plan.condition, size };
+    write_one(app, &meta, write, (want_old, old_on_fail), capacity).await
 }
 
 /// UpdateItem: an update (either form) of one item, made at apply time to the item as
