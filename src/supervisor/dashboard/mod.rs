@@ -278,13 +278,7 @@ impl Hub {
                     fields: e.key_fields().map(|(k, v)| (k.to_string(), v.clone())).collect(),
                 };
                 let json = to_json(&ev);
-                {
-                    let mut tl = self.timeline.lock().expect("timeline lock");
-                    tl.push_back(ev);
-                    while tl.len() > TIMELINE_KEEP {
-                        tl.pop_front();
-                    }
-                }
+                push_bounded(&self.timeline, ev, TIMELINE_KEEP);
                 self.send("event", json);
             }
         }
@@ -381,13 +375,7 @@ impl Hub {
                 p99_ms: metrics::p99_ms(&sum.buckets),
             };
             let json = to_json(&sample);
-            {
-                let mut s = self.samples.lock().expect("samples lock");
-                s.push_back(sample);
-                while s.len() > SAMPLES_KEEP {
-                    s.pop_front();
-                }
-            }
+            push_bounded(&self.samples, sample, SAMPLES_KEEP);
             self.send("sample", json);
         }
     }
@@ -651,6 +639,19 @@ fn serde_urlencoded_query(q: &str) -> Result<TimelineQuery, ApiError> {
 /// The dashboard's address as people open it.
 pub fn url(control_addr: &str) -> String {
     format!("http://{control_addr}/")
+}
+
+/// Appends `item` to a history that keeps its newest `keep` entries.
+fn push_bounded<T>(
+    history: &std::sync::Mutex<std::collections::VecDeque<T>>,
+    item: T,
+    keep: usize,
+) {
+    let mut h = history.lock().expect("history lock");
+    h.push_back(item);
+    while h.len() > keep {
+        h.pop_front();
+    }
 }
 
 #[cfg(test)]
