@@ -3,6 +3,9 @@
 //! Dependencies point down: `cli` → `client`/`supervisor` → `server` → `raft` →
 //! `storage` → `model`. `model` imports nothing of ours; nothing imports `cli`.
 
+// The warp filter tree of a node (REST, DynamoDB, Raft and admin routes) is nested deeper
+// than the default limit of 128 lets an optimised build evaluate.
+#![recursion_limit = "256"]
 // openraft's error types (StorageError, RaftError) are large by design and are what
 // its traits return; boxing them at every call site would only add noise.
 #![allow(clippy::result_large_err)]
