@@ -213,17 +213,20 @@ impl Supervisor {
                 // still waiting for the membership), or after a short grace period if
                 // some node lags.
                 let since = *leader_since.get_or_insert_with(Instant::now);
-                let leader_applied = view
-                    .nodes
-                    .iter()
-                    .find(|n| n.id == leader.id)
-                    .and_then(|n| n.status.as_ref())
+                let leader_status =
+                    view.nodes.iter().find(|n| n.id == leader.id).and_then(|n| n.status.as_ref());
+                // The leader must have applied everything it has committed (at least the
+                // initial membership) before its followers are compared with it; a status
+                // polled between election and first apply shows nothing applied yet.
+                let leader_applied = leader_status
+                    .filter(|s| s.applied.is_some() && s.applied >= s.committed)
                     .and_then(|s| s.applied);
-                let all_follow = view
-                    .nodes
-                    .iter()
-                    .filter_map(|n| n.status.as_ref())
-                    .all(|s| s.leader_id == Some(leader.id) && s.applied == leader_applied);
+                let all_follow = leader_applied.is_some()
+                    && view
+                        .nodes
+                        .iter()
+                        .filter_map(|n| n.status.as_ref())
+                        .all(|s| s.leader_id == Some(leader.id) && s.applied == leader_applied);
                 if all_follow || since.elapsed() > Duration::from_secs(5) {
                     return leader;
                 }
