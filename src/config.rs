@@ -10,6 +10,13 @@
 //!    original project;
 //! 4. command-line flags (`--data-dir-root`).
 //!
+//! The node list has one more source: once the membership changed at run time
+//! (`raft-nosql cluster add-node` / `remove-node`), the supervisor records the nodes it
+//! runs in `<data_root>/members.json` ([`record_members`]), and [`load`] takes the node
+//! list from there instead of the file: every command that lists nodes then follows the
+//! live membership, and a restarted cluster comes back as it was, not as `cluster.toml`
+//! first described it. The file stays the *initial* membership.
+//!
 //! Unknown keys and wrong types are errors that name the key's path; so are semantic
 //! mistakes (duplicate node ids or addresses, an election timeout not above the
 //! heartbeat). Nothing starts with a config that fails [`ClusterConfig::validate`].
@@ -44,6 +51,10 @@ pub struct ClusterConfig {
     /// Knobs that make replication visible on one machine. They change when entries
     /// become visible, never what is durable or safe.
     pub simulation: SimulationConfig,
+    /// Where `nodes` came from, when it was `<data_root>/members.json` rather than the
+    /// config file (never read from or written to TOML).
+    #[serde(skip)]
+    pub recorded_members: Option<PathBuf>,
 }
 
 /// Simulation knobs (all off by default).
@@ -158,6 +169,7 @@ impl Default for ClusterConfig {
             raft: RaftConfig::default(),
             supervisor: SupervisorConfig::default(),
             simulation: SimulationConfig::default(),
+            recorded_members: None,
         }
     }
 }
@@ -220,6 +232,51 @@ pub enum ConfigError {
     /// `--config` names a file that does not exist.
     #[error("config file {0} not found")]
     NotFound(PathBuf),
+    /// The recorded membership (`members.json`) cannot be read.
+    #[error("cannot read the recorded membership {path}: {message} (it lists the nodes the supervisor runs; delete it to start over from the config file's nodes)")]
+    Members { path: PathBuf, message: String },
+}
+
+/// The file that records the nodes of a cluster whose membership changed at run time.
+pub fn members_file(data_root: &Path) -> PathBuf {
+    data_root.join("members.json")
+}
+
+/// The content of `members.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordedMembers {
+    nodes: Vec<NodeConfig>,
+}
+
+/// Records `nodes` as the cluster's nodes in `<data_root>/members.json`: written to a
+/// temporary name, fsynced, renamed over the old one, and the directory fsynced, so a
+/// crash leaves the old list or the new one, never half of one.
+pub fn record_members(data_root: &Path, nodes: &[NodeConfig]) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = members_file(data_root);
+    let tmp = data_root.join("members.json.tmp");
+    let text = serde_json::to_string_pretty(&RecordedMembers { nodes: nodes.to_vec() })
+        .expect("members serialize");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(data_root)?.sync_all()
+}
+
+/// Reads `<data_root>/members.json`, if there is one.
+pub fn recorded_members(data_root: &Path) -> Result<Option<Vec<NodeConfig>>, ConfigError> {
+    let path = members_file(data_root);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ConfigError::Members { path, message: e.to_string() }),
+    };
+    let rec: RecordedMembers = serde_json::from_str(&text)
+        .map_err(|e| ConfigError::Members { path: path.clone(), message: e.to_string() })?;
+    Ok(Some(rec.nodes))
 }
 
 /// figment's errors in the user's words: `in cluster.toml: unknown key "raft.heartbeat"
@@ -315,10 +372,14 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<ClusterConfig,
     if let Some(dir) = &overrides.data_root {
         fig = fig.merge(Serialized::default("data_root", dir.clone()));
     }
-    let config: ClusterConfig = fig.extract().map_err(|e| ConfigError::Parse {
+    let mut config: ClusterConfig = fig.extract().map_err(|e| ConfigError::Parse {
         error: Box::new(e),
         file: path.map(Path::to_path_buf),
     })?;
+    if let Some(nodes) = recorded_members(&config.data_root)? {
+        config.nodes = nodes;
+        config.recorded_members = Some(members_file(&config.data_root));
+    }
     config.validate()?;
     Ok(config)
 }

@@ -69,6 +69,13 @@ pub enum Error {
     /// A transaction's idempotency token came with a different request.
     #[error("the idempotency token was used by a different request")]
     IdempotentMismatch,
+    /// A membership change that cannot be made now (an id or address in use, another
+    /// change in progress, the last voter); nothing was changed.
+    #[error("{0}")]
+    MembershipConflict(String),
+    /// No such cluster member.
+    #[error("{0}")]
+    NodeNotFound(String),
     /// The node's storage failed; the node is going down.
     #[error("storage error: {0}")]
     Storage(String),
@@ -84,7 +91,10 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Model(ModelError::ItemTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Model(_) => StatusCode::BAD_REQUEST,
-            Error::TableNotFound(_) | Error::ItemNotFound => StatusCode::NOT_FOUND,
+            Error::TableNotFound(_) | Error::ItemNotFound | Error::NodeNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Error::MembershipConflict(_) => StatusCode::CONFLICT,
             Error::TableExists(_) | Error::TableReplaced(_) => StatusCode::CONFLICT,
             Error::ConditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Error::Expression(_) | Error::IdempotentMismatch => StatusCode::BAD_REQUEST,
@@ -112,6 +122,8 @@ impl Error {
             Error::TransactionCanceled(_) => "transaction_canceled",
             Error::IdempotentMismatch => "idempotent_parameter_mismatch",
             Error::NotLeader { .. } => "not_leader",
+            Error::MembershipConflict(_) => "membership_conflict",
+            Error::NodeNotFound(_) => "node_not_found",
             Error::NoLeader => "no_leader",
             Error::Unavailable(_) => "unavailable",
             Error::WriteTimeout(_) => "write_timeout",

@@ -71,6 +71,9 @@ pub const TIMELINE_EVENTS: &[&str] = &[
     "leader_changed",
     "term_changed",
     "membership_changed",
+    "learner_added",
+    "learner_caught_up",
+    "node_removed",
     "snapshot_built",
     "snapshot_installed",
     "faults_changed",
@@ -91,7 +94,10 @@ pub const EVENTS: &[&str] = &[
     "became_candidate",   // term
     "leader_changed",     // old, new, term
     "term_changed",       // old, new
-    "membership_changed", // members
+    "membership_changed", // voters, learners, joint (old and new voters while changing)
+    "learner_added",      // node, addr (leader)
+    "learner_caught_up",  // node, matched, leader_last (leader, before promoting it)
+    "node_removed",       // node, was_leader (leader)
     "snapshot_built",     // index, size
     "snapshot_installed", // index, size
     "log_purged",         // upto

@@ -89,6 +89,43 @@ pub enum ClusterCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Add a node to the running cluster: start it, let it catch up as a learner, make it a voter
+    #[command(
+        after_help = "Examples:\n  raft-nosql cluster add-node                                 # next free id and port\n  \
+        raft-nosql cluster add-node --id 3 --addr 127.0.0.1:8103\n\
+        The new node first joins as a learner: it receives the log (or a snapshot) without voting,\n\
+        so a slow newcomer cannot stall writes. Once it is close to the leader, openraft's joint\n\
+        consensus makes it a voter. Progress is shown until then; the membership is recorded in\n\
+        <data_root>/members.json, so a restarted cluster comes back with it."
+    )]
+    AddNode {
+        /// The new node's id (default: one above the highest in use)
+        #[arg(long)]
+        id: Option<u64>,
+        /// The new node's HTTP address host:port (default: the next free port after the nodes')
+        #[arg(long)]
+        addr: Option<String>,
+        /// Return once the node is started and the add is under way, without waiting for it
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Remove a node through a membership change, then stop it (its data stays unless --purge)
+    #[command(after_help = "Examples:\n  raft-nosql cluster remove-node 4\n  \
+        raft-nosql cluster remove-node leader --purge    # the cluster elects another leader\n\
+        Refused with a message, and nothing changed, for an unknown node, the last voter, or while\n\
+        another change is in progress or no node leads.")]
+    RemoveNode {
+        /// Node id (0, node0), or leader, follower, down
+        #[arg(value_parser = parse_node_ref, value_name = "NODE")]
+        node: NodeRef,
+        /// Also delete the node's data directory
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Show the membership: voters, learners, a joint configuration while a change runs
+    #[command(after_help = "Examples:\n  raft-nosql cluster members\n  \
+        raft-nosql cluster members --output json")]
+    Members,
     /// SIGKILL a node (a crash); it stays down until start-node or restart
     #[command(
         after_help = "Examples:\n  raft-nosql cluster kill leader    # failover: the others elect a new leader\n  \
@@ -401,6 +438,20 @@ async fn execute(
         ClusterCommand::Start => return start(global, &config, output).await,
         ClusterCommand::Stop => return stop(&config, &client, output).await,
         ClusterCommand::Status { wait, .. } => return status(&client, wait, output).await,
+        ClusterCommand::AddNode { id, addr, no_wait } => {
+            let req = sup::members::AddRequest { id, addr };
+            return add_node(&client, req, no_wait, output).await;
+        }
+        ClusterCommand::RemoveNode { node, purge } => {
+            let node = resolve(&config, &client, node).await?;
+            // Two commits, maybe an election, then a graceful stop.
+            let slow = ControlClient::new(&addr, timeout + Duration::from_secs(120));
+            let state = slow.remove_node(node, purge).await.map_err(control_failure)?;
+            let value = serde_json::to_value(&state).expect("state serializes");
+            print(output, &state.message, value);
+            return Ok(());
+        }
+        ClusterCommand::Members => return members(&client, output).await,
         ClusterCommand::Kill { node } => (node, NodeAction::Kill),
         ClusterCommand::StopNode { node } => (node, NodeAction::Stop),
         ClusterCommand::StartNode { node } => (node, NodeAction::Start),
@@ -436,6 +487,99 @@ async fn execute(
     let report = client.act(node, action).await.map_err(control_failure)?;
     let value = serde_json::to_value(&report).expect("report serializes");
     print(output, &report.message, value);
+    Ok(())
+}
+
+/// `cluster add-node`: starts the add, then shows its progress until it is done.
+async fn add_node(
+    client: &ControlClient,
+    req: sup::members::AddRequest,
+    no_wait: bool,
+    output: Option<Output>,
+) -> Result<(), Failure> {
+    use sup::members::{progress_line, Phase};
+    let started = client.add_node(&req).await.map_err(control_failure)?;
+    let text = output != Some(Output::Json);
+    if text {
+        println!("adding node {} at {}", started.node, started.addr);
+    }
+    if no_wait {
+        let value = serde_json::to_value(&started).expect("state serializes");
+        print(output, &progress_line(&started), value);
+        return Ok(());
+    }
+    let mut last_line = String::new();
+    let mut last_print = Instant::now();
+    let state = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await; // poll the add's progress
+        let view = client.members().await.map_err(control_failure)?;
+        let Some(c) = view.change.filter(|c| c.op == "add" && c.node == started.node) else {
+            continue;
+        };
+        let line = progress_line(&c);
+        // A new phase at once; catch-up figures at most once a second.
+        let phase_changed = last_line.split(':').nth(1) != line.split(':').nth(1);
+        if text
+            && !c.finished()
+            && line != last_line
+            && (phase_changed || last_print.elapsed() >= Duration::from_secs(1))
+        {
+            println!("{line}");
+            last_line = line;
+            last_print = Instant::now();
+        }
+        if c.finished() {
+            break c;
+        }
+    };
+    let value = serde_json::to_value(&state).expect("state serializes");
+    if state.phase == Phase::Failed {
+        return Err(Failure::failed("add_failed", state.message));
+    }
+    print(output, &state.message, value);
+    Ok(())
+}
+
+/// `cluster members`: the membership in the log, as the leader knows it.
+async fn members(client: &ControlClient, output: Option<Output>) -> Result<(), Failure> {
+    let view = client.members().await.map_err(control_failure)?;
+    if output == Some(Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&view).expect("view serializes"));
+        return Ok(());
+    }
+    let Some(m) = &view.members else {
+        return Err(fail(
+            "no node answered; is the cluster running? ('raft-nosql cluster status')",
+        ));
+    };
+    let list = |ids: &[u64]| -> String {
+        if ids.is_empty() {
+            return "none".into();
+        }
+        ids.iter()
+            .map(|id| {
+                let addr = m.nodes.get(id).cloned().unwrap_or_default();
+                let lead = if m.leader_id == Some(*id) { ", leader" } else { "" };
+                format!("{id} ({addr}{lead})")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("voters:   {}", list(&m.voters));
+    println!("learners: {}", list(&m.learners));
+    if !m.joint.is_empty() {
+        let halves: Vec<String> = m.joint.iter().map(|c| format!("{{{}}}", list(c))).collect();
+        println!("joint:    {} (a change is in progress: both must agree)", halves.join(" + "));
+    }
+    println!(
+        "from the log entry {} ({}), as node {} knows it",
+        m.log_index.unwrap_or(0),
+        if m.committed { "committed" } else { "not yet committed" },
+        view.from_node.map(|n| n.to_string()).unwrap_or_else(|| "-".into())
+    );
+    if let Some(c) = view.change.filter(|c| !c.finished()) {
+        println!("in progress: {}", sup::members::progress_line(&c));
+    }
     Ok(())
 }
 

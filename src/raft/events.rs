@@ -12,7 +12,7 @@
 //! | `became_follower`    | term, leader      | this node follows (again)               |
 //! | `leader_changed`     | old, new, term    | the leader this node knows changed      |
 //! | `term_changed`       | old, new          | the term moved on                       |
-//! | `membership_changed` | members           | a new membership config was seen        |
+//! | `membership_changed` | index, voters, learners, joint | a new membership config was seen |
 //! | `log_purged`         | upto              | log entries up to `upto` were deleted   |
 //!
 //! Shortcuts taken: a watch channel keeps only the newest value, so a very short-lived
@@ -82,8 +82,20 @@ fn diff(prev: &Seen, m: &RaftMetrics) -> Seen {
         );
     }
     if next.membership_index != prev.membership_index && next.membership_index.is_some() {
-        let members: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-        tracing::info!(event = "membership_changed", members = ?members, "membership changed");
+        let membership = m.membership_config.membership();
+        let configs: Vec<Vec<u64>> =
+            membership.get_joint_config().iter().map(|c| c.iter().copied().collect()).collect();
+        let voters: Vec<u64> = configs.last().cloned().unwrap_or_default();
+        let learners: Vec<u64> = membership.learner_ids().collect();
+        let joint = (configs.len() > 1).then_some(configs);
+        tracing::info!(
+            event = "membership_changed",
+            index = next.membership_index,
+            voters = ?voters,
+            learners = ?learners,
+            joint = ?joint,
+            "membership changed"
+        );
     }
     if next.purged != prev.purged {
         if let Some(upto) = next.purged {

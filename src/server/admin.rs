@@ -34,8 +34,16 @@ pub struct NodeStatus {
     pub applied: Option<u64>,
     pub snapshot_index: Option<u64>,
     pub purged_index: Option<u64>,
-    /// Voting members: id → address.
+    /// Every member (voters and learners): id → address.
     pub membership: BTreeMap<u64, String>,
+    /// Voters of the newest configuration.
+    pub voters: Vec<u64>,
+    /// Members that receive the log but do not vote.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learners: Vec<u64>,
+    /// While a membership change is in progress: the old and new voter sets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub joint: Vec<Vec<u64>>,
     pub tables: u64,
     pub items: u64,
     /// Whether the cluster has been initialised (this node has a membership).
@@ -96,6 +104,7 @@ pub fn status(app: &App) -> Result<NodeStatus, Error> {
         })
         .unwrap_or_default();
     let (digest, digest_index) = app.progress.digest();
+    let members = super::members::members(app);
     Ok(NodeStatus {
         node_id: app.id,
         addr: app.addr.clone(),
@@ -111,6 +120,9 @@ pub fn status(app: &App) -> Result<NodeStatus, Error> {
         purged_index: m.purged.map(|l| l.index),
         initialized: !membership.is_empty(),
         membership,
+        voters: members.voters,
+        learners: members.learners,
+        joint: members.joint,
         tables,
         items,
         lag_entries: app.progress.lag_entries(),

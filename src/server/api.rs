@@ -143,7 +143,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
 
 /// Fails with a redirect (or 503) unless this node is the leader.
 pub fn ensure_leader(app: &App) -> Result<(), Error> {
-    super::writes::check_leader(&app.raft, |id| app.config.node(id).map(|n| n.addr.clone()))
+    super::writes::check_leader(&app.raft, |id| app.addr_of(id))
 }
 
 /// This node's clock in ms since the Unix epoch (0 if the clock is before it).

@@ -25,6 +25,7 @@ use crate::storage::{LogStore, Progress, Tables};
 pub mod admin;
 pub mod api;
 pub mod dynamodb;
+pub mod members;
 pub mod raft;
 pub mod reads;
 pub mod writes;
@@ -175,6 +176,7 @@ fn route_of(path: &str) -> &'static str {
         ["admin", "simulation"] => "/admin/simulation",
         ["admin", "faults"] => "/admin/faults",
         ["admin", "log"] => "/admin/log",
+        ["admin", "members", ..] => "/admin/members",
         ["raft", _] => "/raft",
         [""] => "/",
         _ => "other",
@@ -219,7 +221,9 @@ fn inner_routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(raft::routes(app.clone()))
         .unify()
-        .or(admin::routes(app))
+        .or(admin::routes(app.clone()))
+        .unify()
+        .or(members::routes(app))
         .unify()
         .recover(recover)
         .unify()

@@ -9,6 +9,9 @@
 //! | `POST /nodes/{id}/start` | start a node that is not running |
 //! | `POST /nodes/{id}/restart` | graceful stop, then start |
 //! | `POST /nodes/{id}/pause` / `resume` | SIGSTOP / SIGCONT |
+//! | `GET /members` | a [`MembersView`]: the membership in the leader's log (voters, learners, a joint configuration while one is open) and the membership change in progress or last made |
+//! | `POST /members` | add a node (`{"id"?, "addr"?}`): start it, make it a learner, promote it once caught up; 202 with the change, which runs on (poll `GET /members`) |
+//! | `DELETE /members/{id}[?purge=true]` | remove a node through a membership change, then stop it (and delete its data) |
 //! | `POST /shutdown` | stop every node and the supervisor (202; poll the pid to see it gone) |
 //! | `GET /`, `GET /events`, `GET|POST /api/…` | the dashboard, its event stream and its own actions (see [`super::dashboard`]) |
 //!
@@ -31,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
+use super::members::{AddRequest, ChangeState, MembersView};
 use super::node::{ActionError, ActionReport, NodeAction};
 use super::view::ClusterView;
 
@@ -49,6 +53,25 @@ pub trait Control: Send + Sync + 'static {
     ) -> impl Future<Output = Result<ActionReport, ApiError>> + Send;
     /// Starts stopping everything; returns at once.
     fn shutdown(&self);
+    /// The membership and the change in progress.
+    fn members(&self) -> impl Future<Output = MembersView> + Send {
+        async { MembersView { members: None, from_node: None, change: None } }
+    }
+    /// Starts adding a node; the change runs on after the answer.
+    fn add_node(
+        self: Arc<Self>,
+        _req: AddRequest,
+    ) -> impl Future<Output = Result<ChangeState, ApiError>> + Send {
+        async { Err(ApiError::NotFound("membership changes are not supported here".into())) }
+    }
+    /// Removes a node from the membership, then stops it.
+    fn remove_node(
+        &self,
+        _id: u64,
+        _purge: bool,
+    ) -> impl Future<Output = Result<ChangeState, ApiError>> + Send {
+        async { Err(ApiError::NotFound("membership changes are not supported here".into())) }
+    }
 }
 
 /// An error answer of the control API.
@@ -175,7 +198,66 @@ pub fn routes<C: Control>(
         };
         warp::reply::with_status(warp::reply::json(&reply), StatusCode::ACCEPTED).into_response()
     });
-    status.or(node).unify().or(shutdown).unify().recover(recover).unify()
+    let members_get =
+        warp::path!("members").and(warp::get()).and(with()).then(|c: Arc<C>| async move {
+            c.refresh().await;
+            warp::reply::json(&c.members().await).into_response()
+        });
+    let members_add = warp::path!("members")
+        .and(warp::post())
+        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::bytes())
+        .and(with())
+        .then(|body: bytes::Bytes, c: Arc<C>| async move {
+            let req: AddRequest = if body.iter().all(u8::is_ascii_whitespace) {
+                AddRequest::default()
+            } else {
+                match serde_json::from_slice(&body) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        return ApiError::BadRequest(format!(
+                            "expected {{\"id\"?: N, \"addr\"?: \"host:port\"}}: {e}"
+                        ))
+                        .into_reply()
+                    }
+                }
+            };
+            match c.add_node(req).await {
+                Ok(state) => {
+                    warp::reply::with_status(warp::reply::json(&state), StatusCode::ACCEPTED)
+                        .into_response()
+                }
+                Err(e) => e.into_reply(),
+            }
+        });
+    let members_remove = warp::path!("members" / String)
+        .and(warp::delete())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(with())
+        .then(|id: String, query: String, c: Arc<C>| async move {
+            let Ok(id) = id.trim_start_matches("node").parse::<u64>() else {
+                return ApiError::NodeNotFound(format!("no node {id:?} in the cluster"))
+                    .into_reply();
+            };
+            let purge = query.split('&').any(|kv| kv == "purge=true" || kv == "purge");
+            match c.remove_node(id, purge).await {
+                Ok(state) => warp::reply::json(&state).into_response(),
+                Err(e) => e.into_reply(),
+            }
+        });
+    status
+        .or(node)
+        .unify()
+        .or(shutdown)
+        .unify()
+        .or(members_get)
+        .unify()
+        .or(members_add)
+        .unify()
+        .or(members_remove)
+        .unify()
+        .recover(recover)
+        .unify()
 }
 
 async fn recover(r: Rejection) -> Result<warp::reply::Response, Infallible> {
@@ -183,7 +265,7 @@ async fn recover(r: Rejection) -> Result<warp::reply::Response, Infallible> {
         ApiError::MethodNotAllowed("method not allowed here".to_string())
     } else {
         ApiError::NotFound(
-            "no such path (GET / for the dashboard, GET /status, POST /nodes/{id}/{action}, POST /shutdown)".to_string(),
+            "no such path (GET / for the dashboard, GET /status, POST /nodes/{id}/{action}, GET|POST /members, DELETE /members/{id}, POST /shutdown)".to_string(),
         )
     };
     Ok(e.into_reply())
@@ -284,6 +366,44 @@ impl ControlClient {
         let resp = self
             .http
             .post(format!("http://{}/nodes/{id}/{}", self.addr, action.as_path()))
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        self.decode(resp).await
+    }
+
+    /// `GET /members`.
+    pub async fn members(&self) -> Result<MembersView, ControlError> {
+        let resp = self
+            .http
+            .get(format!("http://{}/members", self.addr))
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        self.decode(resp).await
+    }
+
+    /// `POST /members`.
+    pub async fn add_node(&self, req: &AddRequest) -> Result<ChangeState, ControlError> {
+        let resp = self
+            .http
+            .post(format!("http://{}/members", self.addr))
+            .json(req)
+            .send()
+            .await
+            .map_err(|e| self.transport(e))?;
+        self.decode(resp).await
+    }
+
+    /// `DELETE /members/{id}`.
+    pub async fn remove_node(&self, id: u64, purge: bool) -> Result<ChangeState, ControlError> {
+        let resp = self
+            .http
+            .delete(format!(
+                "http://{}/members/{id}{}",
+                self.addr,
+                if purge { "?purge=true" } else { "" }
+            ))
             .send()
             .await
             .map_err(|e| self.transport(e))?;

@@ -45,6 +45,7 @@ use crate::config::ClusterConfig;
 
 pub mod control;
 pub mod dashboard;
+pub mod members;
 pub mod node;
 pub mod process;
 pub mod view;
@@ -144,7 +145,13 @@ pub async fn signals(detached: bool) {
 struct Supervisor {
     config: ClusterConfig,
     spec: Arc<LaunchSpec>,
-    nodes: Vec<NodeHandle>,
+    /// The nodes this supervisor runs; grows and shrinks with membership changes.
+    nodes: std::sync::RwLock<Vec<NodeHandle>>,
+    /// Held for the whole of a membership change: one at a time.
+    change_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The change in progress, or the last one.
+    change: std::sync::Mutex<Option<members::ChangeState>>,
+    leader_api: members::LeaderApi,
     started: Instant,
     stop_tx: watch::Sender<bool>,
     events: Events,
@@ -152,7 +159,8 @@ struct Supervisor {
 
 impl Control for Supervisor {
     fn view(&self) -> ClusterView {
-        let nodes: Vec<_> = self.nodes.iter().map(NodeHandle::view).collect();
+        let mut nodes: Vec<_> = self.handles().iter().map(NodeHandle::view).collect();
+        nodes.sort_by_key(|n| n.id);
         ClusterView {
             supervisor: SupervisorInfo {
                 pid: std::process::id(),
@@ -169,13 +177,15 @@ impl Control for Supervisor {
     async fn refresh(&self) {
         // A node task busy with a slow action (a graceful stop) must not hold the
         // answer up: its last published view is shown then.
-        let polls = futures::future::join_all(self.nodes.iter().map(NodeHandle::refresh));
+        let handles = self.handles();
+        let polls = futures::future::join_all(handles.iter().map(NodeHandle::refresh));
         let _ = tokio::time::timeout(REFRESH_WAIT, polls).await;
     }
 
     async fn act(&self, id: u64, action: NodeAction) -> Result<ActionReport, ApiError> {
-        let Some(node) = self.nodes.iter().find(|n| n.id == id) else {
-            let ids: Vec<String> = self.nodes.iter().map(|n| n.id.to_string()).collect();
+        let handles = self.handles();
+        let Some(node) = handles.iter().find(|n| n.id == id) else {
+            let ids: Vec<String> = handles.iter().map(|n| n.id.to_string()).collect();
             return Err(ApiError::NodeNotFound(format!(
                 "no node {id} in the cluster (nodes: {})",
                 ids.join(", ")
@@ -186,6 +196,27 @@ impl Control for Supervisor {
 
     fn shutdown(&self) {
         self.stop_tx.send_replace(true);
+    }
+
+    async fn members(&self) -> members::MembersView {
+        let change = self.change.lock().expect("change lock").clone();
+        let found = self.current_members().await;
+        members::MembersView {
+            from_node: found.as_ref().map(|(id, _)| *id),
+            members: found.map(|(_, m)| m),
+            change,
+        }
+    }
+
+    async fn add_node(
+        self: Arc<Self>,
+        req: members::AddRequest,
+    ) -> Result<members::ChangeState, ApiError> {
+        self.start_add(req).await
+    }
+
+    async fn remove_node(&self, id: u64, purge: bool) -> Result<members::ChangeState, ApiError> {
+        self.remove(id, purge).await
     }
 }
 
@@ -198,7 +229,8 @@ impl Supervisor {
             .timeout(Duration::from_secs(5))
             .build()
             .expect("HTTP client builds");
-        let first = &self.nodes[0];
+        let handles = self.handles();
+        let first = &handles[0];
         let t0 = Instant::now();
         let mut warned = false;
         let mut initialised = false;
@@ -298,7 +330,7 @@ impl Supervisor {
         let mut tick = tokio::time::interval(node::TICK);
         loop {
             tick.tick().await;
-            let now = find_leader(&self.nodes.iter().map(NodeHandle::view).collect::<Vec<_>>());
+            let now = find_leader(&self.handles().iter().map(NodeHandle::view).collect::<Vec<_>>());
             if now == last {
                 continue;
             }
@@ -366,6 +398,14 @@ pub async fn run(
     let sup_pid_file = pid_file(&spec.data_root);
     process::write_pid_file(&sup_pid_file, std::process::id()).map_err(io_err(&sup_pid_file))?;
 
+    if let Some(file) = &config.recorded_members {
+        let ids: Vec<String> = config.nodes.iter().map(|n| n.id.to_string()).collect();
+        events.emit(format!(
+            "the membership changed at run time: running the nodes recorded in {} ({}), not the config file's",
+            file.display(),
+            ids.join(", ")
+        ));
+    }
     events.emit(format!(
         "supervisor pid {} starting {} nodes ({}), control API on {addr}",
         std::process::id(),
@@ -393,16 +433,16 @@ pub async fn run(
     let sup = Arc::new(Supervisor {
         config,
         spec,
-        nodes,
+        nodes: std::sync::RwLock::new(nodes),
+        change_lock: Arc::new(tokio::sync::Mutex::new(())),
+        change: std::sync::Mutex::new(None),
+        leader_api: members::LeaderApi::default(),
         started: Instant::now(),
         stop_tx,
         events: events.clone(),
     });
 
-    let hub = dashboard::Hub::new(
-        sup.nodes.iter().map(|n| (n.id, n.addr.clone())).collect(),
-        sup.nodes.iter().map(|n| (n.id, sup.spec.log_file(n.id))).collect(),
-    );
+    let hub = dashboard::Hub::new(sup.spec.clone());
     let hub_task = tokio::spawn(hub.clone().run(sup.clone()));
     let mut server_stop = sup.stop_tx.subscribe();
     let server = tokio::spawn(
@@ -426,6 +466,7 @@ pub async fn run(
     let reason = tokio::select! {
         reason = &mut stop => reason,
         leader = sup.bring_up() => {
+            sup.reconcile().await;
             sup.print_summary(options.detached);
             tokio::select! {
                 reason = &mut stop => reason,
@@ -436,7 +477,7 @@ pub async fn run(
 
     events.emit(format!("shutting down ({reason}): stopping every node"));
     let _ = hub.load.stop();
-    futures::future::join_all(sup.nodes.iter().map(NodeHandle::shutdown)).await;
+    futures::future::join_all(sup.handles().iter().map(NodeHandle::shutdown)).await;
     sup.stop_tx.send_replace(true);
     hub_task.abort();
     hub.close();

@@ -154,6 +154,7 @@ enum NodeCommand {
 }
 
 /// The supervisor's handle on one node task.
+#[derive(Clone)]
 pub struct NodeHandle {
     pub id: u64,
     pub addr: String,

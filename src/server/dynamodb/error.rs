@@ -158,9 +158,11 @@ pub fn from_error(e: &Error) -> DdbError {
         Error::WriteTimeout(_) | Error::OutcomeUnknown(_) => {
             DdbError::new(Kind::InternalServerError, e.to_string())
         }
-        Error::Storage(_) | Error::Internal(_) => {
-            DdbError::new(Kind::InternalServerError, e.to_string())
-        }
+        // Not DynamoDB requests; never reached through its protocol.
+        Error::Storage(_)
+        | Error::Internal(_)
+        | Error::MembershipConflict(_)
+        | Error::NodeNotFound(_) => DdbError::new(Kind::InternalServerError, e.to_string()),
         Error::ConditionFailed { .. } => {
             DdbError::new(Kind::ConditionalCheckFailed, "The conditional request failed")
         }

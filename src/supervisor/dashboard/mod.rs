@@ -37,7 +37,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -151,9 +150,9 @@ struct Push {
 
 /// Where the page's data is gathered and from where it is pushed.
 pub struct Hub {
-    /// (id, addr) of every node of the config.
-    nodes: Vec<(u64, String)>,
-    log_files: Vec<(u64, PathBuf)>,
+    /// Where the nodes' log files are (the nodes themselves come from the view: the
+    /// membership can change while the page is open).
+    spec: Arc<crate::supervisor::process::LaunchSpec>,
     http: reqwest::Client,
     state: Mutex<Option<(DashState, Arc<String>)>>,
     timeline: Mutex<VecDeque<TimelineEvent>>,
@@ -176,8 +175,8 @@ fn to_json<T: Serialize>(v: &T) -> Arc<String> {
 }
 
 impl Hub {
-    /// A hub for these nodes and their log files; nothing runs until [`Hub::run`].
-    pub fn new(nodes: Vec<(u64, String)>, log_files: Vec<(u64, PathBuf)>) -> Arc<Hub> {
+    /// A hub for the nodes launched by `spec`; nothing runs until [`Hub::run`].
+    pub fn new(spec: Arc<crate::supervisor::process::LaunchSpec>) -> Arc<Hub> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(2))
@@ -185,8 +184,7 @@ impl Hub {
             .expect("HTTP client builds");
         let (tx, _) = broadcast::channel(256);
         Arc::new(Hub {
-            nodes,
-            log_files,
+            spec,
             http,
             state: Mutex::new(None),
             timeline: Mutex::new(VecDeque::new()),
@@ -197,11 +195,6 @@ impl Hub {
             load: ops::Load::default(),
             last_version: AtomicU64::new(0),
         })
-    }
-
-    /// The node addresses, in config order.
-    pub fn addrs(&self) -> Vec<String> {
-        self.nodes.iter().map(|(_, a)| a.clone()).collect()
     }
 
     /// Runs the hub's loops forever (spawn it; it ends with the runtime).
@@ -236,16 +229,13 @@ impl Hub {
     }
 
     async fn state_loop<C: Control>(&self, control: Arc<C>) {
-        let mut tails: Vec<crate::logs::Tail> = self
-            .log_files
-            .iter()
-            .map(|(id, path)| crate::logs::Tail::node_recent(path, *id, TIMELINE_BACKLOG_BYTES))
-            .collect();
+        let mut tails: BTreeMap<u64, crate::logs::Tail> = BTreeMap::new();
         let mut tick = tokio::time::interval(HUB_TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let mut state = self.build_state(control.view());
+            let ids: Vec<u64> = state.view.nodes.iter().map(|n| n.id).collect();
             // Uptime changes every second and is not worth a push of its own.
             state.view.supervisor.uptime_s = 0;
             let changed = {
@@ -261,8 +251,17 @@ impl Hub {
             if let Some(json) = changed {
                 self.send("state", json);
             }
+            for id in ids {
+                tails.entry(id).or_insert_with(|| {
+                    crate::logs::Tail::node_recent(
+                        self.spec.log_file(id),
+                        id,
+                        TIMELINE_BACKLOG_BYTES,
+                    )
+                });
+            }
             let mut fresh = Vec::new();
-            for t in &mut tails {
+            for t in tails.values_mut() {
                 if let Ok(entries) = t.poll() {
                     fresh.extend(entries.into_iter().filter(|e| e.is_timeline()));
                 }
@@ -589,7 +588,9 @@ pub fn routes<C: Control>(
                     Err(e) => Err(e),
                 },
                 ["load", "start"] => ops::body(&body, r#"{"rate": writes per second}"#)
-                    .and_then(|req| h.load.start(h.addrs(), req)),
+                    .and_then(|req| {
+                        h.load.start(view.nodes.iter().map(|n| n.addr.clone()).collect(), req)
+                    }),
                 ["load", "stop"] => h.load.stop(),
                 _ => Err(ApiError::NotFound(format!(
                     "no such dashboard action /api/{} (partition, heal, nodes/{{id}}/slow, nodes/{{id}}/apply-delay, item, load/start, load/stop)",
@@ -727,7 +728,12 @@ mod tests {
 
     fn api() -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
         let control = Arc::new(Fake(view(&[("a", 1), ("a", 1), ("a", 1)])));
-        routes(Hub::new(vec![], vec![]), control)
+        let spec = crate::supervisor::process::LaunchSpec {
+            exe: "raft-nosql".into(),
+            config_file: None,
+            data_root: std::env::temp_dir(),
+        };
+        routes(Hub::new(Arc::new(spec)), control)
     }
 
     #[tokio::test]
