@@ -844,8 +844,8 @@ mod tests {
         for e in TIMELINE_EVENTS {
             assert!(EVENTS.contains(e), "{e}");
         }
-        assert_eq!(EVENTS.len(), 20);
-        assert_eq!(TIMELINE_EVENTS.len(), 16);
+        assert_eq!(EVENTS.len(), 23);
+        assert_eq!(TIMELINE_EVENTS.len(), 19);
     }
 
     #[test]
