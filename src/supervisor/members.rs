@@ -275,6 +275,11 @@ impl super::Supervisor {
 
     /// The leader's membership, refusing when there is no leader or a change is open.
     async fn settled_members(&self) -> Result<(String, Members), ApiError> {
+        if !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(ApiError::InvalidState(
+                "the supervisor is still bringing the cluster up; retry in a moment".into(),
+            ));
+        }
         let no_leader = || {
             ApiError::InvalidState(
                 "no node leads right now; a membership change needs a leader \
@@ -451,13 +456,24 @@ impl super::Supervisor {
         // 1. The process answers.
         let deadline = Instant::now() + STEP_WAIT;
         loop {
-            let answers = self
-                .handles()
-                .iter()
-                .find(|h| h.id == id)
-                .is_some_and(|h| h.view().status.is_some());
-            if answers {
+            let view = self.handles().iter().find(|h| h.id == id).map(|h| h.view());
+            if view.as_ref().is_some_and(|v| v.status.is_some()) {
                 break;
+            }
+            // A process that exits at once (its port taken, a bad data directory) would
+            // only be restarted in a loop: give up on the first exit and say why.
+            if let Some(exit) = view.and_then(|v| v.last_exit) {
+                let log = std::fs::read_to_string(self.spec.log_file(id)).unwrap_or_default();
+                let why = log
+                    .lines()
+                    .rev()
+                    .find(|l| l.to_ascii_lowercase().contains("error"))
+                    .map(|l| format!(": {}", l.chars().take(300).collect::<String>()))
+                    .unwrap_or_default();
+                self.roll_back_add(id).await;
+                return Err(format!(
+                    "adding node {id} failed: its process exited ({exit}){why}; nothing changed"
+                ));
             }
             if Instant::now() > deadline {
                 self.roll_back_add(id).await;

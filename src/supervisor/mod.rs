@@ -152,6 +152,9 @@ struct Supervisor {
     /// The change in progress, or the last one.
     change: std::sync::Mutex<Option<members::ChangeState>>,
     leader_api: members::LeaderApi,
+    /// Set once the cluster is up and [`Supervisor::reconcile`] has run: membership
+    /// changes are refused before.
+    ready: std::sync::atomic::AtomicBool,
     started: Instant,
     stop_tx: watch::Sender<bool>,
     events: Events,
@@ -437,6 +440,7 @@ pub async fn run(
         change_lock: Arc::new(tokio::sync::Mutex::new(())),
         change: std::sync::Mutex::new(None),
         leader_api: members::LeaderApi::default(),
+        ready: std::sync::atomic::AtomicBool::new(false),
         started: Instant::now(),
         stop_tx,
         events: events.clone(),
@@ -467,6 +471,7 @@ pub async fn run(
         reason = &mut stop => reason,
         leader = sup.bring_up() => {
             sup.reconcile().await;
+            sup.ready.store(true, std::sync::atomic::Ordering::SeqCst);
             sup.print_summary(options.detached);
             tokio::select! {
                 reason = &mut stop => reason,

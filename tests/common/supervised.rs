@@ -26,20 +26,16 @@ impl Supervised {
     /// Starts `raft-nosql server` for `n` nodes and waits until every node follows one
     /// leader.
     pub fn start(n: usize) -> Supervised {
+        Supervised::start_with(n, "")
+    }
+
+    /// As [`Supervised::start`], with `extra` config (see [`write_config`]).
+    pub fn start_with(n: usize, extra: &str) -> Supervised {
         let dir = tempfile::tempdir().unwrap();
-        let (config, addrs) = write_config(dir.path(), n, "");
+        let (config, addrs) = write_config(dir.path(), n, extra);
         let parsed =
             raft_nosql::config::from_toml_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-        let out = std::fs::File::create(dir.path().join("server.out")).unwrap();
-        let server = Command::new(bin())
-            .arg("--config")
-            .arg(&config)
-            .arg("server")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
+        let server = spawn(&config, dir.path());
         let s = Supervised {
             control: parsed.supervisor.control_addr,
             data: parsed.data_root,
@@ -48,8 +44,17 @@ impl Supervised {
             addrs,
             server: Some(server),
         };
+        s.wait_up(1);
         s.wait_leader_other_than(None);
         s
+    }
+
+    /// Waits until the supervisor has said `n` times that the cluster is up (it takes
+    /// membership changes from then on).
+    fn wait_up(&self, n: usize) {
+        eventually(WAIT, "the supervisor to report the cluster up", || {
+            (self.output().matches("raft-nosql cluster is up").count() >= n).then_some(())
+        });
     }
 
     /// `http://<control>/<path>`.
@@ -84,15 +89,84 @@ impl Supervised {
         std::fs::read_to_string(self.dir.path().join("server.out")).unwrap_or_default()
     }
 
+    /// Runs `raft-nosql --config <config> <args>` to the end.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin()).arg("--config").arg(&self.config).args(args).output().unwrap()
+    }
+
+    /// The address of node `id` as the supervisor runs it.
+    pub fn addr_of(&self, id: u64) -> Option<String> {
+        let view = self.view()?;
+        let n = view["nodes"].as_array()?.iter().find(|n| n["id"] == id)?.clone();
+        n["addr"].as_str().map(str::to_string)
+    }
+
+    /// SIGKILLs the supervisor (its nodes die with it) and waits until every node
+    /// process it ran is gone.
+    pub fn kill_server(&mut self) {
+        let pids = self.pids();
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        eventually(WAIT, "every node process to exit with its supervisor", || {
+            pids.iter().all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).then_some(())
+        });
+    }
+
+    /// Stops the supervisor with SIGTERM (every node stops) and waits for it.
+    pub fn stop_server(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the supervisor again on the same config and data; waits for a leader.
+    pub fn restart_server(&mut self) {
+        assert!(self.server.is_none(), "the supervisor is still running");
+        let ups = self.output().matches("raft-nosql cluster is up").count();
+        self.server = Some(spawn(&self.config, self.dir.path()));
+        self.wait_up(ups + 1);
+        self.wait_leader_other_than(None);
+    }
+
+    /// Pids from the pid files of the supervisor and of every node directory.
     fn pids(&self) -> Vec<u32> {
         let mut files = vec![self.data.join("supervisor.pid")];
-        files.extend((0..self.addrs.len()).map(|i| self.data.join(format!("node{i}/node.pid"))));
+        if let Ok(dirs) = std::fs::read_dir(&self.data) {
+            files.extend(dirs.flatten().map(|d| d.path().join("node.pid")));
+        }
         files.iter().filter_map(|f| read_pid(f)).collect()
     }
 }
 
+/// `raft-nosql --config <config> server`, output appended to `<dir>/server.out`.
+fn spawn(config: &Path, dir: &Path) -> Child {
+    let out =
+        std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.out")).unwrap();
+    Command::new(bin())
+        .arg("--config")
+        .arg(config)
+        .arg("server")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap()
+}
+
 impl Drop for Supervised {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- supervisor output:\n{}", self.output());
+            for dir in std::fs::read_dir(&self.data).into_iter().flatten().flatten() {
+                let log = std::fs::read_to_string(dir.path().join("node.log")).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                eprintln!("--- {} (last lines):\n{tail}", dir.path().display());
+            }
+        }
         if let Some(mut c) = self.server.take() {
             let _ = c.kill();
             let _ = c.wait();
