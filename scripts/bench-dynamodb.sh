@@ -328,7 +328,7 @@ TABLE=$WORK/table.md
         for s in $SYSTEMS; do
             printf ' %s err, %s fwd, %s cores |' "$(jq -r .errors "$RESULTS/$s.$file.json" 2>/dev/null || echo -)" \
                 "$(jq -r .redirects "$RESULTS/$s.$file.json" 2>/dev/null || echo -)" \
-                "$(tr ' ' / <"$RESULTS/$s.$file.cpu" 2>/dev/null || echo -)"
+                "$({ tr ' ' / <"$RESULTS/$s.$file.cpu"; } 2>/dev/null || echo -)"
         done
         echo
     done
