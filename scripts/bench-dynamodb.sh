@@ -15,6 +15,13 @@
 # Each measurement is repeated REPEAT times; the table shows the mean and the range.
 # Everything it starts is stopped on exit, by pid.
 #
+# The conditional workloads (WORKLOADS="write update transact"): `update` increments
+# counters on HOT_KEYS items with optimistic locking, `transact` moves money between
+# HOT_KEYS accounts with TransactWriteItems (DynamoDB API only: the REST API has no
+# transactions, so native transact runs are skipped). A second table shows their
+# conflicts, the bench's own check (no lost update, total balance unchanged) and their
+# throughput next to plain puts (`write`) through the same API.
+#
 # Usage: scripts/bench-dynamodb.sh
 # Environment:
 #   DURATION=5         seconds measured per run
@@ -24,8 +31,10 @@
 #   VALUE_SIZE=100     bytes per value
 #   CLIENTS="1 64"     client counts
 #   WORKLOADS="write read"
-#   SYSTEMS="native dynamodb moto dynalite"
-#   OUT=path.md        also write the table there
+#   SYSTEMS="native dynamodb moto dynalite"   (moto and dynalite are installed and
+#                      started only when listed)
+#   HOT_KEYS=100       hot items of the update and transact workloads
+#   OUT=path.md        also write the tables there
 #   RAW_DIR=dir        keep every run's JSON report there
 #   SKIP_BUILD=1       use the existing target/release/raft-nosql
 #
@@ -41,6 +50,7 @@ VALUE_SIZE=${VALUE_SIZE:-100}
 CLIENTS=${CLIENTS:-"1 64"}
 WORKLOADS=${WORKLOADS:-"write read"}
 SYSTEMS=${SYSTEMS:-"native dynamodb moto dynalite"}
+HOT_KEYS=${HOT_KEYS:-100}
 OUT=${OUT:-}
 RAW_DIR=${RAW_DIR:-}
 
@@ -72,12 +82,19 @@ if ((${#missing[@]})); then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-log "installing moto and dynalite (make .venv/.installed tests/dynamodb/node_modules/.installed)"
-make -C "$ROOT" --quiet .venv/.installed tests/dynamodb/node_modules/.installed >&2
+wants() { case " $SYSTEMS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 MOTO=$ROOT/.venv/bin/moto_server
 DYNALITE=$ROOT/tests/dynamodb/node_modules/dynalite/cli.js
-[ -x "$MOTO" ] || die "no moto_server at $MOTO"
-[ -f "$DYNALITE" ] || die "no dynalite at $DYNALITE"
+if wants moto; then
+    log "installing moto (make .venv/.installed)"
+    make -C "$ROOT" --quiet .venv/.installed >&2
+    [ -x "$MOTO" ] || die "no moto_server at $MOTO"
+fi
+if wants dynalite; then
+    log "installing dynalite (make tests/dynamodb/node_modules/.installed)"
+    make -C "$ROOT" --quiet tests/dynamodb/node_modules/.installed >&2
+    [ -f "$DYNALITE" ] || die "no dynalite at $DYNALITE"
+fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     log "building raft-nosql (release)"
@@ -132,19 +149,28 @@ log "raft-nosql up: $NOSQL_TARGETS"
 # ---------------------------------------------------------------- moto and dynalite
 EMU_DIR=$WORK/emulators
 mkdir -p "$EMU_DIR"
-MOTO_PORT=$(free_port)
-"$MOTO" -H 127.0.0.1 -p "$MOTO_PORT" >"$EMU_DIR/moto.out" 2>&1 &
-PIDS+=($!)
-MOTO_PIDS=($!)
-DYNALITE_PORT=$(free_port)
-node "$DYNALITE" --host 127.0.0.1 --port "$DYNALITE_PORT" >"$EMU_DIR/dynalite.out" 2>&1 &
-PIDS+=($!)
-DYNALITE_PIDS=($!)
-# Both answer any POST with some JSON once they listen.
-wait_for 60 "moto_server" curl -s -o /dev/null -X POST "http://127.0.0.1:$MOTO_PORT/"
-wait_for 60 "dynalite" curl -s -o /dev/null -X POST "http://127.0.0.1:$DYNALITE_PORT/"
-log "moto up: 127.0.0.1:$MOTO_PORT ($("$ROOT/.venv/bin/python" -c 'import moto; print(moto.__version__)'))"
-log "dynalite up: 127.0.0.1:$DYNALITE_PORT ($(node -p "require('$ROOT/tests/dynamodb/node_modules/dynalite/package.json').version"))"
+EMULATORS=""
+if wants moto; then
+    MOTO_PORT=$(free_port)
+    "$MOTO" -H 127.0.0.1 -p "$MOTO_PORT" >"$EMU_DIR/moto.out" 2>&1 &
+    PIDS+=($!)
+    MOTO_PIDS=($!)
+    # It answers any POST with some JSON once it listens.
+    wait_for 60 "moto_server" curl -s -o /dev/null -X POST "http://127.0.0.1:$MOTO_PORT/"
+    MOTO_VERSION=$("$ROOT/.venv/bin/python" -c 'import moto; print(moto.__version__)')
+    log "moto up: 127.0.0.1:$MOTO_PORT ($MOTO_VERSION)"
+    EMULATORS+="; moto $MOTO_VERSION"
+fi
+if wants dynalite; then
+    DYNALITE_PORT=$(free_port)
+    node "$DYNALITE" --host 127.0.0.1 --port "$DYNALITE_PORT" >"$EMU_DIR/dynalite.out" 2>&1 &
+    PIDS+=($!)
+    DYNALITE_PIDS=($!)
+    wait_for 60 "dynalite" curl -s -o /dev/null -X POST "http://127.0.0.1:$DYNALITE_PORT/"
+    DYNALITE_VERSION=$(node -p "require('$ROOT/tests/dynamodb/node_modules/dynalite/package.json').version")
+    log "dynalite up: 127.0.0.1:$DYNALITE_PORT ($DYNALITE_VERSION)"
+    EMULATORS+="; dynalite $DYNALITE_VERSION (in memory)"
+fi
 
 # ---------------------------------------------------------------- the runs
 # CPU ticks (user + system) used so far by the given pids.
@@ -189,11 +215,18 @@ run_one() {
             ;;
     esac
     local json=$RESULTS/$system.$name.json
+    case " $* " in
+        *" --workload transact "*)
+            if [ "$system" = native ]; then
+                return 0    # the REST API has no transactions
+            fi
+            ;;
+    esac
     local before after t
     before=$(cpu_ticks "${pids[@]}")
     local TIMEFORMAT='%U %S %R'
     t=$( { time "$BIN" bench --duration "$DURATION" --warmup "$WARMUP" \
-        --keys "$KEYS" --value-size "$VALUE_SIZE" --json "$@" \
+        --keys "$KEYS" --value-size "$VALUE_SIZE" --hot-keys "$HOT_KEYS" --json "$@" \
         >"$json" 2>"$RESULTS/$system.$name.err"; } 2>&1 ) || {
         log "$system $name failed: $(tail -3 "$RESULTS/$system.$name.err")"
     }
@@ -203,7 +236,7 @@ run_one() {
         'BEGIN { printf "%.2f %.2f\n", d / hz / r, (u + s) / r }' >"$RESULTS/$system.$name.cpu"
     [ -z "$RAW_DIR" ] || cp "$json" "$RAW_DIR/$system.$name.json"
     log "$(printf '%-9s %-16s %s' "$system" "$name" \
-        "$(jq -r '"\(.throughput_ops_s) ops/s, p50 \(.latency_us.p50) µs, p99 \(.latency_us.p99) µs, \(.errors) errors, \(.redirects) forwarded"' "$json" 2>/dev/null || echo failed)")"
+        "$(jq -r '"\(.throughput_ops_s) ops/s, p50 \(.latency_us.p50) µs, p99 \(.latency_us.p99) µs, \(.errors) errors, \(.redirects) forwarded, \(.conflicts) conflicts\(if .check then ", check " + (if .check.ok then "ok" else "FAILED" end) else "" end)"' "$json" 2>/dev/null || echo failed)")"
 }
 
 MEASURES=()
@@ -226,7 +259,8 @@ for r in $(seq "$REPEAT"); do
 done
 
 # ---------------------------------------------------------------- the table
-# stat SYSTEM MEASURE JQ : "mean (min-max)" of a field over the repeats, or "-".
+# stat SYSTEM MEASURE JQ [SCALE UNIT FORMAT] : "mean (min-max)" of a field over the
+# repeats (divided by SCALE, printed with FORMAT), or "-".
 stat() {
     local f vals=()
     for r in $(seq "$REPEAT"); do
@@ -235,10 +269,10 @@ stat() {
         [ -z "$v" ] || vals+=("$v")
     done
     ((${#vals[@]})) || { echo "-"; return; }
-    printf '%s\n' "${vals[@]}" | awk -v scale="${4:-1}" -v unit="${5:-}" '
+    printf '%s\n' "${vals[@]}" | awk -v scale="${4:-1}" -v unit="${5:-}" -v fmt_arg="${6:-}" '
         { x = $1 / scale; s += x; if (NR == 1 || x < lo) lo = x; if (NR == 1 || x > hi) hi = x }
         END {
-            fmt = (scale == 1) ? "%.0f" : "%.2f"
+            fmt = (fmt_arg != "") ? fmt_arg : (scale == 1) ? "%.0f" : "%.2f"
             m = sprintf(fmt, s / NR)
             if (NR > 1) printf "%s%s (" fmt "–" fmt ")\n", m, unit, lo, hi
             else printf "%s%s\n", m, unit
@@ -256,7 +290,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) pri
 
 TABLE=$WORK/table.md
 {
-    echo "$(nproc) cores, ${DURATION}s per run (+${WARMUP}s warm-up), $REPEAT runs each (mean, range in brackets), ${VALUE_SIZE}-byte values, ${KEYS} keys, loopback, eventual reads; raft-nosql: 3 nodes, fsync; moto $("$ROOT/.venv/bin/python" -c 'import moto; print(moto.__version__)'); dynalite $(node -p "require('$ROOT/tests/dynamodb/node_modules/dynalite/package.json').version") (in memory)."
+    echo "$(nproc) cores, ${DURATION}s per run (+${WARMUP}s warm-up), $REPEAT runs each (mean, range in brackets), ${VALUE_SIZE}-byte values, ${KEYS} keys, ${HOT_KEYS} hot keys (update, transact), loopback, eventual reads; raft-nosql: 3 nodes, fsync${EMULATORS}."
     echo
     printf '| workload |'
     for s in $SYSTEMS; do printf ' %s ops/s | %s p99 |' "$s" "$s"; done
@@ -294,10 +328,41 @@ TABLE=$WORK/table.md
         for s in $SYSTEMS; do
             printf ' %s err, %s fwd, %s cores |' "$(jq -r .errors "$RESULTS/$s.$file.json" 2>/dev/null || echo -)" \
                 "$(jq -r .redirects "$RESULTS/$s.$file.json" 2>/dev/null || echo -)" \
-                "$(tr ' ' / <"$RESULTS/$s.$file.cpu" 2>/dev/null || echo -)"
+                "$({ tr ' ' / <"$RESULTS/$s.$file.cpu"; } 2>/dev/null || echo -)"
         done
         echo
     done
+
+    # The conditional workloads: conflicts, the bench's check, and the cost over puts.
+    if [[ " $WORKLOADS " == *" update "* || " $WORKLOADS " == *" transact "* ]]; then
+        echo
+        echo "Conditional workloads (${HOT_KEYS} hot keys): successful ops/s, latency of a successful op (retries included), conflicts per successful op, and ops/s relative to plain puts (write) through the same API at the same client count:"
+        echo
+        echo "| workload | system | ops/s | p50 | p99 | conflicts / ok | refused | errors | check | vs write |"
+        echo "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"
+        for m in "${MEASURES[@]}"; do
+            name=${m%%|*}
+            case $name in update*|transact*) ;; *) continue ;; esac
+            file=$(echo "$name" | tr ' =:' '___')
+            wfile=$(echo "write ${name#* }" | tr ' =:' '___')
+            for s in $SYSTEMS; do
+                [ -f "$RESULTS/$s.$file.1.json" ] || continue
+                checks=$(for r in $(seq "$REPEAT"); do
+                    jq -r 'if .check == null then "-" elif .check.ok then "ok" else "FAILED" end' \
+                        "$RESULTS/$s.$file.$r.json" 2>/dev/null || echo "-"
+                done | sort -u | paste -sd/ -)
+                printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$s" \
+                    "$(stat "$s" "$file" .throughput_ops_s)" \
+                    "$(stat "$s" "$file" .write.latency_us.p50 1000 ' ms')" \
+                    "$(stat "$s" "$file" .write.latency_us.p99 1000 ' ms')" \
+                    "$(stat "$s" "$file" 'if .write.ok > 0 then .conflicts / .write.ok else null end' 1 '' '%.2f')" \
+                    "$(stat "$s" "$file" .refused)" \
+                    "$(stat "$s" "$file" .errors)" \
+                    "$checks" \
+                    "$(ratio "$(mean "$s" "$file" .throughput_ops_s)" "$(mean "$s" "$wfile" .throughput_ops_s)")"
+            done
+        done
+    fi
 } >"$TABLE"
 
 cat "$TABLE"

@@ -147,17 +147,134 @@ fn bench_ops_budget_is_exact_and_fresh_empties_the_table() {
     assert_eq!(leader_item_count(&c, "exact"), 50);
 }
 
+/// Optimistic-locking increments on a few hot keys, through both APIs: some updates
+/// succeed, the clients collide (conflicts are counted apart from errors), and no
+/// update is lost: the counters add up to the acknowledged updates, which the bench
+/// checks itself and the leader confirms.
+#[test]
+fn bench_update_counts_conflicts_and_loses_no_update() {
+    let c = TestCluster::start(3);
+    for (api, table) in [("dynamodb", "upd_ddb"), ("native", "upd_rest")] {
+        let r = bench_json(
+            &c,
+            &[
+                "--api",
+                api,
+                "--workload",
+                "update",
+                "--hot-keys",
+                "3",
+                "--clients",
+                "8",
+                "--duration",
+                "2",
+                "--table",
+                table,
+                "--fresh",
+            ],
+        );
+        assert_eq!((r["workload"].as_str(), u(&r, "/hot_keys")), (Some("update"), 3), "{r}");
+        let ok = u(&r, "/write/ok");
+        assert!(ok > 0, "{api}: no update succeeded: {r}");
+        assert_eq!(u(&r, "/errors"), 0, "{api}: {r}");
+        // Eight clients on three keys collide.
+        assert!(u(&r, "/conflicts") > 0, "{api}: no conflict on 3 hot keys: {r}");
+        assert_eq!(u(&r, "/conflicts"), u(&r, "/write/conflicts"));
+        assert_eq!(u(&r, "/ops"), ok + u(&r, "/refused"), "{api}: {r}");
+        assert_percentiles_consistent(&r, "write");
+        let check = &r["check"];
+        assert_eq!(check["ok"], true, "{api}: {r}");
+        assert_eq!((u(check, "/before"), u(check, "/after")), (0, ok), "{api}: {r}");
+
+        // The leader agrees: the three counters add up to the acknowledged updates.
+        let leader = c.wait_leader();
+        let sum: u64 = (0..3)
+            .map(|i| {
+                let url = c.url(leader, &format!("/tables/{table}/items?pk=key00000{i}"));
+                let v: Value = http().get(url).send().unwrap().json().unwrap();
+                v["item"]["n"].as_u64().unwrap_or_else(|| panic!("no counter in {v}"))
+            })
+            .sum();
+        assert_eq!(sum, ok, "{api}");
+    }
+}
+
+/// Transfers between accounts, one TransactWriteItems each: transfers commit, those
+/// that would overdraw an account are cancelled (conflicts, not errors), and the total
+/// of the balances is what the preload put there. The text report prints the check.
+#[test]
+fn bench_transact_preserves_the_total_balance() {
+    let c = TestCluster::start(3);
+    let args = [
+        "--api",
+        "dynamodb",
+        "--workload",
+        "transact",
+        "--hot-keys",
+        "4",
+        "--clients",
+        "8",
+        "--table",
+        "accounts",
+    ];
+    let r = bench_json(&c, &[&args[..], &["--duration", "3"]].concat());
+    assert_eq!(u(&r, "/preload/ok"), 4, "{r}");
+    assert!(u(&r, "/write/ok") > 0, "no transfer committed: {r}");
+    assert_eq!(u(&r, "/errors"), 0, "{r}");
+    assert_eq!(u(&r, "/ops"), u(&r, "/write/ok") + u(&r, "/refused"), "{r}");
+    assert_eq!(u(&r, "/conflicts"), u(&r, "/refused"), "{r}");
+    assert_percentiles_consistent(&r, "write");
+    let check = &r["check"];
+    assert_eq!(check["ok"], true, "{r}");
+    assert_eq!((u(check, "/before"), u(check, "/after")), (400, 400), "{r}");
+    assert!(check["min_value"].as_i64().unwrap() >= 0, "{r}");
+
+    // The leader agrees on the total.
+    let leader = c.wait_leader();
+    let total: i64 = (0..4)
+        .map(|i| {
+            let url = c.url(leader, &format!("/tables/accounts/items?pk=key00000{i}"));
+            let v: Value = http().get(url).send().unwrap().json().unwrap();
+            v["item"]["n"].as_i64().unwrap_or_else(|| panic!("no balance in {v}"))
+        })
+        .sum();
+    assert_eq!(total, 400);
+
+    let out = bench(&c, &[&args[..], &["--duration", "1"]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    for word in ["conflicts", "refused", "xfer", "check       ok: total balance unchanged"] {
+        assert!(text.contains(word), "text report lacks {word:?}:\n{text}");
+    }
+}
+
 /// Bad flags are refused with exit code 2 and a message that names the problem, before
 /// anything is sent.
 #[test]
 fn bench_refuses_bad_flags_with_exit_code_2() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--workload", "nonsense"], "expected write, read or mixed:R"),
+        (&["--workload", "nonsense"], "expected write, read, mixed:R"),
         (&["--workload", "mixed:150"], "not 0-100"),
         (&["--clients", "0"], "--clients"),
         (&["--duration", "0"], "seconds"),
         (&["--duration", "1", "--ops", "5"], "cannot be used with"),
         (&["--system", "etcd"], "--target"),
+        (&["--workload", "update", "--hot-keys", "0"], "--hot-keys"),
+        (&["--target", "127.0.0.1:1", "--workload", "transact"], "needs --api dynamodb"),
+        (
+            &[
+                "--target",
+                "127.0.0.1:1",
+                "--workload",
+                "transact",
+                "--api",
+                "dynamodb",
+                "--hot-keys",
+                "1",
+            ],
+            "--hot-keys 2 or more",
+        ),
+        (&["--system", "etcd", "--target", "127.0.0.1:1", "--workload", "update"], "etcd runs"),
     ];
     for (args, needle) in cases {
         let out = Command::new(common::bin()).arg("bench").args(*args).output().unwrap();

@@ -12,6 +12,8 @@
 //! |---|---|---|
 //! | write | PutItem `{"TableName", "Item": {"k": {"S": key}, "v": {"S": value}}}` | any node; a follower forwards it to the leader (one hop) and adds `x-raft-forwarded-from` |
 //! | read | GetItem `{"TableName", "Key": {"k": {"S": key}}}`, plus `"ConsistentRead": true` for `--consistency strong` | answered by the node asked (strong: after a read index from the leader) |
+//! | update | GetItem, then UpdateItem with a `ConditionExpression` ([`super::conditional`]) | decided when the leader applies it; group-committed with other writes |
+//! | transfer | TransactWriteItems of two conditional Updates ([`super::conditional`]) | one log entry of its own |
 //!
 //! Reads go to the targets in turn. Writes go to the node that last answered a write
 //! itself (no `x-raft-forwarded-from`: the leader, on raft-nosql), and to the targets in
@@ -43,6 +45,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::conditional::{Attempt, Seen, COUNTER_ATTR};
 use super::http::{self, Answer, RoundRobin};
 use super::nosql::{KEY_ATTR, VALUE_ATTR};
 use super::stats::Outcome;
@@ -70,6 +73,8 @@ const POLL: Duration = Duration::from_millis(50);
 pub enum Op {
     PutItem,
     GetItem,
+    UpdateItem,
+    TransactWriteItems,
     CreateTable,
     DeleteTable,
     DescribeTable,
@@ -81,6 +86,8 @@ impl Op {
         match self {
             Op::PutItem => "DynamoDB_20120810.PutItem",
             Op::GetItem => "DynamoDB_20120810.GetItem",
+            Op::UpdateItem => "DynamoDB_20120810.UpdateItem",
+            Op::TransactWriteItems => "DynamoDB_20120810.TransactWriteItems",
             Op::CreateTable => "DynamoDB_20120810.CreateTable",
             Op::DeleteTable => "DynamoDB_20120810.DeleteTable",
             Op::DescribeTable => "DynamoDB_20120810.DescribeTable",
@@ -128,6 +135,79 @@ pub fn get_pieces(table: &str, consistent: bool) -> (Bytes, &'static [u8]) {
     prefix.extend_from_slice(format!(",\"Key\":{{\"{KEY_ATTR}\":{{\"S\":\"").as_bytes());
     let suffix: &[u8] = if consistent { b"\"}},\"ConsistentRead\":true}" } else { b"\"}}}" };
     (prefix.freeze(), suffix)
+}
+
+/// The error type of a refused conditional write.
+pub const CONDITION_FAILED: &str = "ConditionalCheckFailedException";
+/// The error type of a refused transaction.
+pub const TRANSACTION_CANCELED: &str = "TransactionCanceledException";
+
+/// A DynamoDB number (`{"N": "5"}`).
+fn number(n: i64) -> Value {
+    json!({ "N": n.to_string() })
+}
+
+/// The UpdateItem that increments `n` of `key` if it is still what the read saw:
+/// `SET #n = #n + :one` if `#n = :seen`, or `SET #n = :one` if `attribute_not_exists(#n)`
+/// when the item had no `n`.
+pub fn increment_body(table: &str, key: &str, seen: Option<i64>) -> Bytes {
+    let mut body = json!({
+        "TableName": table,
+        "Key": { KEY_ATTR: { "S": key } },
+        "ExpressionAttributeNames": { "#n": COUNTER_ATTR },
+    });
+    let (update, condition, values) = match seen {
+        Some(v) => {
+            ("SET #n = #n + :one", "#n = :seen", json!({ ":one": number(1), ":seen": number(v) }))
+        }
+        None => ("SET #n = :one", "attribute_not_exists(#n)", json!({ ":one": number(1) })),
+    };
+    body["UpdateExpression"] = update.into();
+    body["ConditionExpression"] = condition.into();
+    body["ExpressionAttributeValues"] = values;
+    Bytes::from(body.to_string())
+}
+
+/// The TransactWriteItems that moves `amount` from `n` of `from` to `n` of `to`,
+/// refused unless `from` holds at least `amount` and `to` has an `n`.
+pub fn transfer_body(table: &str, from: &str, to: &str, amount: i64) -> Bytes {
+    let update = |key: &str, update: &str, condition: &str| {
+        json!({ "Update": {
+            "TableName": table,
+            "Key": { KEY_ATTR: { "S": key } },
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": { "#n": COUNTER_ATTR },
+            "ExpressionAttributeValues": { ":amt": number(amount) },
+        }})
+    };
+    let body = json!({ "TransactItems": [
+        update(from, "SET #n = #n - :amt", "#n >= :amt"),
+        update(to, "SET #n = #n + :amt", "attribute_exists(#n)"),
+    ]});
+    Bytes::from(body.to_string())
+}
+
+/// The PutItem of `{"k": key, "n": n}`.
+pub fn put_number_body(table: &str, key: &str, n: i64) -> Bytes {
+    let body = json!({
+        "TableName": table,
+        "Item": { KEY_ATTR: { "S": key }, COUNTER_ATTR: number(n) },
+    });
+    Bytes::from(body.to_string())
+}
+
+/// `n` of the item of a GetItem answer: `None` if there is no item or it has no `n`.
+pub fn counter_of(body: &[u8]) -> Result<Option<i64>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("bad GetItem answer: {e}"))?;
+    match v.get("Item").and_then(|i| i.get(COUNTER_ATTR)) {
+        None => Ok(None),
+        Some(n) => n["N"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .map(Some)
+            .ok_or_else(|| format!("bad GetItem answer: {COUNTER_ATTR} is not a number: {n}")),
+    }
 }
 
 /// Whether a GetItem answer found the item: it has a top-level `Item` (DynamoDB answers
@@ -184,6 +264,8 @@ pub struct Worker {
     put_suffix: Bytes,
     get_prefix: Bytes,
     get_suffix: &'static [u8],
+    /// The table (for the bodies built per request).
+    table: String,
     /// Reused buffer for request bodies.
     body_buf: BytesMut,
 }
@@ -211,6 +293,7 @@ impl Worker {
             put_suffix,
             get_prefix,
             get_suffix,
+            table: table.to_string(),
             body_buf: BytesMut::new(),
         })
     }
@@ -252,6 +335,65 @@ impl Worker {
                 Err(_) => Outcome::Err("bad answer".into()),
             },
             Err(kind) => Outcome::Err(kind),
+        }
+    }
+
+    /// GetItem of `key` for an update, from the node writes go to (else the next
+    /// target): the item's `n`. `consistent` asks for a ConsistentRead.
+    pub async fn read_counter(&mut self, key: &str, consistent: bool) -> Result<Seen, String> {
+        let (prefix, suffix) = get_pieces(&self.table, consistent);
+        let body = Bytes::from([&prefix[..], key.as_bytes(), suffix].concat());
+        let slot = self.writer.unwrap_or_else(|| self.targets.turn());
+        let answer = self.send(slot, Op::GetItem, &body, true).await?;
+        Ok(Seen { version: 0, n: counter_of(&answer.body)? })
+    }
+
+    /// The conditional UpdateItem of an update: `n + 1` if `n` is still `seen.n`.
+    pub async fn increment(&mut self, key: &str, seen: &Seen) -> Attempt {
+        let body = increment_body(&self.table, key, seen.n);
+        self.conditional(Op::UpdateItem, &body, CONDITION_FAILED).await
+    }
+
+    /// One transfer of `amount` from `from` to `to`, as one TransactWriteItems.
+    pub async fn transfer(&mut self, from: &str, to: &str, amount: i64) -> Attempt {
+        let body = transfer_body(&self.table, from, to, amount);
+        self.conditional(Op::TransactWriteItems, &body, TRANSACTION_CANCELED).await
+    }
+
+    /// PutItem of `{"k": key, "n": n}` (the `transact` workload's preload).
+    pub async fn put_number(&mut self, key: &str, n: i64) -> Outcome {
+        let body = put_number_body(&self.table, key, n);
+        match self.conditional(Op::PutItem, &body, CONDITION_FAILED).await {
+            Attempt::Done { redirected } => Outcome::Ok { found: true, redirected },
+            Attempt::Conflict => Outcome::Refused,
+            Attempt::Failed(kind) => Outcome::Err(kind),
+        }
+    }
+
+    /// A write that may be refused by its condition (`refused`: the error type that
+    /// says so), sent where [`Worker::put`] sends writes. A node that answered it
+    /// itself, even with a refusal, stays where writes go.
+    async fn conditional(&mut self, op: Op, body: &Bytes, refused: &str) -> Attempt {
+        let slot = self.writer.unwrap_or_else(|| self.targets.turn());
+        let answer = match self.call(slot, op, body, false).await {
+            Ok(a) => a,
+            Err(t) => {
+                self.writer = None;
+                return Attempt::Failed(t.kind());
+            }
+        };
+        if self.check_crc && !crc_matches(&answer) {
+            self.writer = None;
+            return Attempt::Failed("bad x-amz-crc32".into());
+        }
+        let forwarded = answer.headers.contains_key(FORWARDED_FROM);
+        self.writer = (!forwarded && !answer.status.is_server_error()).then_some(slot);
+        if answer.status == StatusCode::OK {
+            return Attempt::Done { redirected: forwarded };
+        }
+        match error_type(&answer.body) {
+            Some(t) if t == refused => Attempt::Conflict,
+            _ => Attempt::Failed(error_kind(answer.status, &answer.body)),
         }
     }
 
@@ -421,6 +563,39 @@ mod tests {
             let body = [&p[..], b"key1", s].concat();
             assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), want);
         }
+    }
+
+    /// The bodies of the `update` and `transact` workloads, as DynamoDB's documentation
+    /// writes them.
+    #[test]
+    fn conditional_bodies_are_the_json_dynamodb_expects() {
+        let parse = |b: Bytes| serde_json::from_slice::<Value>(&b).unwrap();
+        let names = json!({"#n": "n"});
+        assert_eq!(
+            parse(increment_body("t", "key1", Some(41))),
+            json!({"TableName": "t", "Key": {"k": {"S": "key1"}},
+                   "UpdateExpression": "SET #n = #n + :one", "ConditionExpression": "#n = :seen",
+                   "ExpressionAttributeNames": names,
+                   "ExpressionAttributeValues": {":one": {"N": "1"}, ":seen": {"N": "41"}}})
+        );
+        let first = parse(increment_body("t", "key1", None));
+        assert_eq!(first["ConditionExpression"], "attribute_not_exists(#n)");
+        assert_eq!(first["ExpressionAttributeValues"], json!({":one": {"N": "1"}}));
+        let t = parse(transfer_body("t", "a", "b", 7));
+        let items = t["TransactItems"].as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["Update"]["Key"], json!({"k": {"S": "a"}}));
+        assert_eq!(items[0]["Update"]["ConditionExpression"], "#n >= :amt");
+        assert_eq!(items[1]["Update"]["UpdateExpression"], "SET #n = #n + :amt");
+        assert_eq!(items[1]["Update"]["ExpressionAttributeValues"], json!({":amt": {"N": "7"}}));
+        assert_eq!(
+            parse(put_number_body("t", "a", 100))["Item"],
+            json!({"k": {"S": "a"}, "n": {"N": "100"}})
+        );
+        assert_eq!(counter_of(br#"{"Item":{"k":{"S":"a"},"n":{"N":"12"}}}"#), Ok(Some(12)));
+        assert_eq!(counter_of(br#"{"Item":{"k":{"S":"a"}}}"#), Ok(None));
+        assert_eq!(counter_of(b"{}"), Ok(None));
+        assert!(counter_of(br#"{"Item":{"n":{"S":"x"}}}"#).is_err());
     }
 
     #[test]

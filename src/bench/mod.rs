@@ -16,7 +16,10 @@
 //! 4. **Measurement**: `clients` tokio tasks, each with its own keep-alive connection to
 //!    each node ([`http`]), send one request at a time (a closed loop) until the duration
 //!    has passed or the op budget is used up. Each op is a read with probability
-//!    `read_percent`, else a write.
+//!    `read_percent`, else a write. The `update` and `transact` workloads send
+//!    conditional writes on a hot key set instead ([`conditional`]).
+//! 5. **Check** (`update`, `transact`): the hot keys are read before the warm-up and
+//!    after the measurement, and what the workload must preserve is checked.
 //!
 //! # Keys and values
 //!
@@ -48,6 +51,8 @@
 //!   lean HTTP/1.1 client ([`http`]) rather than the general [`crate::client::Client`]
 //!   (which only sets the table up).
 //! - Uniform key choice only; no Zipf skew, no scans or queries.
+//! - Conditional writes on a hot key set (`update`, `transact`) are the only contended
+//!   workloads; the others never write one key from two clients at once by design.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -61,12 +66,14 @@ use serde::Serialize;
 
 use crate::client::Consistency;
 
+pub mod conditional;
 pub mod dynamodb;
 pub mod etcd;
 pub mod http;
 pub mod nosql;
 pub mod stats;
 
+use conditional::{Attempt, CheckSummary, Tally, INITIAL_BALANCE, MAX_TRANSFER};
 use stats::{human_us, LatencySummary, OpKind, OpSummary, Outcome, Stats};
 
 /// The system under test.
@@ -120,28 +127,43 @@ pub enum Workload {
     Read,
     /// Reads with the given percentage, the rest writes (random keys).
     Mixed(u8),
+    /// Conditional increments of a counter on a hot key set, with optimistic locking
+    /// (read, then write if unchanged; retried on conflict). See [`conditional`].
+    Update,
+    /// Transfers between accounts of a hot key set, one transaction each. See
+    /// [`conditional`].
+    Transact,
 }
 
 impl Workload {
     /// Percentage of operations that are reads.
     pub fn read_percent(self) -> u8 {
         match self {
-            Workload::Write => 0,
+            Workload::Write | Workload::Update | Workload::Transact => 0,
             Workload::Read => 100,
             Workload::Mixed(p) => p,
         }
+    }
+
+    /// Whether the workload writes conditionally on the hot key set.
+    pub fn is_conditional(self) -> bool {
+        matches!(self, Workload::Update | Workload::Transact)
     }
 }
 
 impl FromStr for Workload {
     type Err = String;
 
-    /// `write`, `read`, or `mixed:R` with R the read percentage (0-100).
+    /// `write`, `read`, `mixed:R` with R the read percentage (0-100), `update` or
+    /// `transact`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected = "expected write, read or mixed:R (R = percentage of reads, 0-100)";
+        let expected = "expected write, read, mixed:R (R = percentage of reads, 0-100), \
+                        update or transact";
         match s.trim() {
             "write" => Ok(Workload::Write),
             "read" => Ok(Workload::Read),
+            "update" => Ok(Workload::Update),
+            "transact" => Ok(Workload::Transact),
             other => {
                 let r = other.strip_prefix("mixed:").ok_or_else(|| expected.to_string())?;
                 match r.trim().parse::<u8>() {
@@ -159,6 +181,8 @@ impl std::fmt::Display for Workload {
             Workload::Write => f.write_str("write"),
             Workload::Read => f.write_str("read"),
             Workload::Mixed(p) => write!(f, "mixed:{p}"),
+            Workload::Update => f.write_str("update"),
+            Workload::Transact => f.write_str("transact"),
         }
     }
 }
@@ -210,6 +234,9 @@ pub struct BenchConfig {
     pub value_size: usize,
     /// Size of the key space. At least 1.
     pub keys: u64,
+    /// Size of the hot key set of the `update` and `transact` workloads (counters or
+    /// accounts `key000000`...). At least 1 (2 for `transact`).
+    pub hot_keys: u64,
     /// Read freshness.
     pub read_level: ReadLevel,
     /// `host:port` of the nodes (raft-nosql) or members (etcd). At least one.
@@ -288,6 +315,9 @@ pub struct Report {
     pub value_size: usize,
     /// Key space.
     pub keys: u64,
+    /// The hot key set (`update`, `transact`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hot_keys: Option<u64>,
     /// Length of the measurement, seconds.
     pub duration_s: f64,
     /// Operations finished.
@@ -296,6 +326,10 @@ pub struct Report {
     pub ok: u64,
     /// Operations that failed.
     pub errors: u64,
+    /// Condition failures answered (`update`: retried; `transact`: given up).
+    pub conflicts: u64,
+    /// Operations given up after a condition failure (cancelled transfers).
+    pub refused: u64,
     /// Failures by kind.
     pub errors_by_kind: std::collections::BTreeMap<String, u64>,
     /// 307 redirects followed (raft-nosql), or writes a follower forwarded to the
@@ -313,23 +347,37 @@ pub struct Report {
     pub warmup: Option<WarmupSummary>,
     /// The preload, if there was one.
     pub preload: Option<PreloadSummary>,
+    /// What the `update` or `transact` workload must preserve, checked after the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckSummary>,
 }
 
 impl Report {
     /// The report for people.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "{} bench ({} API): {}, {} clients, {} reads, {} B values, {} keys",
-            self.system,
-            self.api,
-            self.workload,
-            self.clients,
-            self.consistency,
-            self.value_size,
-            self.keys
-        );
+        match self.hot_keys {
+            Some(hot) => {
+                let _ = writeln!(
+                    out,
+                    "{} bench ({} API): {}, {} clients, {} reads, {hot} hot keys",
+                    self.system, self.api, self.workload, self.clients, self.consistency,
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "{} bench ({} API): {}, {} clients, {} reads, {} B values, {} keys",
+                    self.system,
+                    self.api,
+                    self.workload,
+                    self.clients,
+                    self.consistency,
+                    self.value_size,
+                    self.keys
+                );
+            }
+        }
         let _ = writeln!(out, "targets: {}", self.targets.join(", "));
         if let Some(p) = &self.preload {
             let _ = writeln!(
@@ -353,6 +401,10 @@ impl Report {
         for (kind, n) in &self.errors_by_kind {
             let _ = writeln!(out, "  {n:>9}  {kind}");
         }
+        if self.hot_keys.is_some() {
+            let _ = writeln!(out, "conflicts   {}", self.conflicts);
+            let _ = writeln!(out, "refused     {}", self.refused);
+        }
         let _ = writeln!(out, "redirects   {}", self.redirects);
         let _ = writeln!(out, "throughput  {:.1} ops/s", self.throughput_ops_s);
         let _ = writeln!(
@@ -360,7 +412,12 @@ impl Report {
             "\n{:<6} {:>10} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "op", "ok", "misses", "errors", "p50", "p90", "p99", "p99.9", "max"
         );
-        for (name, s) in [("read", &self.read), ("write", &self.write)] {
+        let write_name = match self.workload.as_str() {
+            "update" => "update",
+            "transact" => "xfer",
+            _ => "write",
+        };
+        for (name, s) in [("read", &self.read), (write_name, &self.write)] {
             if s.ops == 0 {
                 continue;
             }
@@ -379,9 +436,16 @@ impl Report {
                 human_us(l.max)
             );
         }
+        if let Some(c) = &self.check {
+            let _ = writeln!(out, "\n{}", c.line());
+        }
         out
     }
 }
+
+/// The error kind of an operation a driver cannot send ([`run`] refuses such runs
+/// before they start).
+const UNSUPPORTED: &str = "not supported by this API";
 
 /// Phases of a run, as seen by the client tasks.
 const WARMUP: u8 = 0;
@@ -406,10 +470,15 @@ struct Control {
 /// The per-task plan: what to send, how to pick keys.
 #[derive(Clone, Copy)]
 struct Plan {
+    workload: Workload,
     read_percent: u8,
     sequential_writes: bool,
     keys: u64,
     key_width: usize,
+    hot_keys: u64,
+    hot_width: usize,
+    /// Reads before updates are strong.
+    strong: bool,
 }
 
 /// One client task's connection to the system under test.
@@ -425,6 +494,42 @@ impl Driver {
             Driver::Nosql(w) => w.put(key).await,
             Driver::Etcd(w) => w.put(key).await,
             Driver::Dynamodb(w) => w.put(key).await,
+        }
+    }
+
+    /// A read of `key`'s counter for an update; `consistent`: a strong read.
+    async fn read_counter(
+        &mut self,
+        key: &str,
+        consistent: bool,
+    ) -> Result<conditional::Seen, String> {
+        match self {
+            Driver::Nosql(w) => w.read_counter(key, consistent).await,
+            Driver::Dynamodb(w) => w.read_counter(key, consistent).await,
+            Driver::Etcd(_) => Err(UNSUPPORTED.into()),
+        }
+    }
+
+    async fn increment(&mut self, key: &str, seen: &conditional::Seen) -> Attempt {
+        match self {
+            Driver::Nosql(w) => w.increment(key, seen).await,
+            Driver::Dynamodb(w) => w.increment(key, seen).await,
+            Driver::Etcd(_) => Attempt::Failed(UNSUPPORTED.into()),
+        }
+    }
+
+    async fn transfer(&mut self, from: &str, to: &str, amount: i64) -> Attempt {
+        match self {
+            Driver::Dynamodb(w) => w.transfer(from, to, amount).await,
+            Driver::Nosql(_) | Driver::Etcd(_) => Attempt::Failed(UNSUPPORTED.into()),
+        }
+    }
+
+    async fn put_number(&mut self, key: &str, n: i64) -> Outcome {
+        match self {
+            Driver::Nosql(w) => w.put_number(key, n).await,
+            Driver::Dynamodb(w) => w.put_number(key, n).await,
+            Driver::Etcd(_) => Outcome::Err(UNSUPPORTED.into()),
         }
     }
 
@@ -529,6 +634,29 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         }
         _ => {}
     }
+    if cfg.workload.is_conditional() {
+        if cfg.system == System::Etcd {
+            return Err(BenchError::Usage(format!(
+                "--workload {} is for raft-nosql and DynamoDB endpoints; etcd runs write, \
+                 read and mixed:R",
+                cfg.workload
+            )));
+        }
+        if cfg.workload == Workload::Transact && cfg.api == Api::Native {
+            return Err(BenchError::Usage(
+                "--workload transact needs --api dynamodb: raft-nosql's REST API has no \
+                 multi-item transaction (TransactWriteItems)"
+                    .into(),
+            ));
+        }
+        let least = if cfg.workload == Workload::Transact { 2 } else { 1 };
+        if cfg.hot_keys < least {
+            return Err(BenchError::Usage(format!(
+                "--workload {} needs --hot-keys {least} or more",
+                cfg.workload
+            )));
+        }
+    }
     raise_open_files_limit();
     let drivers = Drivers::new(cfg);
 
@@ -563,7 +691,8 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     };
 
     // 2. Preload.
-    let preload = if cfg.preload && cfg.workload.read_percent() > 0 {
+    let wants_preload = cfg.workload.read_percent() > 0 || cfg.workload == Workload::Transact;
+    let preload = if cfg.preload && wants_preload {
         let p = preload(cfg, &drivers).await?;
         if let Some(c) = &setup_client {
             // DynamoDB answers carry no log index: what the most advanced node has
@@ -581,6 +710,13 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         None
     };
 
+    // What the conditional workloads must preserve, as it stands before they run.
+    let before = if cfg.workload.is_conditional() {
+        Some(tally(cfg, &drivers).await.map_err(BenchError::Setup)?)
+    } else {
+        None
+    };
+
     // 3 and 4. Warm-up and measurement.
     let ctl = Arc::new(Control {
         phase: AtomicU8::new(if cfg.warmup.is_some() { WARMUP } else { MEASURE }),
@@ -594,10 +730,14 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         },
     });
     let plan = Plan {
+        workload: cfg.workload,
         read_percent: cfg.workload.read_percent(),
         sequential_writes: cfg.workload == Workload::Write,
         keys: cfg.keys,
         key_width: key_width(cfg.keys),
+        hot_keys: cfg.hot_keys,
+        hot_width: key_width(cfg.hot_keys),
+        strong: cfg.read_level == ReadLevel::Strong,
     };
     let mut tasks = Vec::with_capacity(cfg.clients);
     for t in 0..cfg.clients {
@@ -644,6 +784,21 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         let _ = t.await;
     }
 
+    // 5. Check.
+    let check = match before {
+        Some(before) => {
+            let after = tally(cfg, &drivers).await.map_err(BenchError::Setup)?;
+            Some(if cfg.workload == Workload::Transact {
+                CheckSummary::transfers(before, after)
+            } else {
+                let acknowledged = warm.write.ok + total.write.ok;
+                let failed = warm.write.errors + total.write.errors;
+                CheckSummary::updates(before, after, acknowledged, failed)
+            })
+        }
+        None => None,
+    };
+
     let secs = elapsed.as_secs_f64().max(1e-9);
     Ok(Report {
         system: cfg.system.name(),
@@ -656,10 +811,13 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         table: (cfg.system != System::Etcd).then(|| cfg.table.clone()),
         value_size: cfg.value_size,
         keys: cfg.keys,
+        hot_keys: cfg.workload.is_conditional().then_some(cfg.hot_keys),
         duration_s: (secs * 1000.0).round() / 1000.0,
         ops: total.ops(),
         ok: total.ok(),
         errors: total.error_count(),
+        conflicts: total.read.conflicts + total.write.conflicts,
+        refused: total.read.refused + total.write.refused,
         errors_by_kind: total.errors.clone(),
         redirects: total.redirects,
         throughput_ops_s: (total.ok() as f64 / secs * 10.0).round() / 10.0,
@@ -673,7 +831,69 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
             errors: warm.error_count(),
         }),
         preload,
+        check,
     })
+}
+
+/// Reads `n` of every hot key with strong reads (up to 8 tasks at once) and adds them
+/// up.
+async fn tally(cfg: &BenchConfig, drivers: &Drivers) -> Result<Tally, String> {
+    let tasks = cfg.hot_keys.clamp(1, 8);
+    let width = key_width(cfg.hot_keys);
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let mut driver = drivers.driver(t as usize).map_err(|e| e.to_string())?;
+        let hot = cfg.hot_keys;
+        handles.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut key = String::new();
+            for i in (t..hot).step_by(tasks as usize) {
+                format_key(&mut key, i, width);
+                let seen = driver
+                    .read_counter(&key, true)
+                    .await
+                    .map_err(|e| format!("cannot read hot key {key} for the check: {e}"))?;
+                tally.add(seen.n);
+            }
+            Ok::<_, String>(tally)
+        }));
+    }
+    let mut total = Tally::default();
+    for h in handles {
+        total.merge(h.await.map_err(|e| format!("a check task failed: {e}"))??);
+    }
+    Ok(total)
+}
+
+/// One `update`: read the counter, write it back incremented if unchanged, again while
+/// the write is refused (at most [`conditional::MAX_UPDATE_ATTEMPTS`] times). Returns
+/// the outcome and the number of refused writes.
+async fn update(driver: &mut Driver, key: &str, strong: bool) -> (Outcome, u64) {
+    let mut conflicts = 0;
+    for _ in 0..conditional::MAX_UPDATE_ATTEMPTS {
+        let seen = match driver.read_counter(key, strong).await {
+            Ok(s) => s,
+            Err(kind) => return (Outcome::Err(kind), conflicts),
+        };
+        match driver.increment(key, &seen).await {
+            Attempt::Done { redirected } => {
+                return (Outcome::Ok { found: true, redirected }, conflicts)
+            }
+            Attempt::Conflict => conflicts += 1,
+            Attempt::Failed(kind) => return (Outcome::Err(kind), conflicts),
+        }
+    }
+    (Outcome::Refused, conflicts)
+}
+
+/// One `transact` operation: a transfer of `amount` from `from` to `to`. A cancelled
+/// transaction is given up (one conflict).
+async fn transfer(driver: &mut Driver, from: &str, to: &str, amount: i64) -> (Outcome, u64) {
+    match driver.transfer(from, to, amount).await {
+        Attempt::Done { redirected } => (Outcome::Ok { found: true, redirected }, 0),
+        Attempt::Conflict => (Outcome::Refused, 1),
+        Attempt::Failed(kind) => (Outcome::Err(kind), 0),
+    }
 }
 
 /// One client: a closed loop of operations until the phase says stop or the op budget
@@ -688,6 +908,7 @@ async fn client_task(
     let mut warm = Stats::default();
     let mut measured = Stats::default();
     let mut key = String::with_capacity(plan.key_width + 3);
+    let mut other = String::with_capacity(plan.hot_width + 3);
     loop {
         let phase = ctl.phase.load(Ordering::Relaxed);
         if phase == STOP {
@@ -701,34 +922,57 @@ async fn client_task(
             }
         }
         let is_read = plan.read_percent > 0 && rng.u8(0..100) < plan.read_percent;
-        let index = if !is_read && plan.sequential_writes {
-            ctl.write_seq.fetch_add(1, Ordering::Relaxed) % plan.keys
+        let (kind, outcome, conflicts, micros);
+        if plan.workload.is_conditional() {
+            kind = OpKind::Write;
+            format_key(&mut key, rng.u64(0..plan.hot_keys), plan.hot_width);
+            let start = Instant::now();
+            (outcome, conflicts) = if plan.workload == Workload::Update {
+                update(&mut driver, &key, plan.strong).await
+            } else {
+                // Two distinct accounts: the second is drawn from the others.
+                let from = rng.u64(0..plan.hot_keys);
+                let to = (from + rng.u64(1..plan.hot_keys)) % plan.hot_keys;
+                format_key(&mut key, from, plan.hot_width);
+                format_key(&mut other, to, plan.hot_width);
+                transfer(&mut driver, &key, &other, rng.i64(1..=MAX_TRANSFER)).await
+            };
+            micros = start.elapsed().as_micros() as u64;
         } else {
-            rng.u64(0..plan.keys)
-        };
-        format_key(&mut key, index, plan.key_width);
-        let start = Instant::now();
-        let (kind, outcome) = if is_read {
-            (OpKind::Read, driver.read(&key).await)
-        } else {
-            (OpKind::Write, driver.write(&key).await)
-        };
-        let micros = start.elapsed().as_micros() as u64;
+            let index = if !is_read && plan.sequential_writes {
+                ctl.write_seq.fetch_add(1, Ordering::Relaxed) % plan.keys
+            } else {
+                rng.u64(0..plan.keys)
+            };
+            format_key(&mut key, index, plan.key_width);
+            let start = Instant::now();
+            (kind, outcome) = if is_read {
+                (OpKind::Read, driver.read(&key).await)
+            } else {
+                (OpKind::Write, driver.write(&key).await)
+            };
+            conflicts = 0;
+            micros = start.elapsed().as_micros() as u64;
+        }
         if phase == MEASURE {
             ctl.done.fetch_add(1, Ordering::Relaxed);
             if matches!(outcome, Outcome::Err(_)) {
                 ctl.failed.fetch_add(1, Ordering::Relaxed);
             }
             measured.record(kind, outcome, micros);
+            measured.conflicts(kind, conflicts);
         } else {
             warm.record(kind, outcome, micros);
+            warm.conflicts(kind, conflicts);
         }
     }
     (warm, measured)
 }
 
-/// Writes every key of the key space once, with `clients` tasks (at least 8). Returns the
-/// summary and, for raft-nosql, the highest log index written.
+/// Writes every key of the key space once, with `clients` tasks (at least 8); for the
+/// `transact` workload, sets every account of the hot key set to
+/// [`INITIAL_BALANCE`] instead. Returns the summary and, for raft-nosql, the highest log
+/// index written.
 async fn preload(
     cfg: &BenchConfig,
     drivers: &Drivers,
@@ -736,11 +980,13 @@ async fn preload(
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicU64::new(0));
-    let width = key_width(cfg.keys);
+    let accounts = cfg.workload == Workload::Transact;
+    let count = if accounts { cfg.hot_keys } else { cfg.keys };
+    let width = key_width(count);
     let mut tasks = Vec::new();
     for t in 0..cfg.clients.clamp(8, 64) {
         let mut driver = drivers.driver(t)?;
-        let (next, done, keys) = (next.clone(), done.clone(), cfg.keys);
+        let (next, done, keys) = (next.clone(), done.clone(), count);
         tasks.push(tokio::spawn(async move {
             let mut stats = Stats::default();
             let mut key = String::new();
@@ -750,7 +996,11 @@ async fn preload(
                     break;
                 }
                 format_key(&mut key, i, width);
-                let outcome = driver.write(&key).await;
+                let outcome = if accounts {
+                    driver.put_number(&key, INITIAL_BALANCE).await
+                } else {
+                    driver.write(&key).await
+                };
                 stats.record(OpKind::Write, outcome, 1);
                 done.fetch_add(1, Ordering::Relaxed);
             }
@@ -761,7 +1011,7 @@ async fn preload(
             (stats, index)
         }));
     }
-    let bar = bar(cfg.progress, cfg.keys, "preload");
+    let bar = bar(cfg.progress, count, "preload");
     let mut stats = Stats::default();
     let mut index = None;
     for h in tasks {
@@ -785,7 +1035,7 @@ async fn preload(
         return Err(BenchError::Setup(format!("preload failed: every write failed; {why}")));
     }
     let summary = PreloadSummary {
-        keys: cfg.keys,
+        keys: count,
         ok: stats.write.ok,
         errors: stats.write.errors,
         seconds: (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
@@ -887,14 +1137,18 @@ mod tests {
             ("mixed:90", Workload::Mixed(90)),
             ("mixed:0", Workload::Mixed(0)),
             ("mixed:100", Workload::Mixed(100)),
+            ("update", Workload::Update),
+            ("transact", Workload::Transact),
         ] {
             assert_eq!(text.parse::<Workload>().unwrap(), w);
             assert_eq!(w.to_string(), text);
         }
         assert_eq!(Workload::Mixed(90).read_percent(), 90);
+        assert!(Workload::Update.is_conditional() && Workload::Transact.is_conditional());
+        assert!(!Workload::Write.is_conditional() && Workload::Update.read_percent() == 0);
         for bad in ["nonsense", "mixed", "mixed:", "mixed:101", "mixed:-1", "mixed:x", ""] {
             let err = bad.parse::<Workload>().unwrap_err();
-            assert!(err.contains("expected write, read or mixed:R"), "{bad}: {err}");
+            assert!(err.contains("expected write, read, mixed:R"), "{bad}: {err}");
         }
     }
 

@@ -18,6 +18,10 @@
 //!   too (after a read index from the leader). A redirect, should one come, is followed
 //!   and counted. 200 is a hit, 404 `item_not_found` a miss; everything else is an
 //!   error. A 200 body is not decoded at all.
+//! - **Updates** (the `update` workload, [`super::conditional`]): a read of the item
+//!   from the cached leader, decoded for its `version` and `n`, then the conditional
+//!   write `PATCH /tables/{t}/items?pk=key&if_version=V` on the write path above; a 412
+//!   `condition_failed` is a conflict.
 //!
 //! Errors are counted with the kinds of the general client ([`error_kind`]).
 //!
@@ -29,6 +33,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::header::{LOCATION, RETRY_AFTER};
 use hyper::{Method, StatusCode, Uri};
 
+use super::conditional::{Attempt, Seen, COUNTER_ATTR};
 use super::http::{self, Answer, Conns, Transport};
 use super::stats::Outcome;
 use crate::client::{Client, ClientError, Consistency, WriteRounds};
@@ -189,6 +194,18 @@ pub fn read_outcome(status: StatusCode, body: &[u8], redirected: bool) -> Outcom
     }
 }
 
+/// The version and `n` of a read's 200 answer (`{"item": {..}, "version": V}`).
+pub fn counter_of(body: &[u8]) -> Result<Seen, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("bad answer: {e}"))?;
+    let version = v["version"].as_u64().ok_or("bad answer: no version")?;
+    let n = match v["item"].get(COUNTER_ATTR) {
+        None => None,
+        Some(n) => Some(n.as_i64().ok_or_else(|| format!("bad answer: n is {n}"))?),
+    };
+    Ok(Seen { version, n })
+}
+
 /// The general client's error for a transport failure at `addr`, and whether the
 /// request provably never left (so a write may go elsewhere).
 fn transport_error(t: Transport, addr: &str, timeout: Duration) -> (ClientError, bool) {
@@ -318,7 +335,7 @@ impl Worker {
         http::push_json_str(&mut self.body_buf, key);
         self.body_buf.extend_from_slice(&self.body_suffix);
         let body = self.body_buf.split().freeze();
-        match self.write(&body).await {
+        match self.write(&Method::PUT, self.put_uri.clone(), &body).await {
             Ok(r) if r.answer.status.is_success() => {
                 Outcome::Ok { found: true, redirected: r.redirected }
             }
@@ -342,15 +359,96 @@ impl Worker {
             Ok(u) => u,
             Err(_) => return Outcome::Err("invalid address".into()),
         };
-        match self.follow(slot, &Method::GET, uri, None, http::REQUEST_TIMEOUT).await {
+        match self.follow(slot, &Method::GET, uri, None, false, http::REQUEST_TIMEOUT).await {
             Ok(r) => read_outcome(r.answer.status, &r.answer.body, r.redirected),
             Err(f) => Outcome::Err(error_kind(&f.error)),
         }
     }
 
-    /// A write: leader first, then every other target, in rounds with backoff, until an
-    /// answer other than 503 arrives or the deadline passes.
-    async fn write(&mut self, body: &Bytes) -> Result<Reply, ClientError> {
+    /// Reads `key` for an update, from the cached leader (else the next target): its
+    /// version and its `n`. `consistent`: a strong read.
+    pub async fn read_counter(&mut self, key: &str, consistent: bool) -> Result<Seen, String> {
+        let slot = match self.leader {
+            Some(l) => l,
+            None => {
+                let s = self.targets[self.next];
+                self.next = (self.next + 1) % self.targets.len();
+                s
+            }
+        };
+        self.uri_buf.extend_from_slice(&self.read_prefix);
+        http::push_encoded(&mut self.uri_buf, key);
+        if consistent {
+            self.uri_buf.extend_from_slice(b"&consistency=strong");
+        }
+        let uri = http::take_uri(&mut self.uri_buf)?;
+        let r = self
+            .follow(slot, &Method::GET, uri, None, true, http::REQUEST_TIMEOUT)
+            .await
+            .map_err(|f| error_kind(&f.error))?;
+        match read_outcome(r.answer.status, &r.answer.body, r.redirected) {
+            Outcome::Ok { found: true, .. } => counter_of(&r.answer.body),
+            Outcome::Ok { found: false, .. } => Ok(Seen::default()),
+            Outcome::Err(kind) => Err(kind),
+            Outcome::Refused => unreachable!("a read is never refused"),
+        }
+    }
+
+    /// The conditional write of an update: `PATCH ?pk=key&if_version=V` with
+    /// `SET n = n + :one` (`SET n = :one` when the item had no `n`; version 0 when there
+    /// was no item). A 412 is a conflict.
+    pub async fn increment(&mut self, key: &str, seen: &Seen) -> Attempt {
+        self.uri_buf.extend_from_slice(&self.read_prefix);
+        http::push_encoded(&mut self.uri_buf, key);
+        self.uri_buf.extend_from_slice(format!("&if_version={}", seen.version).as_bytes());
+        let uri = match http::take_uri(&mut self.uri_buf) {
+            Ok(u) => u,
+            Err(_) => return Attempt::Failed("invalid address".into()),
+        };
+        let update = match seen.n {
+            Some(_) => "SET n = n + :one",
+            None => "SET n = :one",
+        };
+        let body = Bytes::from(format!(r#"{{"update":"{update}","values":{{":one":1}}}}"#));
+        match self.write(&Method::PATCH, uri, &body).await {
+            Ok(r) if r.answer.status.is_success() => Attempt::Done { redirected: r.redirected },
+            Ok(r) if r.answer.status == StatusCode::PRECONDITION_FAILED => Attempt::Conflict,
+            Ok(r) => Attempt::Failed(error_kind(&api_error(
+                r.answer.status,
+                &r.answer.body,
+                self.conns.addr(r.slot),
+            ))),
+            Err(e) => Attempt::Failed(error_kind(&e)),
+        }
+    }
+
+    /// Writes the item `{"k": key, "n": n}`.
+    pub async fn put_number(&mut self, key: &str, n: i64) -> Outcome {
+        self.body_buf.extend_from_slice(&self.body_prefix);
+        http::push_json_str(&mut self.body_buf, key);
+        self.body_buf.extend_from_slice(format!("\",\"{COUNTER_ATTR}\":{n}}}").as_bytes());
+        let body = self.body_buf.split().freeze();
+        match self.write(&Method::PUT, self.put_uri.clone(), &body).await {
+            Ok(r) if r.answer.status.is_success() => {
+                Outcome::Ok { found: true, redirected: r.redirected }
+            }
+            Ok(r) => Outcome::Err(error_kind(&api_error(
+                r.answer.status,
+                &r.answer.body,
+                self.conns.addr(r.slot),
+            ))),
+            Err(e) => Outcome::Err(error_kind(&e)),
+        }
+    }
+
+    /// A write (`method` `uri` with `body`): leader first, then every other target, in
+    /// rounds with backoff, until an answer other than 503 arrives or the deadline passes.
+    async fn write(
+        &mut self,
+        method: &Method,
+        uri: Uri,
+        body: &Bytes,
+    ) -> Result<Reply, ClientError> {
         let mut rounds = WriteRounds::new(WRITE_DEADLINE);
         loop {
             // The leader as it was when the round began, then the rest.
@@ -366,8 +464,7 @@ impl Worker {
                 let Some(timeout) = rounds.attempt_timeout(http::REQUEST_TIMEOUT) else {
                     break;
                 };
-                let uri = self.put_uri.clone();
-                match self.follow(slot, &Method::PUT, uri, Some(body), timeout).await {
+                match self.follow(slot, method, uri.clone(), Some(body), false, timeout).await {
                     Ok(r) if r.answer.status == StatusCode::SERVICE_UNAVAILABLE => {
                         self.forget_leader(r.slot);
                         let error =
@@ -411,18 +508,20 @@ impl Worker {
         method: &Method,
         mut uri: Uri,
         body: Option<&Bytes>,
+        keep_ok_body: bool,
         timeout: Duration,
     ) -> Result<Reply, Failure> {
         let mut redirected = false;
         let mut answered = false;
         for hop in 0..=MAX_REDIRECTS {
-            let answer = match self.conns.send(slot, method, &uri, body, false, timeout).await {
-                Ok(a) => a,
-                Err(t) => {
-                    let (error, retryable) = transport_error(t, self.conns.addr(slot), timeout);
-                    return Err(Failure { error, slot, answered, retryable });
-                }
-            };
+            let answer =
+                match self.conns.send(slot, method, &uri, body, keep_ok_body, timeout).await {
+                    Ok(a) => a,
+                    Err(t) => {
+                        let (error, retryable) = transport_error(t, self.conns.addr(slot), timeout);
+                        return Err(Failure { error, slot, answered, retryable });
+                    }
+                };
             answered = true;
             if answer.status != StatusCode::TEMPORARY_REDIRECT {
                 return Ok(Reply { answer, slot, redirected });

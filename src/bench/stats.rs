@@ -24,7 +24,8 @@ const MAX_LATENCY_US: u64 = 600_000_000;
 pub enum OpKind {
     /// A point read of one key.
     Read,
-    /// A write (put) of one key.
+    /// A write: a put of one key, or a conditional update or transaction (the
+    /// `update` and `transact` workloads).
     Write,
 }
 
@@ -42,6 +43,10 @@ pub enum Outcome {
     /// It failed; the string names the kind of failure (`timeout`, `unreachable`,
     /// `unavailable (HTTP 503)`, ...). Kinds are few, so they are counted by name.
     Err(String),
+    /// The system refused it because its condition did not hold, and the client gave up
+    /// on it: a cancelled transaction, or an update that lost every one of its retries.
+    /// Neither acknowledged nor an error.
+    Refused,
 }
 
 /// Counters and a latency histogram for one op kind.
@@ -55,13 +60,27 @@ pub struct OpStats {
     pub misses: u64,
     /// Operations that failed.
     pub errors: u64,
+    /// Operations refused by their condition, given up ([`Outcome::Refused`]).
+    pub refused: u64,
+    /// Condition failures answered (`ConditionalCheckFailedException`,
+    /// `TransactionCanceledException`, HTTP 412): one per refused attempt, including
+    /// the attempts an update retried after.
+    pub conflicts: u64,
     /// Latency of the acknowledged operations, in microseconds.
     pub latency: Histogram<u64>,
 }
 
 impl Default for OpStats {
     fn default() -> Self {
-        OpStats { ops: 0, ok: 0, misses: 0, errors: 0, latency: new_histogram() }
+        OpStats {
+            ops: 0,
+            ok: 0,
+            misses: 0,
+            errors: 0,
+            refused: 0,
+            conflicts: 0,
+            latency: new_histogram(),
+        }
     }
 }
 
@@ -71,6 +90,8 @@ impl OpStats {
         self.ok += other.ok;
         self.misses += other.misses;
         self.errors += other.errors;
+        self.refused += other.refused;
+        self.conflicts += other.conflicts;
         // Histograms grow as needed, so adding cannot fail.
         self.latency.add(&other.latency).expect("histograms grow to fit");
     }
@@ -82,6 +103,8 @@ impl OpStats {
             ok: self.ok,
             misses: self.misses,
             errors: self.errors,
+            refused: self.refused,
+            conflicts: self.conflicts,
             latency_us: LatencySummary::of(&self.latency),
         }
     }
@@ -139,6 +162,16 @@ impl Stats {
                 s.errors += 1;
                 *self.errors.entry(kind).or_default() += 1;
             }
+            Outcome::Refused => s.refused += 1,
+        }
+    }
+
+    /// Counts `n` condition failures answered to operations of `kind` (whatever became
+    /// of those operations).
+    pub fn conflicts(&mut self, kind: OpKind, n: u64) {
+        match kind {
+            OpKind::Read => self.read.conflicts += n,
+            OpKind::Write => self.write.conflicts += n,
         }
     }
 
@@ -234,6 +267,10 @@ pub struct OpSummary {
     pub misses: u64,
     /// Operations that failed.
     pub errors: u64,
+    /// Operations refused by their condition and given up (a cancelled transfer).
+    pub refused: u64,
+    /// Condition failures answered, retried ones included.
+    pub conflicts: u64,
     /// Latency of the acknowledged operations.
     pub latency_us: LatencySummary,
 }
@@ -309,10 +346,14 @@ mod tests {
         b.record(OpKind::Write, Outcome::Err("timeout".into()), 10_000);
         b.record(OpKind::Write, Outcome::Err("unreachable".into()), 1);
         b.record(OpKind::Write, ok(), 30);
+        b.record(OpKind::Write, Outcome::Refused, 40);
+        b.conflicts(OpKind::Write, 3);
+        a.conflicts(OpKind::Write, 1);
         a.merge(&b);
-        assert_eq!((a.write.ops, a.write.ok, a.write.errors), (5, 2, 3));
+        assert_eq!((a.write.ops, a.write.ok, a.write.errors), (6, 2, 3));
+        assert_eq!((a.write.refused, a.write.conflicts, a.read.conflicts), (1, 4, 0));
         assert_eq!((a.read.ops, a.read.ok, a.read.misses), (1, 1, 1));
-        assert_eq!((a.ops(), a.ok(), a.error_count(), a.redirects), (6, 3, 3, 1));
+        assert_eq!((a.ops(), a.ok(), a.error_count(), a.redirects), (7, 3, 3, 1));
         assert_eq!(a.errors["timeout"], 2);
         assert_eq!(a.top_error(), Some(("timeout", 2)));
         // Failed ops have no latency; acknowledged ones all do.

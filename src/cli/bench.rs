@@ -6,8 +6,8 @@
 //! The work happens in [`crate::bench`]; this file turns flags into a
 //! [`BenchConfig`], shows progress on stderr (only when it is a terminal) and prints
 //! the report (a table, or one JSON object with `--json`). Exit codes: 0 when at least
-//! one operation was acknowledged, 1 when every operation failed or setup failed,
-//! 2 for bad flags.
+//! one operation was acknowledged, 1 when every operation failed, setup failed or the
+//! `update`/`transact` check found a lost update or a changed total, 2 for bad flags.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -52,6 +52,8 @@ pub enum LevelArg {
 #[command(after_help = "Examples:\n  \
     raft-nosql bench --workload write --clients 64 --duration 10\n  \
     raft-nosql bench --workload mixed:90 --clients 64 --consistency strong --json\n  \
+    raft-nosql bench --api dynamodb --workload update --hot-keys 100 --clients 64\n  \
+    raft-nosql bench --api dynamodb --workload transact --clients 64\n  \
     raft-nosql bench --system etcd --target 127.0.0.1:2379,127.0.0.1:22379 --workload read
       raft-nosql bench --api dynamodb --workload read --clients 64 --consistency strong
       raft-nosql bench --system dynamodb --target 127.0.0.1:5000 --workload write --check-crc")]
@@ -66,7 +68,10 @@ pub struct BenchArgs {
     /// does; a mismatch counts as an error
     #[arg(long)]
     pub check_crc: bool,
-    /// What to send: write, read, or mixed:R (R = percentage of reads, 0-100)
+    /// What to send: write, read, mixed:R (R = percentage of reads, 0-100), update
+    /// (conditional increments of counters on --hot-keys items, read then write if
+    /// unchanged, retried on conflict) or transact (transfers between --hot-keys
+    /// accounts, one TransactWriteItems each; needs --api dynamodb)
     #[arg(long, default_value = "write", value_parser = parse_workload, value_name = "WORKLOAD")]
     pub workload: Workload,
     /// Concurrent clients, each with its own connection(s)
@@ -84,6 +89,9 @@ pub struct BenchArgs {
     /// Size of the key space (keys key000000, key000001, ...)
     #[arg(long, default_value_t = 10_000, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
     pub keys: u64,
+    /// update and transact: number of hot items (counters or accounts key000000, ...)
+    #[arg(long, default_value_t = bench::conditional::DEFAULT_HOT_KEYS, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    pub hot_keys: u64,
     /// How fresh reads must be
     #[arg(long, value_enum, default_value_t = LevelArg::Eventual, value_name = "LEVEL")]
     pub consistency: LevelArg,
@@ -158,6 +166,7 @@ pub async fn run(global: &GlobalOpts, args: BenchArgs) -> ExitCode {
         stop,
         value_size: args.value_size as usize,
         keys: args.keys,
+        hot_keys: args.hot_keys,
         read_level: match args.consistency {
             LevelArg::Eventual => ReadLevel::Eventual,
             LevelArg::Strong => ReadLevel::Strong,
@@ -187,6 +196,10 @@ pub async fn run(global: &GlobalOpts, args: BenchArgs) -> ExitCode {
         }
     } else {
         print!("{}", report.to_text());
+    }
+    if let Some(c) = report.check.as_ref().filter(|c| !c.ok) {
+        eprintln!("error: check failed: {}", c.line());
+        return ExitCode::from(EXIT_FAILURE);
     }
     if report.ok == 0 {
         let why = match report.errors_by_kind.iter().max_by_key(|(_, n)| **n) {
