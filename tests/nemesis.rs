@@ -333,33 +333,75 @@ fn inject(
             hold_until();
             c.heal();
         }
-        Fault::CrashAll => {
-            for &i in &live {
-                c.kill(i);
-            }
-            hold_until();
-            for &i in &live {
-                c.restart(i);
-            }
-            // A change cut between its two entries leaves a joint configuration: the
-            // new leader is asked to finish it.
-            let deadline = Instant::now() + Duration::from_secs(15);
-            let settled = match wait_leader_members(c, deadline) {
-                None => "no leader".to_string(),
-                Some((_, m)) if m.joint.is_empty() => "not joint".to_string(),
-                Some((_, m)) => {
-                    let joint = m.describe();
-                    match change_members(c, "settle", &json!({}), |_| true, deadline) {
-                        Ok(m) => format!("settled {joint} to {}", m.describe()),
-                        Err(e) => format!("settle of {joint} failed: {e}"),
-                    }
-                }
-            };
-            return format!("{fault:?}({target}: {settled})");
-        }
+        Fault::CrashAll => return crash_all(c, targets, rng, hold_until),
         Fault::AddNode | Fault::RemoveNode | Fault::RemoveLeader => unreachable!(),
     }
     format!("{fault:?}({target})")
+}
+
+/// SIGKILLs every node, holds, restarts them all. Half the time when the cluster has
+/// a voter to spare, the crash comes in the middle of removing a random voter: the
+/// removal is sent, and the nodes are killed a random 0-40 ms later, which may leave the
+/// change anywhere (not started, joint, final). After the restart a joint configuration
+/// is settled, and a node the log no longer has is retired.
+fn crash_all(
+    c: &mut TestCluster,
+    targets: &Targets,
+    rng: &mut Rng,
+    hold_until: impl Fn(),
+) -> String {
+    let live = c.live();
+    let mut removal = None;
+    if let Some((leader, m)) = leader_members(c, &admin_client()) {
+        if m.voters.len() > MIN_VOTERS && !m.changing() && rng.below(2) == 0 {
+            let victim = m.voters[rng.below(m.voters.len() as u64) as usize] as usize;
+            let url = c.url(leader, "/admin/members/remove");
+            let sent = std::thread::spawn(move || {
+                let _ = admin_client().post(url).json(&json!({"id": victim})).send();
+            });
+            std::thread::sleep(Duration::from_millis(rng.below(40))); // let the removal reach a random point
+            removal = Some((victim, sent));
+        }
+    }
+    for &i in &live {
+        c.kill(i);
+    }
+    let victim = removal.map(|(victim, sent)| {
+        let _ = sent.join();
+        victim
+    });
+    hold_until();
+    for &i in &live {
+        c.restart(i);
+    }
+    // A change cut between its two entries leaves a joint configuration: the new
+    // leader is asked to finish it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut outcome = match wait_leader_members(c, deadline) {
+        None => "no leader".to_string(),
+        Some((_, m)) if m.joint.is_empty() => m.describe(),
+        Some((_, m)) => {
+            let joint = m.describe();
+            match change_members(c, "settle", &json!({}), |_| true, deadline) {
+                Ok(m) => format!("settled {joint} to {}", m.describe()),
+                Err(e) => format!("settle of {joint} failed: {e}"),
+            }
+        }
+    };
+    if let Some(victim) = victim {
+        let now = wait_leader_members(c, deadline).map(|(_, m)| m).filter(|m| !m.changing());
+        let fate = match now {
+            Some(m) if !m.nodes.contains_key(&(victim as u64)) => {
+                targets.write().unwrap().retain(|a| *a != c.addrs[victim]);
+                c.retire(victim);
+                "removed"
+            }
+            Some(_) => "still a member",
+            None => "unknown",
+        };
+        outcome = format!("mid-removal of {victim} ({fate}); {outcome}");
+    }
+    format!("CrashAll({outcome})")
 }
 
 /// One membership change, turned into an add or a removal as needed to keep the
@@ -603,7 +645,7 @@ fn print_report(name: &str, r: &Report) {
     );
     // The membership changes, each with the membership it left (or why it failed).
     for f in &r.faults {
-        if f.starts_with("Add") || f.starts_with("Remove") || f.contains("settle") {
+        if ["Add", "Remove", "CrashAll"].iter().any(|k| f.starts_with(k)) {
             eprintln!("membership change: {f}");
         }
     }
