@@ -22,8 +22,9 @@
 //! counter) and transactions (transfers that must never be seen half applied).
 //!
 //! `make test` runs short versions. `scripts/chaos.sh` runs the same tests longer
-//! through the environment: `NEMESIS_SECS` (workload duration, default 20),
-//! `CRASH_ROUNDS` (whole-cluster crash rounds, default 3), `NEMESIS_SEED`.
+//! through the environment: `NEMESIS_SECS` (workload duration, default 20; the first
+//! round of the fault list always runs whole), `CRASH_ROUNDS` (whole-cluster crash
+//! rounds, default 3), `NEMESIS_SEED`.
 
 mod common;
 
