@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A long Jepsen-style run: the nemesis test of tests/nemesis.rs (concurrent writes and
-# strong reads through random nodes while nodes are killed, paused, partitioned and the
-# whole cluster crashed), checked for linearizability, convergence and crashes; then
+# strong reads through the current members while nodes are killed, paused, partitioned,
+# the whole cluster crashed, nodes added and removed, the leader included, between 3
+# and 5 voters), checked for linearizability, convergence and crashes; then
 # whole-cluster SIGKILL rounds in the middle of a write load, checking that no
 # acknowledged write is lost. The same file's compare-and-set run (an ADD counter and
 # conditional puts under the same faults) and its transaction run (transfers by
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --crash-rounds) rounds=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -35,7 +36,7 @@ echo
 echo "== report"
 # --nocapture prints a test's first report line right after "test <name> ... ".
 sed -E 's/^test [a-z_0-9]+ \.\.\. //' "$log" |
-  grep -E "^(nemesis run|crash round|compare-and-set|transactions round|LINEARIZABLE|NOT LINEARIZABLE|UNKNOWN|INVALID HISTORY|  [0-9]+ keys|history saved)" || true
+  grep -E "^(nemesis run|membership change|final membership|crash round|compare-and-set|transactions round|LINEARIZABLE|NOT LINEARIZABLE|UNKNOWN|INVALID HISTORY|  [0-9]+ keys|history saved)" || true
 grep -E "^test result" "$log" || true
 if [ "$status" -ne 0 ]; then
   echo

@@ -1,25 +1,41 @@
 //! Jepsen-style runs: a concurrent workload of writes and strong reads on a few keys,
 //! through random nodes, while a nemesis injects faults (kill and restart a node, kill
-//! the leader, pause/resume, partition/heal, whole-cluster crash). Every operation's
+//! the leader, pause/resume, partition/heal, whole-cluster crash) and changes the
+//! membership (add a node, remove a random node or the leader). Every operation's
 //! invocation, completion and result is recorded; at the end the history is checked for
 //! linearizability and the cluster for convergence, crashes and panics.
+//!
+//! Membership changes go through the leader's `/admin/members/*` steps, as an operator
+//! would: a new node is started, added as a learner, and promoted once caught up; a
+//! removed node is killed once its removal is committed. The cluster keeps 3 to 5
+//! voters. The workload clients use the current members only (a shared list the nemesis
+//! updates: a learner joins it once added, a removed node leaves it before it is
+//! killed). A step that fails (no leader, a lost answer, another change in progress) is
+//! retried until a deadline, then given up and recorded as failed; a joint
+//! configuration left behind is settled.
+//!
+//! Shortcut taken: the nemesis is one thread, so a membership change never overlaps
+//! another fault in time, only its after-effects (an election, a restarted node
+//! catching up).
 //!
 //! The same harness checks conditional writes (a compare-and-set register and an `ADD`
 //! counter) and transactions (transfers that must never be seen half applied).
 //!
 //! `make test` runs short versions. `scripts/chaos.sh` runs the same tests longer
-//! through the environment: `NEMESIS_SECS` (workload duration, default 20),
-//! `CRASH_ROUNDS` (whole-cluster crash rounds, default 3), `NEMESIS_SEED`.
+//! through the environment: `NEMESIS_SECS` (workload duration, default 20; the first
+//! round of the fault list always runs whole), `CRASH_ROUNDS` (whole-cluster crash
+//! rounds, default 3), `NEMESIS_SEED`.
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use common::{eventually, TestCluster};
 use raft_nosql::check::{self, Op, OpKind, Outcome};
+use raft_nosql::server::members::Members;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -119,7 +135,7 @@ fn read_outcome(r: &Result<(u16, Value), NoAnswer>) -> Outcome {
 }
 
 /// The faults the nemesis can inject.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
     KillNode,
     KillLeader,
@@ -128,18 +144,42 @@ enum Fault {
     PartitionNode,
     PartitionLeader,
     CrashAll,
+    /// Start a node, add it as a learner, promote it once caught up.
+    AddNode,
+    /// Remove a random member (voter or learner), then kill it.
+    RemoveNode,
+    /// Remove the leader (it steps down once the change commits), then kill it.
+    RemoveLeader,
 }
 
 /// Every fault, the ones `make test` must see first.
-const FAULTS: [Fault; 7] = [
+const FAULTS: [Fault; 11] = [
     Fault::KillLeader,
+    Fault::AddNode,
     Fault::PauseLeader,
+    Fault::RemoveLeader,
     Fault::PartitionNode,
+    Fault::AddNode,
     Fault::PartitionLeader,
     Fault::CrashAll,
+    Fault::RemoveNode,
     Fault::PauseNode,
     Fault::KillNode,
 ];
+
+/// The cluster keeps between this many voters...
+const MIN_VOTERS: usize = 3;
+/// ...and this many: an add at the minimum, a removal at the maximum.
+const MAX_VOTERS: usize = 5;
+
+/// The addresses the workload clients send to: the members as the nemesis last saw them.
+type Targets = RwLock<Vec<String>>;
+
+/// A random address of `targets`.
+fn pick(targets: &Targets, rng: &mut Rng) -> String {
+    let t = targets.read().unwrap();
+    t[rng.below(t.len() as u64) as usize].clone()
+}
 
 fn current_leader(c: &TestCluster) -> Option<usize> {
     (0..c.addrs.len()).find_map(|i| {
@@ -149,33 +189,124 @@ fn current_leader(c: &TestCluster) -> Option<usize> {
     })
 }
 
+/// The client of the nemesis's membership steps. A change commits two entries (joint,
+/// then final); an answer slower than this is lost, and the step is checked and retried.
+fn admin_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// The membership as a running node that says it leads sees it, with that node's id.
+fn leader_members(c: &TestCluster, http: &reqwest::blocking::Client) -> Option<(usize, Members)> {
+    let leader = current_leader(c)?;
+    let m: Members = http.get(c.url(leader, "/admin/members")).send().ok()?.json().ok()?;
+    (m.leader_id == Some(leader as u64)).then_some((leader, m))
+}
+
+/// [`leader_members`], polled until there is a leader or `deadline` passes.
+fn wait_leader_members(c: &TestCluster, deadline: Instant) -> Option<(usize, Members)> {
+    let http = admin_client();
+    loop {
+        if let Some(lm) = leader_members(c, &http) {
+            return Some(lm);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100)); // poll for a leader, bounded by the deadline
+    }
+}
+
+/// Runs membership step `step` (`add-learner`, `promote`, `remove`, `settle`) on the
+/// leader until the leader's membership satisfies `done` with no change in progress, or
+/// `deadline` passes (then the last failure). Each round asks the leader of the moment:
+/// an answer lost to a timeout or a leader change is judged by the membership itself, a
+/// joint configuration left behind is settled first, and 409 (another change in
+/// progress, a learner still behind), 503 and connection errors are retried.
+fn change_members(
+    c: &TestCluster,
+    step: &str,
+    body: &Value,
+    done: impl Fn(&Members) -> bool,
+    deadline: Instant,
+) -> Result<Members, String> {
+    let http = admin_client();
+    let mut last = "no leader".to_string();
+    loop {
+        if let Some((leader, m)) = leader_members(c, &http) {
+            if done(&m) && !m.changing() {
+                return Ok(m);
+            }
+            let step = if m.joint.is_empty() { step } else { "settle" };
+            let url = c.url(leader, &format!("/admin/members/{step}"));
+            match perform(&http, Method::POST, url, Some(body)) {
+                Ok((200, _)) => {}
+                Ok((s, b)) => last = format!("{step}: {s} {}", b["error"]["message"]),
+                Err(e) => last = format!("{step}: {e:?}"),
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(last);
+        }
+        std::thread::sleep(Duration::from_millis(100)); // poll: retry the step, bounded by the deadline
+    }
+}
+
+/// What the nemesis knows of the membership beyond the leader's view.
+#[derive(Default)]
+struct Membership {
+    /// A node process started for an add whose learner step failed: never a member, it
+    /// is the next add's newcomer (a node that was once a member is never re-added).
+    spare: Option<usize>,
+}
+
 /// The nemesis schedule, until `deadline`: after half a second of workload alone, every
-/// fault of `faults` once (in order), then random ones, each held 1-2.5 s with 0.5-1.5 s
-/// of quiet between them (seeded by `seed`). Returns what was injected.
+/// fault of `faults` once (in order, even past the deadline, so each is certainly
+/// exercised), then random ones until the deadline, each held 1-2.5 s with 0.5-1.5 s of
+/// quiet between them (seeded by `seed`). Returns what was injected.
 fn fault_schedule(
     c: &mut TestCluster,
+    targets: &Targets,
     faults: &[Fault],
     seed: u64,
     deadline: Instant,
 ) -> Vec<String> {
     let mut rng = Rng::new(seed);
+    let mut membership = Membership::default();
     let mut injected = Vec::new();
     std::thread::sleep(Duration::from_millis(500)); // schedule: workload first, within the deadline
     let mut schedule = faults.iter().copied();
-    while Instant::now() < deadline {
-        let fault =
-            schedule.next().unwrap_or_else(|| faults[rng.below(faults.len() as u64) as usize]);
+    loop {
+        let fault = match schedule.next() {
+            Some(f) => f,
+            None if Instant::now() < deadline => faults[rng.below(faults.len() as u64) as usize],
+            None => break,
+        };
         let hold = Duration::from_millis(1000 + rng.below(1500));
-        injected.push(inject(c, fault, &mut rng, hold));
+        injected.push(inject(c, targets, &mut membership, fault, &mut rng, hold));
         std::thread::sleep(Duration::from_millis(500 + rng.below(1000))); // schedule: quiet time before the next fault, within the deadline
     }
     injected
 }
 
 /// Injects one fault, holds it, then undoes it. Returns a description.
-fn inject(c: &mut TestCluster, fault: Fault, rng: &mut Rng, hold: Duration) -> String {
-    let n = c.addrs.len();
-    let random = rng.below(n as u64) as usize;
+fn inject(
+    c: &mut TestCluster,
+    targets: &Targets,
+    membership: &mut Membership,
+    fault: Fault,
+    rng: &mut Rng,
+    hold: Duration,
+) -> String {
+    if matches!(fault, Fault::AddNode | Fault::RemoveNode | Fault::RemoveLeader) {
+        return change_membership(c, targets, membership, fault, rng);
+    }
+    let live = c.live();
+    let random = live[rng.below(live.len() as u64) as usize];
     let leader = current_leader(c).unwrap_or(random);
     let target = match fault {
         Fault::KillLeader | Fault::PauseLeader | Fault::PartitionLeader => leader,
@@ -203,17 +334,136 @@ fn inject(c: &mut TestCluster, fault: Fault, rng: &mut Rng, hold: Duration) -> S
             hold_until();
             c.heal();
         }
-        Fault::CrashAll => {
-            for i in 0..n {
-                c.kill(i);
-            }
-            hold_until();
-            for i in 0..n {
-                c.restart(i);
-            }
-        }
+        Fault::CrashAll => return crash_all(c, targets, rng, hold_until),
+        Fault::AddNode | Fault::RemoveNode | Fault::RemoveLeader => unreachable!(),
     }
     format!("{fault:?}({target})")
+}
+
+/// SIGKILLs every node, holds, restarts them all. Half the time when the cluster has
+/// a voter to spare, the crash comes in the middle of removing a random voter: the
+/// removal is sent, and the nodes are killed a random 0-40 ms later, which may leave the
+/// change anywhere (not started, joint, final). After the restart a joint configuration
+/// is settled, and a node the log no longer has is retired.
+fn crash_all(
+    c: &mut TestCluster,
+    targets: &Targets,
+    rng: &mut Rng,
+    hold_until: impl Fn(),
+) -> String {
+    let live = c.live();
+    let mut removal = None;
+    if let Some((leader, m)) = leader_members(c, &admin_client()) {
+        if m.voters.len() > MIN_VOTERS && !m.changing() && rng.below(2) == 0 {
+            let victim = m.voters[rng.below(m.voters.len() as u64) as usize] as usize;
+            let url = c.url(leader, "/admin/members/remove");
+            let sent = std::thread::spawn(move || {
+                let _ = admin_client().post(url).json(&json!({"id": victim})).send();
+            });
+            std::thread::sleep(Duration::from_millis(rng.below(40))); // let the removal reach a random point
+            removal = Some((victim, sent));
+        }
+    }
+    for &i in &live {
+        c.kill(i);
+    }
+    let victim = removal.map(|(victim, sent)| {
+        let _ = sent.join();
+        victim
+    });
+    hold_until();
+    for &i in &live {
+        c.restart(i);
+    }
+    // A change cut between its two entries leaves a joint configuration: the new
+    // leader is asked to finish it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut outcome = match wait_leader_members(c, deadline) {
+        None => "no leader".to_string(),
+        Some((_, m)) if m.joint.is_empty() => m.describe(),
+        Some((_, m)) => {
+            let joint = m.describe();
+            match change_members(c, "settle", &json!({}), |_| true, deadline) {
+                Ok(m) => format!("settled {joint} to {}", m.describe()),
+                Err(e) => format!("settle of {joint} failed: {e}"),
+            }
+        }
+    };
+    if let Some(victim) = victim {
+        let now = wait_leader_members(c, deadline).map(|(_, m)| m).filter(|m| !m.changing());
+        let fate = match now {
+            Some(m) if !m.nodes.contains_key(&(victim as u64)) => {
+                targets.write().unwrap().retain(|a| *a != c.addrs[victim]);
+                c.retire(victim);
+                "removed"
+            }
+            Some(_) => "still a member",
+            None => "unknown",
+        };
+        outcome = format!("mid-removal of {victim} ({fate}); {outcome}");
+    }
+    format!("CrashAll({outcome})")
+}
+
+/// One membership change, turned into an add or a removal as needed to keep the
+/// voters between [`MIN_VOTERS`] and [`MAX_VOTERS`]. Returns `AddNode(id)`,
+/// `RemoveNode(id)` or `RemoveLeader(id)` when the change completed, the same name
+/// with `Failed` when a step gave up (the reason in the description).
+fn change_membership(
+    c: &mut TestCluster,
+    targets: &Targets,
+    membership: &mut Membership,
+    fault: Fault,
+    rng: &mut Rng,
+) -> String {
+    let Some((leader, m)) = wait_leader_members(c, Instant::now() + Duration::from_secs(10)) else {
+        return format!("{fault:?}Skipped(no leader)");
+    };
+    let fault = match fault {
+        _ if m.voters.len() <= MIN_VOTERS => Fault::AddNode,
+        Fault::AddNode if m.voters.len() >= MAX_VOTERS => Fault::RemoveNode,
+        f => f,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    if fault == Fault::AddNode {
+        // A learner left by an add whose promotion failed is promoted first.
+        let leftover = m.learners.iter().map(|&l| l as usize).find(|l| !c.retired.contains(l));
+        let id = match leftover {
+            Some(id) => id,
+            None => {
+                let id = membership.spare.take().unwrap_or_else(|| c.add_node());
+                let body = json!({"id": id, "addr": c.addrs[id]});
+                let added = |m: &Members| m.nodes.contains_key(&(id as u64));
+                if let Err(e) = change_members(c, "add-learner", &body, added, deadline) {
+                    membership.spare = Some(id);
+                    return format!("AddNodeFailed({id}: {e})");
+                }
+                targets.write().unwrap().push(c.addrs[id].clone());
+                id
+            }
+        };
+        let voter = |m: &Members| m.voters.contains(&(id as u64));
+        return match change_members(c, "promote", &json!({"id": id}), voter, deadline) {
+            Ok(m) => format!("AddNode({id}: {})", m.describe()),
+            Err(e) => format!("AddNodeFailed({id}: stays a learner, {e})"),
+        };
+    }
+    let members: Vec<u64> = m.nodes.keys().copied().collect();
+    let id = match fault {
+        Fault::RemoveLeader => leader,
+        _ => members[rng.below(members.len() as u64) as usize] as usize,
+    };
+    let gone = |m: &Members| !m.nodes.contains_key(&(id as u64));
+    match change_members(c, "remove", &json!({"id": id}), gone, deadline) {
+        Ok(m) => {
+            // Out of the clients' list first, then killed: a request already sent to
+            // it gets a broken connection (indeterminate), a later one never reaches it.
+            targets.write().unwrap().retain(|a| *a != c.addrs[id]);
+            c.retire(id);
+            format!("{fault:?}({id}: {})", m.describe())
+        }
+        Err(e) => format!("{fault:?}Failed({id}: {e})"),
+    }
 }
 
 /// The report of one nemesis run.
@@ -228,7 +478,7 @@ struct Report {
 fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
     let mut c = TestCluster::start(3);
     c.create_table(TABLE);
-    let addrs = c.addrs.clone();
+    let targets: Targets = RwLock::new(c.addrs.clone());
     let start = Instant::now();
     let now_us = || start.elapsed().as_micros() as u64;
     let history: Mutex<Vec<Op>> = Mutex::new(Vec::new());
@@ -238,14 +488,14 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
 
     std::thread::scope(|s| {
         for client_id in 0..CLIENTS {
-            let (addrs, history, next_id, stop) = (&addrs, &history, &next_id, &stop);
+            let (targets, history, next_id, stop) = (&targets, &history, &next_id, &stop);
             s.spawn(move || {
                 let http = client();
                 let mut rng = Rng::new(seed ^ ((client_id + 1) * 7919));
                 let mut seq = 0;
                 while !stop.load(Ordering::SeqCst) {
                     let key = format!("k{}", rng.below(KEYS as u64));
-                    let node = &addrs[rng.below(addrs.len() as u64) as usize];
+                    let node = pick(targets, &mut rng);
                     let id = next_id.fetch_add(1, Ordering::SeqCst);
                     let invoke = now_us();
                     let (kind, outcome) = if rng.below(2) == 0 {
@@ -286,13 +536,27 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
             });
         }
         let deadline = start + Duration::from_secs(secs);
-        injected = fault_schedule(&mut c, faults, seed, deadline);
+        injected = fault_schedule(&mut c, &targets, faults, seed, deadline);
         stop.store(true, Ordering::SeqCst);
     });
 
-    // Quiesce: every fault undone; then one final strong read per key joins the history.
+    // Quiesce: every fault undone, no membership change in progress; a node process
+    // that is not a member (an add given up before its learner step, a removal whose
+    // answer was lost) is stopped. Then one final strong read per key joins the history.
     c.heal();
-    c.wait_leader();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let members = change_members(&c, "settle", &json!({}), |_| true, deadline)
+        .unwrap_or_else(|e| panic!("a settled membership after the run: {e}"));
+    let ids: Vec<usize> = members.nodes.keys().map(|&i| i as usize).collect();
+    for i in c.live() {
+        if !ids.contains(&i) {
+            c.retire(i);
+        }
+    }
+    for &i in &ids {
+        assert!(c.live().contains(&i) && c.is_running(i), "member {i} runs:\n{}", c.output(i));
+    }
+    let leader = c.wait_leader();
     let http = client();
     let mut final_values = BTreeMap::new();
     for k in 0..KEYS {
@@ -302,7 +566,7 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
             let r = perform(
                 &http,
                 Method::GET,
-                format!("http://{}/tables/regs/items?pk={key}&consistency=strong", addrs[0]),
+                c.url(leader, &format!("/tables/regs/items?pk={key}&consistency=strong")),
                 None,
             );
             match read_outcome(&r) {
@@ -325,17 +589,17 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
         });
     }
 
-    // Convergence: equal digests at equal indexes on every node.
-    eventually(Duration::from_secs(60), "every node to converge to one digest", || {
-        let st: Vec<Value> = (0..3).map(|i| c.status(i)).collect::<Option<_>>()?;
+    // Convergence: equal digests at equal indexes on every member.
+    eventually(Duration::from_secs(60), "every member to converge to one digest", || {
+        let st: Vec<Value> = ids.iter().map(|&i| c.status(i)).collect::<Option<_>>()?;
         let same_index = st
             .iter()
             .all(|s| s["digest_index"] == st[0]["digest_index"] && s["applied"] == s["committed"]);
         (same_index && st.iter().all(|s| s["digest"] == st[0]["digest"])).then_some(())
     });
-    // The final values are on every node (eventual reads agree with the strong ones).
+    // The final values are on every member (eventual reads agree with the strong ones).
     for (key, v) in &final_values {
-        for i in 0..3 {
+        for &i in &ids {
             let r = perform(
                 &http,
                 Method::GET,
@@ -346,9 +610,12 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
             assert_eq!(r.1["item"]["v"].as_str().map(str::to_string), *v, "node {i} key {key}");
         }
     }
-    // No crash other than the nemesis's kills, and no panic in any log.
-    for i in 0..3 {
+    // No crash other than the nemesis's kills, and no panic in any log (members and
+    // the nodes that left alike).
+    for &i in &ids {
         assert!(c.is_running(i), "node {i} exited on its own:\n{}", c.output(i));
+    }
+    for i in 0..c.addrs.len() {
         assert!(!c.output(i).contains("panicked"), "node {i} panicked:\n{}", c.output(i));
     }
 
@@ -360,6 +627,7 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
         std::fs::write(&path, check::history_to_jsonl(&history)).unwrap();
         eprintln!("history saved to {}", path.display());
     }
+    eprintln!("final membership: {}", members.describe());
     Report { ops: history.len(), indeterminate, faults: injected, verdict }
 }
 
@@ -376,10 +644,17 @@ fn print_report(name: &str, r: &Report) {
         counts,
         r.verdict
     );
+    // The membership changes, each with the membership it left (or why it failed).
+    for f in &r.faults {
+        if ["Add", "Remove", "CrashAll"].iter().any(|k| f.starts_with(k)) {
+            eprintln!("membership change: {f}");
+        }
+    }
 }
 
-/// A short nemesis run with kill-leader, pause and partition faults (and the others):
-/// the history is linearizable, nothing acknowledged is lost, the nodes converge.
+/// A short nemesis run with kill-leader, pause and partition faults, a node added and
+/// the leader removed (and the others): the history is linearizable, nothing
+/// acknowledged is lost, the members converge.
 #[test]
 fn nemesis_run_is_linearizable_and_converges() {
     let secs = env_u64("NEMESIS_SECS", 20);
@@ -389,7 +664,7 @@ fn nemesis_run_is_linearizable_and_converges() {
     assert!(report.verdict.linearizable, "history is not linearizable:\n{}", report.verdict);
     let acked = report.ops - report.indeterminate;
     assert!(acked > 50, "enough operations completed ({acked})");
-    for kind in ["KillLeader", "PauseLeader", "PartitionNode"] {
+    for kind in ["KillLeader(", "PauseLeader(", "PartitionNode(", "AddNode(", "RemoveLeader("] {
         assert!(
             report.faults.iter().any(|f| f.starts_with(kind)),
             "{kind} injected: {:?}",
@@ -556,7 +831,8 @@ fn compare_and_set_under_faults() {
         let deadline = start + Duration::from_secs(secs);
         let faults =
             [Fault::KillLeader, Fault::PauseLeader, Fault::PartitionLeader, Fault::KillNode];
-        injected = fault_schedule(&mut c, &faults, seed, deadline);
+        let targets = RwLock::new(c.addrs.clone());
+        injected = fault_schedule(&mut c, &targets, &faults, seed, deadline);
         stop.store(true, Ordering::SeqCst);
     });
     c.heal();

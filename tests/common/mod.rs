@@ -4,6 +4,8 @@
 
 pub mod inproc;
 
+use std::collections::BTreeSet;
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -86,11 +88,17 @@ pub fn spawn_server(config: &Path, out: &Path) -> Child {
 }
 
 /// A cluster of `raft-nosql node` processes started directly (no supervisor).
+///
+/// Nodes are indexed by id: `addrs[i]` and `children[i]` are node `i`'s. A node added at
+/// run time ([`add_node`](Self::add_node)) takes the next id, and a node taken out of
+/// the cluster ([`retire`](Self::retire)) keeps its slot, so ids are never reused.
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub addrs: Vec<String>,
     pub children: Vec<Option<Child>>,
+    /// Nodes killed for good after leaving the cluster: never restarted.
+    pub retired: BTreeSet<usize>,
 }
 
 impl TestCluster {
@@ -104,7 +112,8 @@ impl TestCluster {
     pub fn start_with(n: usize, extra: &str) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
         let (config, addrs) = write_config(dir.path(), n, extra);
-        let mut c = TestCluster { dir, config, addrs, children: Vec::new() };
+        let mut c =
+            TestCluster { dir, config, addrs, children: Vec::new(), retired: BTreeSet::new() };
         for i in 0..n {
             let child = c.spawn(i);
             c.children.push(Some(child));
@@ -261,9 +270,39 @@ impl TestCluster {
         }
     }
 
+    /// Starts a new node process with the next id on a free port (its `[[nodes]]` entry
+    /// appended to the config file first, as a node must find itself there) and waits
+    /// until it answers. It is not a member yet: the leader has to add it. Returns its id.
+    pub fn add_node(&mut self) -> usize {
+        let id = self.addrs.len();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut f = std::fs::OpenOptions::new().append(true).open(&self.config).unwrap();
+        write!(f, "\n[[nodes]]\nid = {id}\naddr = \"{addr}\"\n").unwrap();
+        drop(f);
+        self.addrs.push(addr);
+        let child = self.spawn(id);
+        self.children.push(Some(child));
+        self.wait_up(id);
+        id
+    }
+
+    /// SIGKILLs node `i` for good (it left the cluster): it is never restarted and its
+    /// id is not reused.
+    pub fn retire(&mut self, i: usize) {
+        self.resume(i);
+        self.kill(i);
+        self.retired.insert(i);
+    }
+
+    /// The ids of the nodes not retired (running or not), in order.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.addrs.len()).filter(|i| !self.retired.contains(i)).collect()
+    }
+
     /// Starts node `i` again (same data dir) and waits until it answers.
     pub fn restart(&mut self, i: usize) {
         assert!(self.children[i].is_none(), "node {i} is running");
+        assert!(!self.retired.contains(&i), "node {i} is retired");
         let child = self.spawn(i);
         self.children[i] = Some(child);
         self.wait_up(i);
