@@ -559,12 +559,15 @@ async fn members(client: &ControlClient, output: Option<Output>) -> Result<(), F
         ids.iter()
             .map(|id| {
                 let addr = m.nodes.get(id).cloned().unwrap_or_default();
-                let lead = if m.leader_id == Some(*id) { ", leader" } else { "" };
-                format!("{id} ({addr}{lead})")
+                format!("{id} ({addr})")
             })
             .collect::<Vec<_>>()
             .join(", ")
     };
+    match m.leader_id {
+        Some(l) => println!("leader:   {}", list(&[l])),
+        None => println!("leader:   none known (an election may be under way)"),
+    }
     println!("voters:   {}", list(&m.voters));
     println!("learners: {}", list(&m.learners));
     if !m.joint.is_empty() {

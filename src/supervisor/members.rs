@@ -275,10 +275,16 @@ impl super::Supervisor {
 
     /// The leader's membership, refusing when there is no leader or a change is open.
     async fn settled_members(&self) -> Result<(String, Members), ApiError> {
-        if !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(ApiError::InvalidState(
-                "the supervisor is still bringing the cluster up; retry in a moment".into(),
-            ));
+        // Right after a start the supervisor may still be bringing the cluster up:
+        // wait for that rather than refuse.
+        let deadline = Instant::now() + STEP_WAIT;
+        while !self.ready.load(std::sync::atomic::Ordering::SeqCst) {
+            if Instant::now() > deadline {
+                return Err(ApiError::InvalidState(
+                    "the supervisor is still bringing the cluster up; retry in a moment".into(),
+                ));
+            }
+            tokio::time::sleep(super::node::TICK).await; // poll: bring-up in progress
         }
         let no_leader = || {
             ApiError::InvalidState(
