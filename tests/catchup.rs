@@ -59,7 +59,7 @@ fn follower_behind_a_purged_log_catches_up_by_a_large_snapshot() {
 fn follower_catches_up_on_single_entries_of_ten_megabytes() {
     let mut c = TestCluster::start(3);
     c.create_table(BLOBS);
-    let leader = c.wait_leader();
+    let mut leader = c.wait_leader();
     let lagging = (0..3).find(|i| *i != leader).unwrap();
     c.stop(lagging);
     for batch in 0..3 {
@@ -71,8 +71,12 @@ fn follower_catches_up_on_single_entries_of_ten_megabytes() {
             .collect();
         let body = json!({"RequestItems": {"blobs": requests}}).to_string();
         // On a busy machine a 10 MB entry may take longer than the client write
-        // timeout (an indeterminate 500); the same puts again are harmless.
+        // timeout (an indeterminate 500); the same puts again are harmless. Leadership
+        // may move meanwhile: each attempt goes to the node that leads now.
         eventually(Duration::from_secs(120), &format!("batch {batch} acknowledged"), || {
+            leader = (0..3)
+                .filter(|i| *i != lagging)
+                .find(|i| c.status(*i).is_some_and(|s| s["role"] == "Leader"))?;
             let r = common::http()
                 .post(c.url(leader, "/"))
                 .header("x-amz-target", "DynamoDB_20120810.BatchWriteItem")
