@@ -26,10 +26,17 @@ impl Supervised {
     /// Starts `raft-nosql server` for `n` nodes and waits until every node follows one
     /// leader.
     pub fn start(n: usize) -> Supervised {
+        Self::start_prepared(n, |_| {})
+    }
+
+    /// Like [`start`](Self::start), calling `prepare` with the data root before the
+    /// supervisor starts (to mount a file system for a node, say).
+    pub fn start_prepared(n: usize, prepare: impl FnOnce(&Path)) -> Supervised {
         let dir = tempfile::tempdir().unwrap();
         let (config, addrs) = write_config(dir.path(), n, "");
         let parsed =
             raft_nosql::config::from_toml_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        prepare(&parsed.data_root);
         let out = std::fs::File::create(dir.path().join("server.out")).unwrap();
         let server = Command::new(bin())
             .arg("--config")
