@@ -36,8 +36,13 @@ targets="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
 echo "== writing $items items of $size B with $clients clients"
 report=$("$bin" bench --config "$cfg" --target "$targets" --workload write --clients "$clients" \
   --ops "$items" --value-size "$size" --keys 1000000000000 --table disk --json)
-python3 -c 'import json,sys; r=json.loads(sys.argv[1]); w=r["write"]; l=w["latency_us"]
-print(f"throughput {r[\"throughput_ops_s\"]:.0f} writes/s, p50 {l[\"p50\"]/1000:.1f} ms, p99 {l[\"p99\"]/1000:.1f} ms, errors {r[\"errors\"]}")' "$report"
+python3 - "$report" <<'EOF'
+import json, sys
+r = json.loads(sys.argv[1])
+l = r["write"]["latency_us"]
+print(f"throughput {r['throughput_ops_s']:.0f} writes/s, p50 {l['p50'] / 1000:.1f} ms, "
+      f"p99 {l['p99'] / 1000:.1f} ms, errors {r['errors']}")
+EOF
 
 # Snapshots built during the run, on each node (event snapshot_built, with ms).
 for i in 0 1 2; do
