@@ -26,6 +26,22 @@ use crate::raft::{openraft_config, Raft};
 use crate::server::{routes, App};
 use crate::storage::{LogStore, Progress, StateMachine, Store};
 
+/// The data directory cannot be used as it is: damaged or unreadable files. The message
+/// names what is wrong and the remedy; the process exits with `EXIT_CORRUPT`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DataDamaged(pub String);
+
+pub use crate::storage::disk::rejoin_remedy;
+
+fn damaged(id: u64, what: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    let text = e.to_string();
+    if crate::storage::disk::is_disk_full(&text) {
+        return anyhow!("{what}: {text}");
+    }
+    DataDamaged(format!("{what}: {text}; {}", rejoin_remedy(id))).into()
+}
+
 /// How long in-flight HTTP requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -41,16 +57,20 @@ pub struct Node {
 pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     let me = config.node(id).ok_or_else(|| anyhow!("node id {id} is not in the config"))?.clone();
     let dir = config.node_dir(id);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| damaged(id, &format!("cannot create {}", dir.display()), e))?;
+    crate::storage::disk::keep_reserve(&dir);
     let store = Store::open(&dir)
-        .with_context(|| format!("cannot open the database in {}", dir.display()))?;
+        .map_err(|e| damaged(id, &format!("cannot open the database in {}", dir.display()), e))?;
     let progress = Arc::new(Progress::default());
     progress.set_apply_delay_ms(config.simulation.apply_delay_for(id));
     let payload = Arc::new(PayloadBudget::default());
     let log_store = LogStore::new(store.clone(), progress.clone())
-        .map_err(|e| anyhow!("cannot read the raft log: {e}"))?
+        .map_err(|e| damaged(id, &format!("cannot read the raft log in {}", dir.display()), e))?
         .with_payload_budget(payload.clone());
-    let state_machine = StateMachine::new(store.clone(), progress.clone())
-        .map_err(|e| anyhow!("cannot read the state machine: {e}"))?;
+    let state_machine = StateMachine::new(store.clone(), progress.clone()).map_err(|e| {
+        damaged(id, &format!("cannot read the state machine in {}", dir.display()), e)
+    })?;
     let tables = state_machine.tables();
     let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);
     let faults = Arc::new(Faults::default());
@@ -148,6 +168,9 @@ pub async fn run(
         Ok(()) => "shutdown requested (SIGTERM or SIGINT)".to_string(),
         Err(e) => e.to_string(),
     };
+    if crate::storage::disk::is_disk_full(&reason) {
+        report_disk_full(&dir, &reason);
+    }
     tracing::info!(event = "node_stopping", reason = %reason, "node stopping");
 
     let _ = stop_tx.send(());
@@ -159,11 +182,31 @@ pub async fn run(
         tracing::warn!(error = %e, "raft shutdown reported an error");
     }
     let db = store.db.clone();
-    tokio::task::spawn_blocking(move || db.persist(fjall::PersistMode::SyncAll))
+    let persisted = tokio::task::spawn_blocking(move || db.persist(fjall::PersistMode::SyncAll))
         .await?
-        .context("final persist failed")?;
+        .context("final persist failed");
+    // A failed run says why it failed, even if the final persist fails too (it will,
+    // on a full disk).
+    outcome?;
+    persisted?;
     tracing::info!(event = "node_stopped", "node stopped");
-    outcome
+    Ok(())
+}
+
+/// Logs `storage_full`: the node cannot write, it stops taking part (its process exits
+/// with `EXIT_DISK_FULL`), nothing it acknowledged is lost (acknowledged entries were
+/// fsynced before; what failed was never acknowledged).
+pub fn report_disk_full(dir: &std::path::Path, error: &str) {
+    crate::storage::disk::release_reserve(dir);
+    let free = crate::storage::disk::free_space(dir).map(|(f, _)| f);
+    tracing::error!(
+        event = "storage_full",
+        data_dir = %dir.display(),
+        free_bytes = free,
+        error = %error,
+        "disk full: this node cannot write and stops; free space in its data directory \
+         (or grow the disk) and it rejoins and catches up by itself"
+    );
 }
 
 /// Resolves on SIGTERM or SIGINT.

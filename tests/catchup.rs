@@ -71,12 +71,27 @@ fn follower_catches_up_on_single_entries_of_ten_megabytes() {
             .collect();
         let body = json!({"RequestItems": {"blobs": requests}}).to_string();
         // On a busy machine a 10 MB entry may take longer than the client write
-        // timeout (an indeterminate 500); the same puts again are harmless. Leadership
-        // may move meanwhile: each attempt goes to the node that leads now.
-        eventually(Duration::from_secs(120), &format!("batch {batch} acknowledged"), || {
+        // timeout (an indeterminate 500) and may still commit: first look whether the
+        // batch's last item is there (a strong read on the leader), and only then send
+        // the same puts again (harmless). Leadership may move meanwhile: each attempt
+        // goes to the node that leads now.
+        let last_key = json!({"TableName": "blobs", "Key": {"k": {"S": format!("b{batch}-24")}}, "ConsistentRead": true, "ProjectionExpression": "k"}).to_string();
+        eventually(Duration::from_secs(180), &format!("batch {batch} acknowledged"), || {
             leader = (0..3)
                 .filter(|i| *i != lagging)
                 .find(|i| c.status(*i).is_some_and(|s| s["role"] == "Leader"))?;
+            let present = common::http()
+                .post(c.url(leader, "/"))
+                .header("x-amz-target", "DynamoDB_20120810.GetItem")
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(last_key.clone())
+                .send()
+                .ok()
+                .and_then(|r| r.json::<serde_json::Value>().ok())
+                .is_some_and(|v| v.get("Item").is_some());
+            if present {
+                return Some(());
+            }
             let r = common::http()
                 .post(c.url(leader, "/"))
                 .header("x-amz-target", "DynamoDB_20120810.BatchWriteItem")

@@ -126,6 +126,10 @@ pub enum ClusterCommand {
     #[command(after_help = "Examples:\n  raft-nosql cluster members\n  \
         raft-nosql cluster members --output json")]
     Members,
+    /// Show each node's disk use next to its live data (items + log kept after the last snapshot)
+    #[command(after_help = "Examples:\n  raft-nosql cluster du\n  \
+        raft-nosql cluster du --output json    # the supervisor's view, with each node's status.disk")]
+    Du,
     /// SIGKILL a node (a crash); it stays down until start-node or restart
     #[command(
         after_help = "Examples:\n  raft-nosql cluster kill leader    # failover: the others elect a new leader\n  \
@@ -452,6 +456,12 @@ async fn execute(
             return Ok(());
         }
         ClusterCommand::Members => return members(&client, output).await,
+        ClusterCommand::Du => {
+            let view = client.status().await.map_err(control_failure)?;
+            let value = serde_json::to_value(&view).expect("view serializes");
+            print(output, &view::render_du(&view), value);
+            return Ok(());
+        }
         ClusterCommand::Kill { node } => (node, NodeAction::Kill),
         ClusterCommand::StopNode { node } => (node, NodeAction::Stop),
         ClusterCommand::StartNode { node } => (node, NodeAction::Start),

@@ -15,6 +15,11 @@ pub struct NodeArgs {
     /// This node's id (one of the ids in the config's [[nodes]])
     #[arg(long)]
     pub id: u64,
+    /// Wipe this node's data (database and snapshots; node.log stays) and start empty,
+    /// catching up from the leader by log or snapshot. The remedy for damaged data; the
+    /// other nodes must hold a quorum
+    #[arg(long)]
+    pub rejoin: bool,
 }
 
 /// Runs the node until SIGTERM/SIGINT (exit 0) or a fatal error (exit 1).
@@ -32,12 +37,48 @@ pub async fn run(global: &GlobalOpts, args: NodeArgs) -> ExitCode {
         return ExitCode::from(super::EXIT_USAGE);
     }
     let _log_guard = crate::node::init_logging(args.id, &config.log_level);
+    let dir = config.node_dir(args.id);
+    if args.rejoin {
+        if let Err(e) = wipe(&dir) {
+            eprintln!("error: cannot wipe {}: {e}", dir.display());
+            return ExitCode::from(super::EXIT_FAILURE);
+        }
+        tracing::warn!(
+            event = "node_rejoin",
+            data_dir = %dir.display(),
+            "data wiped on request (--rejoin); catching up from the leader"
+        );
+    }
     match crate::node::run(config, args.id, crate::node::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "node failed");
-            eprintln!("error: {e:#}");
-            ExitCode::from(super::EXIT_FAILURE)
+            let text = format!("{e:#}");
+            tracing::error!(error = %text, "node failed");
+            eprintln!("error: {text}");
+            if crate::storage::disk::is_disk_full(&text) {
+                crate::node::report_disk_full(&dir, &text);
+                ExitCode::from(crate::storage::disk::EXIT_DISK_FULL)
+            } else if e.downcast_ref::<crate::node::DataDamaged>().is_some() {
+                tracing::error!(event = "storage_damaged", error = %text, "data damaged");
+                ExitCode::from(crate::storage::disk::EXIT_CORRUPT)
+            } else {
+                ExitCode::from(super::EXIT_FAILURE)
+            }
         }
     }
+}
+
+/// Removes the node's database and snapshot files (`--rejoin`).
+///
+/// Shortcut taken: the wiped node also forgets its vote, so in the term it is in it
+/// could vote a second time. openraft 0.9 has no way to rejoin as a non-voter first; the
+/// window is one term, and a rejoin is a manual repair.
+fn wipe(dir: &std::path::Path) -> std::io::Result<()> {
+    for sub in ["db", "snapshots"] {
+        match std::fs::remove_dir_all(dir.join(sub)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -68,6 +68,9 @@ pub struct NodeStatus {
     /// Simulated network faults, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultSpec>,
+    /// Disk use of this node's data directory next to its live data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<crate::storage::disk::DiskUsage>,
 }
 
 impl NodeStatus {
@@ -133,6 +136,11 @@ pub fn status(app: &App) -> Result<NodeStatus, Error> {
         digest_index,
         apply_delay_ms: app.progress.apply_delay_ms(),
         faults: Some(app.faults.get()).filter(|f| f.is_active()),
+        disk: Some(crate::storage::disk::usage(
+            &app.config.node_dir(app.id),
+            app.tables.item_bytes()?,
+            app.progress.log_bytes(),
+        )),
     })
 }
 
@@ -253,14 +261,32 @@ fn log_tail(app: &App, query: &str) -> Result<LogTail, Error> {
 /// problem; between nodes, compare `/status` digests at equal `digest_index`.
 fn verify_digest(app: &App) -> Result<serde_json::Value, Error> {
     let (incremental, index) = app.progress.digest();
-    let full = app.tables.full_digest()?;
+    let full = match app.tables.full_digest() {
+        Ok(d) => d,
+        // A block that fails fjall's checksum: the item keyspace is damaged.
+        Err(e) => {
+            return Ok(serde_json::json!({
+                "digest": format!("{incremental:032x}"),
+                "digest_index": index,
+                "consistent": false,
+                "error": e.to_string(),
+                "note": crate::storage::disk::rejoin_remedy(app.id),
+            }))
+        }
+    };
     let (again, index_after) = app.progress.digest();
     Ok(serde_json::json!({
         "digest": format!("{incremental:032x}"),
         "recomputed": format!("{full:032x}"),
         "digest_index": index,
         "consistent": (incremental == full) || (index != index_after || again != incremental),
-        "note": if index != index_after { "entries were applied during the check; run it again" } else { "" },
+        "note": if index != index_after {
+            "entries were applied during the check; run it again".to_string()
+        } else if incremental != full {
+            crate::storage::disk::rejoin_remedy(app.id)
+        } else {
+            String::new()
+        },
     }))
 }
 

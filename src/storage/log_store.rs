@@ -68,6 +68,13 @@ impl LogStore {
         let committed: Option<LogId> = read_json(&store.raft_meta, KEY_COMMITTED)?;
         progress.set_committed(committed.map(|l| (l.leader_id.term, l.index)));
         let log = LogStore { store, progress, payload: Arc::default() };
+        let mut bytes = 0i64;
+        for g in log.store.raft_log.iter() {
+            let (_, v) =
+                g.into_inner().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            bytes += v.len() as i64;
+        }
+        log.progress.add_log_bytes(bytes);
         let last = log.log_state()?.last_log_id.map(|l| l.index);
         log.progress.set_log_at_start(last);
         Ok(log)
@@ -116,11 +123,16 @@ impl LogStore {
     /// Removes every entry with an index in `range` in one atomic batch.
     fn remove_range(&self, range: (Bound<[u8; 8]>, Bound<[u8; 8]>)) -> Result<(), StorageError> {
         let mut batch = self.store.db.batch();
+        let mut bytes = 0i64;
         for g in self.store.raft_log.range(range) {
-            let k = g.key().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            let (k, v) =
+                g.into_inner().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            bytes += v.len() as i64;
             batch.remove(&self.store.raft_log, k);
         }
-        batch.commit().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+        batch.commit().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
+        self.progress.add_log_bytes(-bytes);
+        Ok(())
     }
 }
 
@@ -277,10 +289,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = self.store.db.batch();
+        let mut bytes = 0i64;
         for entry in entries {
-            batch.insert(&self.store.raft_log, entry.log_id.index.to_be_bytes(), to_json(&entry));
+            let v = to_json(&entry);
+            bytes += v.len() as i64;
+            batch.insert(&self.store.raft_log, entry.log_id.index.to_be_bytes(), v);
         }
         batch.commit().map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+        // (An entry appended over one of the same index, after a truncate, is counted
+        // once: truncate removed the old one's bytes.)
+        self.progress.add_log_bytes(bytes);
         // The entries are readable now; they are acknowledged only once fsynced
         // (SyncAll), because the leader counts this node's ack towards commit.
         let res = self.sync(ErrorSubject::Logs).await;

@@ -24,6 +24,8 @@ pub struct Progress {
     /// The last log index this node held when the process started (entries or the
     /// purged prefix): see `raft::lease`, "After a restart".
     log_at_start: AtomicU64,
+    /// Bytes of the log entries held (stored JSON), for the disk report.
+    log_bytes: AtomicU64,
     /// This node's Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
 }
@@ -38,6 +40,7 @@ impl Default for Progress {
             digest: Mutex::new((0, 0)),
             apply_delay_ms: AtomicU64::new(0),
             log_at_start: AtomicU64::new(NONE),
+            log_bytes: AtomicU64::new(0),
             metrics: crate::metrics::Metrics::new(),
         }
     }
@@ -48,6 +51,18 @@ fn opt(v: u64) -> Option<u64> {
 }
 
 impl Progress {
+    /// Bytes of the log entries held.
+    pub fn log_bytes(&self) -> u64 {
+        self.log_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Adds (appended) or removes (purged, truncated) log bytes.
+    pub fn add_log_bytes(&self, delta: i64) {
+        let _ = self.log_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+            Some(b.saturating_add_signed(delta))
+        });
+    }
+
     /// The committed index this node knows of.
     pub fn committed(&self) -> Option<u64> {
         opt(self.committed.load(Ordering::Acquire))

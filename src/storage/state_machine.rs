@@ -7,17 +7,28 @@
 //! durable.
 //!
 //! A snapshot is a consistent point-in-time copy of the state keyspaces (`sm_meta`,
-//! `tables`, `items`), read from a fjall MVCC snapshot while apply goes on. It is
-//! persisted (synced) in the `snapshot` keyspace before it is served, because openraft
-//! purges the log behind it and must be able to send it to a lagging follower later.
+//! `tables`, `items`), streamed from a fjall MVCC snapshot into one file while apply
+//! goes on (see [`super::snapshot`] for how files are written, published and removed).
+//! It is synced before it is served, because openraft purges the log behind it and must
+//! be able to send it to a lagging follower later, after a crash too.
 //!
 //! Snapshot format: `RNSS1`, then records `tag u8 ‖ key len u32 BE ‖ key ‖ value len
 //! u32 BE ‖ value`, where tag 1 = `sm_meta`, 2 = `tables`, 3 = `items`.
 //!
-//! Shortcuts taken: a snapshot is built and held in memory whole (fine for the sizes a
-//! teaching cluster holds; a streaming format would be the next step).
+//! Installing a received snapshot: the received file is checked (format), synced and
+//! published as the current snapshot together with an `installing` marker, in one
+//! synced batch; then the state keyspaces are cleared and loaded from the file in
+//! batches of a few MB, and the last batch removes the marker (synced). A crash in
+//! between leaves the marker, and the next start loads the state from the file again.
+//! So an install never needs room for the old and the new state plus a copy of the
+//! snapshot in the journal at once.
+//!
+//! At start ([`StateMachine::new`]) the current snapshot file is checked (length and
+//! CRC-32). A damaged or missing one is rebuilt from the state, which is at least as
+//! new; if the state itself cannot be read, or an install was interrupted and its file
+//! is damaged, the node refuses to start (the caller names the remedy).
 
-use std::io::Cursor;
+use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -25,7 +36,7 @@ use fjall::{Keyspace, PersistMode, Readable};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 
-use super::snapshot::{chunk_gen, ChunkWriter, Current, Readers, SnapshotData, KEY_CURRENT};
+use super::snapshot::{Current, SnapshotData, KEY_CURRENT};
 use super::tables::Staged;
 use super::{any, Progress, Store, Tables};
 use crate::raft::{
@@ -36,9 +47,19 @@ use crate::raft::{
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_DIGEST: &[u8] = b"digest";
+/// In `snapshot`: the state keyspaces are being loaded from the current snapshot.
+const KEY_INSTALLING: &[u8] = b"installing";
+/// Keys of older snapshot formats in `snapshot` (one value; fixed-size chunks).
 const KEY_SNAP_META: &[u8] = b"meta";
 const KEY_SNAP_DATA: &[u8] = b"data";
+const LEGACY_CHUNK_PREFIX: &[u8] = b"chunk";
 const MAGIC: &[u8] = b"RNSS1";
+/// An install commits the state it loads in batches of about this many bytes.
+const INSTALL_BATCH_BYTES: usize = 4 << 20;
+/// Sanity bounds on a record read from a snapshot file (fjall's key limit; far above
+/// the 400 KB item limit).
+const MAX_KEY: usize = 65_536;
+const MAX_VALUE: usize = 64 << 20;
 
 fn sm_err(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError {
     StorageIOError::new(ErrorSubject::StateMachine, verb, any(std::io::Error::other(e.to_string())))
@@ -61,17 +82,18 @@ pub struct StateMachine {
     tables: Tables,
     /// Counter making snapshot ids unique within this process.
     snapshot_seq: Arc<AtomicU64>,
-    /// Next generation number for stored snapshot chunks.
+    /// Next snapshot file generation.
     snapshot_gen: Arc<AtomicU64>,
     /// Publishing a snapshot (build or install) is one at a time.
     snapshot_lock: Arc<std::sync::Mutex<()>>,
-    /// Stored snapshots being read (their chunks stay until the readers are gone).
-    snapshot_readers: Readers,
     /// Applied index, digest and apply delay, shared with `/status`.
     progress: Arc<Progress>,
 }
 
 impl StateMachine {
+    /// Opens the state machine: finishes an interrupted snapshot install, checks the
+    /// current snapshot file (rebuilding a damaged one from the state) and removes
+    /// leftover snapshot files.
     pub fn new(store: Store, progress: Arc<Progress>) -> Result<StateMachine, StorageError> {
         let sm = StateMachine {
             tables: Tables::new(store.clone()),
@@ -79,19 +101,94 @@ impl StateMachine {
             snapshot_seq: Arc::default(),
             snapshot_gen: Arc::default(),
             snapshot_lock: Arc::default(),
-            snapshot_readers: Readers::default(),
             progress,
         };
+        let current = sm.current()?;
+        let on_disk = sm.store.snapshots.gens().map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let gen = on_disk.iter().copied().chain(current.as_ref().map(|c| c.gen)).max();
+        sm.snapshot_gen.store(gen.map_or(1, |g| g + 1), Ordering::Relaxed);
+        sm.recover_snapshot(current)?;
         sm.load_progress()?;
-        // Generations go on from the highest one stored (chunks of an interrupted write
-        // included, so they are never reused while still on disk).
-        let mut gen = sm.current()?.map_or(0, |c| c.gen);
-        for g in sm.store.snapshot.prefix(b"chunk") {
-            let k = g.key().map_err(|e| snap_err(ErrorVerb::Read, e))?;
-            gen = gen.max(chunk_gen(&k).unwrap_or(0));
-        }
-        sm.snapshot_gen.store(gen + 1, Ordering::Relaxed);
+        sm.check_digest()?;
         Ok(sm)
+    }
+
+    /// Recomputes the digest from every stored table and item and compares it with the
+    /// one apply stored: a flipped byte in an item that fjall's block checksums did not
+    /// catch (or a block that fails them) stops the node here, before it serves or
+    /// replicates anything. One full read of the items at every start.
+    fn check_digest(&self) -> Result<(), StorageError> {
+        if self.store.sm_meta.get(KEY_DIGEST).map_err(|e| sm_err(ErrorVerb::Read, e))?.is_none() {
+            return Ok(()); // a data directory from before digests were stored
+        }
+        let (stored, _) = self.progress.digest();
+        let full = self.tables.full_digest().map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        if full != stored {
+            return Err(sm_err(
+                ErrorVerb::Read,
+                format!(
+                    "the stored items do not match their digest (stored {stored:032x}, \
+                     recomputed {full:032x}): the item keyspace was changed or damaged on disk"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The start-up checks of [`StateMachine::new`].
+    fn recover_snapshot(&self, current: Option<Current>) -> Result<(), StorageError> {
+        let installing = self
+            .store
+            .snapshot
+            .get(KEY_INSTALLING)
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?
+            .is_some();
+        let problem = current.as_ref().map(|c| match c.crc {
+            None => Some("it is in the older format stored inside the database".to_string()),
+            Some(_) => self.store.snapshots.check(c),
+        });
+        let keep = match (current, problem) {
+            (Some(c), Some(None)) if installing => {
+                tracing::warn!(
+                    event = "snapshot_install_resumed",
+                    index = c.meta.last_log_id.map(|l| l.index),
+                    "a snapshot install was interrupted; loading the state from it again"
+                );
+                self.load_state(&c)?;
+                Some(c.gen)
+            }
+            (c, Some(Some(why))) if installing => {
+                let file = c.map(|c| self.store.snapshots.path(c.gen).display().to_string());
+                return Err(snap_err(
+                    ErrorVerb::Read,
+                    format!(
+                        "a snapshot install was interrupted and the snapshot file {} cannot be \
+                         used: {why}",
+                        file.unwrap_or_default()
+                    ),
+                ));
+            }
+            (Some(c), Some(None)) => Some(c.gen),
+            (Some(_), Some(Some(why))) => {
+                tracing::warn!(
+                    event = "snapshot_rebuilt",
+                    problem = %why,
+                    "the current snapshot cannot be used; building a new one from the state"
+                );
+                Some(self.build()?.gen)
+            }
+            _ => None,
+        };
+        // Values of older formats, and files no record names (a crash between writing a
+        // file and publishing it, or a half-written temporary file).
+        let mut batch = self.store.db.batch();
+        for g in self.store.snapshot.prefix(LEGACY_CHUNK_PREFIX) {
+            batch.remove(&self.store.snapshot, g.key().map_err(|e| snap_err(ErrorVerb::Read, e))?);
+        }
+        batch.remove(&self.store.snapshot, KEY_SNAP_META);
+        batch.remove(&self.store.snapshot, KEY_SNAP_DATA);
+        batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        self.store.snapshots.remove_others(keep, true).map_err(|e| snap_err(ErrorVerb::Delete, e))
     }
 
     /// Publishes the stored applied index and digest to [`Progress`].
@@ -134,13 +231,13 @@ impl StateMachine {
         Ok((last, membership))
     }
 
-    /// Writes the current state, from a consistent fjall snapshot, as the chunks of
-    /// generation `gen` (streamed: never the whole snapshot in memory). Returns what the
-    /// snapshot covers and its length in bytes.
+    /// Writes the current state, from a consistent fjall snapshot, as the file of
+    /// generation `gen` (streamed: never the whole snapshot in memory), synced and in
+    /// place. Returns what the snapshot covers, its length and CRC-32.
     fn write_snapshot(
         &self,
         gen: u64,
-    ) -> Result<(Option<LogId>, StoredMembership, u64), StorageError> {
+    ) -> Result<(Option<LogId>, StoredMembership, u64, u32), StorageError> {
         let snap = self.store.db.snapshot();
         let get =
             |k: &[u8]| snap.get(&self.store.sm_meta, k).map_err(|e| snap_err(ErrorVerb::Read, e));
@@ -152,8 +249,8 @@ impl StateMachine {
             Some(v) => serde_json::from_slice(&v).map_err(|e| snap_err(ErrorVerb::Read, e))?,
             None => StoredMembership::default(),
         };
-        let write_err = |e: fjall::Error| snap_err(ErrorVerb::Write, e);
-        let mut out = ChunkWriter::new(&self.store.snapshot, gen);
+        let write_err = |e: std::io::Error| snap_err(ErrorVerb::Write, e);
+        let mut out = self.store.snapshots.writer(gen).map_err(write_err)?;
         out.write(MAGIC).map_err(write_err)?;
         for (tag, ks) in self.state_keyspaces() {
             for g in snap.iter(ks) {
@@ -165,8 +262,25 @@ impl StateMachine {
                 out.write(&v).map_err(write_err)?;
             }
         }
-        let len = out.finish().map_err(write_err)?;
-        Ok((last, membership, len))
+        drop(snap);
+        let (len, crc) = out.finish().map_err(write_err)?;
+        Ok((last, membership, len, crc))
+    }
+
+    /// Builds a snapshot of the current state and publishes it (unless a newer one was
+    /// installed meanwhile). Blocking.
+    fn build(&self) -> Result<Current, StorageError> {
+        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let gen = self.next_gen();
+        let (last, membership, len, crc) = self.write_snapshot(gen)?;
+        let snapshot_id = match last {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
+            None => format!("0-0-{seq}"),
+        };
+        let meta = SnapshotMeta { last_log_id: last, last_membership: membership, snapshot_id };
+        let current = Current { meta, gen, len, crc: Some(crc) };
+        self.publish(self.store.db.batch(), &current, true)?;
+        Ok(current)
     }
 
     /// The next unused snapshot generation.
@@ -184,11 +298,10 @@ impl StateMachine {
         serde_json::from_slice(&v).map(Some).map_err(|e| snap_err(ErrorVerb::Read, e))
     }
 
-    /// Makes `current` the current snapshot, in `batch` (with whatever else the caller
-    /// put there), synced: first the journal holding its chunks, then the batch. Chunks
-    /// of generations older than this one and the one it replaces are removed (the
-    /// replaced one may still be being sent to a follower). A build that finishes after a
-    /// newer snapshot was installed is dropped instead. Returns whether it was published.
+    /// Makes `current` (whose file is synced and in place) the current snapshot, in
+    /// `batch` (with whatever else the caller put there), synced; then removes older
+    /// snapshot files. A build that finishes after a newer snapshot was installed is
+    /// dropped instead (its file removed). Returns whether it was published.
     fn publish(
         &self,
         mut batch: fjall::OwnedWriteBatch,
@@ -198,36 +311,58 @@ impl StateMachine {
         let _one_at_a_time = self.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
         let prev = self.current()?;
         let newer = |p: &Current| p.meta.last_log_id > current.meta.last_log_id;
-        let keep = if build && prev.as_ref().is_some_and(newer) {
-            prev.as_ref().map(|p| p.gen)
-        } else {
-            batch.insert(
-                &self.store.snapshot,
-                KEY_CURRENT,
-                serde_json::to_vec(current).expect("snapshot record"),
-            );
-            Some(current.gen)
-        };
-        // Generations are handed out in increasing order, so any one below both kept
-        // ones is finished with; a higher one may still be being written.
-        let oldest_kept = prev.map_or(current.gen, |p| p.gen).min(keep.unwrap_or(current.gen));
-        for g in self.store.snapshot.prefix(b"chunk") {
-            let k = g.key().map_err(|e| snap_err(ErrorVerb::Read, e))?;
-            let unused = |gen| gen < oldest_kept && !self.snapshot_readers.in_use(gen);
-            if chunk_gen(&k).is_some_and(unused) {
-                batch.remove(&self.store.snapshot, k);
-            }
+        if build && prev.as_ref().is_some_and(newer) {
+            let _ = std::fs::remove_file(self.store.snapshots.path(current.gen));
+            return Ok(false);
         }
-        // Legacy single-value snapshot of older data directories.
-        batch.remove(&self.store.snapshot, KEY_SNAP_META);
-        batch.remove(&self.store.snapshot, KEY_SNAP_DATA);
-        self.store.db.persist(PersistMode::SyncAll).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        batch.insert(
+            &self.store.snapshot,
+            KEY_CURRENT,
+            serde_json::to_vec(current).expect("snapshot record"),
+        );
         let batch = batch.durability(Some(PersistMode::SyncAll));
         batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        // Move the chunks out of memory into a segment file now, rather than whenever
-        // the memtable next fills up.
-        self.store.snapshot.rotate_memtable().map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        Ok(keep == Some(current.gen))
+        // Generations are handed out in increasing order: a lower one is finished with
+        // (a reader holding it open keeps reading it), a higher one may still be being
+        // written by a concurrent build or install.
+        for g in self.store.snapshots.gens().map_err(|e| snap_err(ErrorVerb::Read, e))? {
+            if g < current.gen {
+                let _ = std::fs::remove_file(self.store.snapshots.path(g));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Replaces the state keyspaces with the records of the snapshot file of `current`
+    /// and removes the `installing` marker (synced). Blocking.
+    fn load_state(&self, current: &Current) -> Result<(), StorageError> {
+        let path = self.store.snapshots.path(current.gen);
+        let rerr =
+            |e: std::io::Error| snap_err(ErrorVerb::Read, format!("{}: {e}", path.display()));
+        let werr = |e: fjall::Error| snap_err(ErrorVerb::Write, e);
+        for (_, ks) in self.state_keyspaces() {
+            ks.clear().map_err(werr)?;
+        }
+        let mut records = Records::open(&path).map_err(rerr)?;
+        let kss = self.state_keyspaces();
+        let mut batch = self.store.db.batch();
+        let mut bytes = 0;
+        while let Some((tag, k, v)) = records.next_record().map_err(rerr)? {
+            let ks = kss
+                .iter()
+                .find(|(t, _)| *t == tag)
+                .ok_or_else(|| snap_err(ErrorVerb::Read, format!("unknown record tag {tag}")))?
+                .1;
+            bytes += k.len() + v.len();
+            batch.insert(ks, k, v);
+            if bytes >= INSTALL_BATCH_BYTES {
+                batch.commit().map_err(werr)?;
+                batch = self.store.db.batch();
+                bytes = 0;
+            }
+        }
+        batch.remove(&self.store.snapshot, KEY_INSTALLING);
+        batch.durability(Some(PersistMode::SyncAll)).commit().map_err(werr)
     }
 
     /// Commits one apply batch: the staged writes, the membership if it changed, and
@@ -268,64 +403,99 @@ impl StateMachine {
 }
 
 /// One snapshot record: keyspace tag, key, value.
-type Record<'a> = (u8, &'a [u8], &'a [u8]);
+type Record = (u8, Vec<u8>, Vec<u8>);
 
-/// Splits snapshot data into records; `None` if malformed.
-fn parse_records(data: &[u8]) -> Option<Vec<Record<'_>>> {
-    let mut rest = data.strip_prefix(MAGIC)?;
-    let mut out = Vec::new();
-    let take = |rest: &mut &[u8]| -> Option<usize> {
-        let (n, r) = rest.split_first_chunk::<4>()?;
-        *rest = r;
-        Some(u32::from_be_bytes(*n) as usize)
-    };
-    while let Some((&tag, r)) = rest.split_first() {
-        rest = r;
-        let kl = take(&mut rest)?;
-        let (k, r) = rest.split_at_checked(kl)?;
-        rest = r;
-        let vl = take(&mut rest)?;
-        let (v, r) = rest.split_at_checked(vl)?;
-        rest = r;
-        out.push((tag, k, v));
+/// Reads the records of a snapshot file one at a time.
+struct Records<R> {
+    r: R,
+    len: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl Records<BufReader<std::fs::File>> {
+    fn open(path: &std::path::Path) -> std::io::Result<Self> {
+        Records::new(BufReader::with_capacity(1 << 20, std::fs::File::open(path)?))
     }
-    Some(out)
+}
+
+fn malformed(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("malformed snapshot: {what}"))
+}
+
+impl<R: Read> Records<R> {
+    /// Checks the magic bytes.
+    fn new(r: R) -> std::io::Result<Self> {
+        let mut this = Records { r, len: 0, crc: crc32fast::Hasher::new() };
+        let mut magic = [0; MAGIC.len()];
+        this.read(&mut magic).map_err(|_| malformed("too short"))?;
+        if magic != MAGIC {
+            return Err(malformed("bad magic bytes"));
+        }
+        Ok(this)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        self.r.read_exact(buf)?;
+        self.crc.update(buf);
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    fn read_len(&mut self, max: usize) -> std::io::Result<usize> {
+        let mut n = [0; 4];
+        self.read(&mut n).map_err(|_| malformed("truncated record"))?;
+        let n = u32::from_be_bytes(n) as usize;
+        if n > max {
+            return Err(malformed("record length out of range"));
+        }
+        Ok(n)
+    }
+
+    /// The next record; `None` at a clean end of data.
+    fn next_record(&mut self) -> std::io::Result<Option<Record>> {
+        let mut tag = [0u8; 1];
+        if self.r.read(&mut tag)? == 0 {
+            return Ok(None);
+        }
+        self.crc.update(&tag);
+        self.len += 1;
+        let mut k = vec![0; self.read_len(MAX_KEY)?];
+        self.read(&mut k).map_err(|_| malformed("truncated record"))?;
+        let mut v = vec![0; self.read_len(MAX_VALUE)?];
+        self.read(&mut v).map_err(|_| malformed("truncated record"))?;
+        Ok(Some((tag[0], k, v)))
+    }
+
+    /// Reads to the end, checking the format; returns length and CRC-32 of the data.
+    fn check_all(mut self) -> std::io::Result<(u64, u32)> {
+        while let Some((tag, _, _)) = self.next_record()? {
+            if !(1..=3).contains(&tag) {
+                return Err(malformed("unknown record tag"));
+            }
+        }
+        Ok((self.len, self.crc.finalize()))
+    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let this = self.clone();
-        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let current = tokio::task::spawn_blocking(move || {
-            let gen = this.next_gen();
-            let (last, membership, len) = this.write_snapshot(gen)?;
-            let snapshot_id = match last {
-                Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
-                None => format!("0-0-{seq}"),
-            };
-            let meta = SnapshotMeta { last_log_id: last, last_membership: membership, snapshot_id };
-            let current = Current { meta, gen, len };
-            this.publish(this.store.db.batch(), &current, true)?;
-            Ok::<_, StorageError>(current)
-        })
-        .await
-        .map_err(|e| snap_err(ErrorVerb::Write, e))??;
+        let t0 = std::time::Instant::now();
+        let current = tokio::task::spawn_blocking(move || this.build())
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))??;
         self.progress.metrics.snapshots_built.inc();
         self.progress.metrics.snapshot_bytes.set(current.len as f64);
         tracing::info!(
             event = "snapshot_built",
             index = current.meta.last_log_id.map(|l| l.index),
             size = current.len,
+            ms = t0.elapsed().as_millis() as u64,
             "snapshot built"
         );
-        Ok(Snapshot {
-            meta: current.meta.clone(),
-            snapshot: Box::new(SnapshotData::stored(
-                self.store.snapshot.clone(),
-                &current,
-                &self.snapshot_readers,
-            )),
-        })
+        let data = self.store.snapshots.open_current(&current);
+        let data = data.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Snapshot { meta: current.meta.clone(), snapshot: Box::new(data) })
     }
 }
 
@@ -405,7 +575,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
-        Ok(Box::new(SnapshotData::Memory(Cursor::new(Vec::new()))))
+        let n = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let r = self.store.snapshots.receiving(n).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        Ok(Box::new(SnapshotData::Receiving(r)))
     }
 
     async fn install_snapshot(
@@ -413,34 +585,31 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
+        let received = match *snapshot {
+            SnapshotData::Receiving(r) => r,
+            SnapshotData::File(f) => {
+                let n = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+                let copy = self.store.snapshots.receive_copy(n, f).await;
+                copy.map_err(|e| snap_err(ErrorVerb::Write, e))?
+            }
+        };
         let this = self.clone();
         let meta2 = meta.clone();
+        let t0 = std::time::Instant::now();
         let size = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
-            let data = snapshot.into_bytes().map_err(|e| snap_err(ErrorVerb::Read, e))?;
-            let records = parse_records(&data)
-                .ok_or_else(|| snap_err(ErrorVerb::Read, "malformed snapshot data"))?;
-            // The snapshot itself is kept (as chunks), since the log before it may be
-            // gone; then one atomic, synced batch replaces the state and makes it current.
+            let rerr = |e: std::io::Error| snap_err(ErrorVerb::Read, e);
+            let (len, crc) =
+                Records::open(&received.path).and_then(Records::check_all).map_err(rerr)?;
             let gen = this.next_gen();
-            let mut out = ChunkWriter::new(&this.store.snapshot, gen);
-            out.write(&data).map_err(|e| snap_err(ErrorVerb::Write, e))?;
-            let len = out.finish().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            this.store.snapshots.publish_received(&received.path, gen).map_err(rerr)?;
+            drop(received);
+            // Current snapshot and "installing" in one synced batch: from here a crash
+            // leads to the state being loaded from this file again at start.
             let mut batch = this.store.db.batch();
-            for (_, ks) in this.state_keyspaces() {
-                for g in ks.iter() {
-                    batch.remove(ks, g.key().map_err(|e| snap_err(ErrorVerb::Read, e))?);
-                }
-            }
-            let kss = this.state_keyspaces();
-            for (tag, k, v) in records {
-                let ks = kss
-                    .iter()
-                    .find(|(t, _)| *t == tag)
-                    .ok_or_else(|| snap_err(ErrorVerb::Read, format!("unknown record tag {tag}")))?
-                    .1;
-                batch.insert(ks, k, v);
-            }
-            this.publish(batch, &Current { meta: meta2, gen, len }, false)?;
+            batch.insert(&this.store.snapshot, KEY_INSTALLING, gen.to_be_bytes().to_vec());
+            let current = Current { meta: meta2, gen, len, crc: Some(crc) };
+            this.publish(batch, &current, false)?;
+            this.load_state(&current)?;
             Ok(len)
         })
         .await
@@ -452,28 +621,20 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             event = "snapshot_installed",
             index = meta.last_log_id.map(|l| l.index),
             size,
+            ms = t0.elapsed().as_millis() as u64,
             "snapshot installed"
         );
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        // Under the publish lock, so the generation cannot be removed before it is pinned.
+        // Under the publish lock, so the file cannot be removed before it is opened
+        // (once open, it stays readable).
         let _no_publish = self.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(current) = self.current()? {
-            let data =
-                SnapshotData::stored(self.store.snapshot.clone(), &current, &self.snapshot_readers);
-            return Ok(Some(Snapshot { meta: current.meta, snapshot: Box::new(data) }));
-        }
-        // A data directory from before chunked snapshots: one `meta` and one `data` value.
-        let get = |k: &[u8]| self.store.snapshot.get(k).map_err(|e| snap_err(ErrorVerb::Read, e));
-        let (Some(m), Some(d)) = (get(KEY_SNAP_META)?, get(KEY_SNAP_DATA)?) else {
-            return Ok(None);
-        };
-        let meta: SnapshotMeta =
-            serde_json::from_slice(&m).map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        let data = SnapshotData::Memory(Cursor::new(d.to_vec()));
-        Ok(Some(Snapshot { meta, snapshot: Box::new(data) }))
+        let Some(current) = self.current()? else { return Ok(None) };
+        let data = self.store.snapshots.open_current(&current);
+        let data = data.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        Ok(Some(Snapshot { meta: current.meta, snapshot: Box::new(data) }))
     }
 }
 
@@ -600,9 +761,21 @@ mod tests {
             data.extend_from_slice(&(v.len() as u32).to_be_bytes());
             data.extend_from_slice(v);
         }
-        let r = parse_records(&data).unwrap();
-        assert_eq!(r, vec![(1, &b"a"[..], &b"xyz"[..]), (3, &b""[..], &b""[..])]);
-        assert!(parse_records(b"nope").is_none());
-        assert!(parse_records(&data[..data.len() - 1]).is_none());
+        let read = |d: &[u8]| -> std::io::Result<Vec<Record>> {
+            let mut r = Records::new(d)?;
+            let mut out = Vec::new();
+            while let Some(rec) = r.next_record()? {
+                out.push(rec);
+            }
+            Ok(out)
+        };
+        let r = read(&data).unwrap();
+        assert_eq!(r, vec![(1, b"a".to_vec(), b"xyz".to_vec()), (3, vec![], vec![])]);
+        assert_eq!(Records::new(&data[..]).unwrap().check_all().unwrap().0, data.len() as u64);
+        assert!(read(b"nope").is_err());
+        assert!(read(&data[..data.len() - 1]).is_err(), "a truncated record");
+        let mut bad_tag = data.clone();
+        bad_tag[MAGIC.len()] = 9;
+        assert!(Records::new(&bad_tag[..]).unwrap().check_all().is_err());
     }
 }

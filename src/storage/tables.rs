@@ -278,6 +278,16 @@ impl Tables {
         Ok((self.store.tables.iter().count() as u64, items))
     }
 
+    /// Key and value bytes of every item (as apply counts them per table).
+    pub fn item_bytes(&self) -> Result<u64> {
+        let mut bytes = 0;
+        for g in self.store.sm_meta.prefix(COUNT_PREFIX) {
+            let v = g.value().map_err(storage)?;
+            bytes += v.get(8..16).map_or(0, |x| u64::from_be_bytes(x.try_into().expect("8")));
+        }
+        Ok(bytes)
+    }
+
     /// The item with this key, if any.
     pub fn get_item(&self, table: &TableMeta, k: &ItemKey) -> Result<Option<StoredItem>> {
         let Some(v) = self.items().get(key::item_key_bytes(table.id, k)).map_err(storage)? else {

@@ -26,6 +26,14 @@
 //! crash up to `restart.max_backoff_ms`, and starts over for a node that had stayed up at
 //! least `restart.reset_after_ms`: a node that crashes in a loop is retried ever more
 //! slowly, one that crashes once a day is restarted at once.
+//!
+//! Two exit statuses say that restarting would fail the same way, so the node waits
+//! instead (its state shows the reason, e.g. `restarting (disk full)`):
+//!
+//! - `EXIT_DISK_FULL` (28): restarted once the free space of its data directory has grown
+//!   by [`SPACE_GAIN`], or every [`DISK_FULL_RETRY`] anyway;
+//! - `EXIT_CORRUPT` (65): `crashed (data damaged)`, not restarted; the remedy is
+//!   `raft-nosql node --id N --rejoin` (or `cluster start-node N` after a repair).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,6 +48,12 @@ use crate::config::{RestartPolicy, SupervisorConfig};
 
 /// How often a node task reaps, restarts and polls.
 pub const TICK: Duration = Duration::from_millis(250);
+
+/// Free space a full node's disk must gain before it is started again.
+const SPACE_GAIN: u64 = 16 * 1024 * 1024;
+/// A node that stopped on a full disk is tried again this often even if no space was
+/// seen to be freed (space may have been freed elsewhere on a shared file system).
+const DISK_FULL_RETRY: Duration = Duration::from_secs(60);
 
 /// Timeout of one `GET /status` poll; a paused or overloaded node must not stall the task.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -191,6 +205,7 @@ impl NodeHandle {
             restart_at: None,
             starts: 0,
             last_exit: None,
+            waiting: None,
             status: None,
             unreachable: None,
             view: view.clone(),
@@ -248,6 +263,9 @@ struct NodeActor {
     restart_at: Option<Instant>,
     starts: u32,
     last_exit: Option<String>,
+    /// Why the node waits instead of being restarted, and (disk full) the free bytes
+    /// when it stopped.
+    waiting: Option<(&'static str, u64)>,
     status: Option<NodeStatus>,
     unreachable: Option<String>,
     view: Arc<Mutex<NodeView>>,
@@ -319,6 +337,7 @@ impl NodeActor {
             serde_json::json!({ "pid": pid }),
         );
         self.child = Some(child);
+        self.waiting = None;
         self.state = ProcState::Running;
         self.started_at = Instant::now();
         self.restart_at = None;
@@ -369,6 +388,9 @@ impl NodeActor {
         let how = process::describe_exit(&status);
         let uptime = self.started_at.elapsed();
         self.forget_process(how.clone());
+        if self.wait_on_exit_reason(status.code(), pid, &how) {
+            return;
+        }
         let what = match self.schedule_restart(uptime) {
             Some(delay) => format!("restarting in {} ms", delay.as_millis()),
             None => "automatic restart is disabled (supervisor.restart.enabled)".to_string(),
@@ -380,7 +402,60 @@ impl NodeActor {
         ));
     }
 
+    /// A node that exited because its disk is full or its data is damaged waits
+    /// instead of being restarted in a loop. Returns whether it waits.
+    fn wait_on_exit_reason(&mut self, code: Option<i32>, pid: u32, how: &str) -> bool {
+        use crate::storage::disk::{free_space, human, EXIT_CORRUPT, EXIT_DISK_FULL};
+        let id = self.id;
+        let dir = self.spec.node_dir(id);
+        let advice = match code.and_then(|c| u8::try_from(c).ok()) {
+            Some(EXIT_DISK_FULL) => {
+                let free = free_space(&dir).map_or(0, |(f, _)| f);
+                self.waiting = Some(("disk full", free));
+                self.state = ProcState::Restarting;
+                self.restart_at = Some(Instant::now() + DISK_FULL_RETRY);
+                format!(
+                    "disk full: {} free in {}. Free space there (or grow the disk); the node is \
+                     started again once {} more is free, and catches up by itself",
+                    human(free),
+                    dir.display(),
+                    human(SPACE_GAIN)
+                )
+            }
+            Some(EXIT_CORRUPT) => {
+                self.waiting = Some(("data damaged", 0));
+                self.state = ProcState::Crashed;
+                self.restart_at = None;
+                format!(
+                    "its data in {} is damaged (see its log, event storage_damaged). It is not \
+                     restarted: run 'raft-nosql node --id {id} --rejoin' to wipe it and catch up \
+                     from the leader",
+                    dir.display()
+                )
+            }
+            _ => return false,
+        };
+        process::log_node_event(
+            &self.spec.log_file(id),
+            id,
+            "ERROR",
+            "node_waiting",
+            &advice,
+            serde_json::json!({ "status": how }),
+        );
+        self.events.emit(format!("node {id} (pid {pid}) exited with {how}: {advice}"));
+        true
+    }
+
     fn restart_if_due(&mut self) {
+        if let (ProcState::Restarting, Some(("disk full", free_then))) = (self.state, self.waiting)
+        {
+            let dir = self.spec.node_dir(self.id);
+            let free = crate::storage::disk::free_space(&dir).map_or(0, |(f, _)| f);
+            if free >= free_then.saturating_add(SPACE_GAIN) {
+                self.restart_at = None;
+            }
+        }
         if self.state != ProcState::Restarting
             || self.restart_at.is_some_and(|at| Instant::now() < at)
         {
@@ -428,6 +503,7 @@ impl NodeActor {
         v.state = self.state;
         v.restarts = self.starts.saturating_sub(1);
         v.last_exit = self.last_exit.clone();
+        v.reason = self.waiting.map(|(r, _)| r.to_string());
         v.status = self.status.clone();
         v.unreachable = self.unreachable.clone();
     }

@@ -80,6 +80,10 @@ pub struct NodeView {
     pub status: Option<NodeStatus>,
     /// Why the last status poll failed, if it did.
     pub unreachable: Option<String>,
+    /// Why the node is down and waits instead of being restarted (`disk full`,
+    /// `data damaged`), from its exit status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl NodeView {
@@ -93,6 +97,7 @@ impl NodeView {
             last_exit: None,
             status: None,
             unreachable: None,
+            reason: None,
         }
     }
 }
@@ -198,7 +203,10 @@ pub fn render_table(view: &ClusterView) -> String {
             Cell::new(n.id),
             Cell::new(&n.addr),
             Cell::new(opt(n.pid)),
-            Cell::new(n.state),
+            Cell::new(match &n.reason {
+                Some(r) => format!("{} ({r})", n.state),
+                None => n.state.to_string(),
+            }),
             Cell::new(role),
             Cell::new(term),
             Cell::new(leader),
@@ -243,6 +251,64 @@ pub fn electing(view: &ClusterView) -> Option<String> {
         ),
         None => "electing...: no node leads at the moment".to_string(),
     })
+}
+
+/// Renders each node's disk use next to its live data, as `raft-nosql cluster du`
+/// prints it. `ratio` = used / live; after compaction it stays a small multiple.
+pub fn render_du(view: &ClusterView) -> String {
+    use crate::storage::disk::human;
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
+    table.set_header(vec![
+        "node",
+        "process",
+        "used",
+        "live",
+        "ratio",
+        "items",
+        "log",
+        "journals",
+        "segments",
+        "snapshots",
+        "free",
+    ]);
+    for n in &view.nodes {
+        let process = match &n.reason {
+            Some(r) => format!("{} ({r})", n.state),
+            None => n.state.to_string(),
+        };
+        let mut row = vec![Cell::new(n.id), Cell::new(process)];
+        match n.status.as_ref().and_then(|s| s.disk.as_ref()) {
+            Some(d) => {
+                let ratio = match d.live_bytes {
+                    0 => "-".to_string(),
+                    live => format!("{:.2}x", d.used_bytes as f64 / live as f64),
+                };
+                row.extend([
+                    Cell::new(human(d.used_bytes)),
+                    Cell::new(human(d.live_bytes)),
+                    Cell::new(ratio),
+                    Cell::new(human(d.items_bytes)),
+                    Cell::new(human(d.log_bytes)),
+                    Cell::new(human(d.journal_bytes)),
+                    Cell::new(human(d.segment_bytes)),
+                    Cell::new(human(d.snapshot_bytes)),
+                    Cell::new(human(d.free_bytes)),
+                ]);
+            }
+            None => row.extend((0..9).map(|_| Cell::new("-"))),
+        }
+        table.add_row(row);
+    }
+    for i in [0, 2, 3, 4, 5, 6, 7, 8, 9, 10] {
+        if let Some(c) = table.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    format!(
+        "{table}
+used = journals + segments + snapshots; live = items + log kept after the last snapshot"
+    )
 }
 
 /// The simulated faults and apply delay of a node, in a few words.

@@ -128,6 +128,17 @@ impl TestCluster {
     }
 
     fn spawn(&self, i: usize) -> Child {
+        self.spawn_with(i, &[])
+    }
+
+    /// Starts node `i` with extra arguments (`--rejoin`) without waiting for it.
+    pub fn start_with_args(&mut self, i: usize, args: &[&str]) {
+        assert!(self.children[i].is_none(), "node {i} is running");
+        let child = self.spawn_with(i, args);
+        self.children[i] = Some(child);
+    }
+
+    fn spawn_with(&self, i: usize, args: &[&str]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -136,6 +147,7 @@ impl TestCluster {
         Command::new(bin())
             .args(["node", "--id", &i.to_string(), "--config"])
             .arg(&self.config)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -258,6 +270,23 @@ impl TestCluster {
             if self.children[i].is_some() {
                 let _ = http().delete(self.url(i, "/admin/faults")).send();
             }
+        }
+    }
+
+    /// Waits up to `timeout` for node `i` to exit on its own; its exit status, or None
+    /// if it still runs.
+    pub fn wait_exit(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.children[i].as_mut()?.try_wait().unwrap();
+            if let Some(s) = status {
+                self.children[i] = None;
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50)); // poll interval, bounded by the deadline
         }
     }
 

@@ -31,10 +31,21 @@ impl Supervised {
 
     /// As [`Supervised::start`], with `extra` config (see [`write_config`]).
     pub fn start_with(n: usize, extra: &str) -> Supervised {
+        Self::start_prepared_with(n, extra, |_| {})
+    }
+
+    /// Like [`start`](Self::start), calling `prepare` with the data root before the
+    /// supervisor starts (to mount a file system for a node, say).
+    pub fn start_prepared(n: usize, prepare: impl FnOnce(&Path)) -> Supervised {
+        Self::start_prepared_with(n, "", prepare)
+    }
+
+    fn start_prepared_with(n: usize, extra: &str, prepare: impl FnOnce(&Path)) -> Supervised {
         let dir = tempfile::tempdir().unwrap();
         let (config, addrs) = write_config(dir.path(), n, extra);
         let parsed =
             raft_nosql::config::from_toml_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+        prepare(&parsed.data_root);
         let server = spawn(&config, dir.path());
         let s = Supervised {
             control: parsed.supervisor.control_addr,
