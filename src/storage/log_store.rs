@@ -37,7 +37,14 @@ pub struct LogStore {
     /// Bounds the bytes of entries one AppendEntries carries (shared with the
     /// transport, which adapts it).
     payload: Arc<PayloadBudget>,
+    /// A compaction of the log keyspace is running (see [`LogStore::compact_if_bloated`]).
+    compacting: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// The log keyspace is compacted once its files exceed this multiple of the log bytes
+/// it holds, plus [`COMPACT_SLACK`].
+const COMPACT_FACTOR: u64 = 2;
+const COMPACT_SLACK: u64 = 32 * 1024 * 1024;
 
 fn io_err(
     subject: ErrorSubject<u64>,
@@ -67,7 +74,7 @@ impl LogStore {
     pub fn new(store: Store, progress: Arc<Progress>) -> Result<LogStore, StorageError> {
         let committed: Option<LogId> = read_json(&store.raft_meta, KEY_COMMITTED)?;
         progress.set_committed(committed.map(|l| (l.leader_id.term, l.index)));
-        let log = LogStore { store, progress, payload: Arc::default() };
+        let log = LogStore { store, progress, payload: Arc::default(), compacting: Arc::default() };
         let mut bytes = 0i64;
         for g in log.store.raft_log.iter() {
             let (_, v) =
@@ -118,6 +125,32 @@ impl LogStore {
         let last_purged: Option<LogId> = read_json(&self.store.raft_meta, KEY_LAST_PURGED)?;
         let last = self.last_entry_log_id()?.or(last_purged);
         Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+    }
+
+    /// A purged prefix of the log stays in fjall's segment files, as tombstones over
+    /// the old entries, until compaction reaches the last level: with a steady write
+    /// load that kept several times the live log on disk (99 MB of files for 26 MB of
+    /// entries after 100,000 writes). The log is only ever appended at the end and
+    /// purged at the front, so once its files outgrow the entries they hold, one major
+    /// compaction (in the background, one at a time) rewrites just the live entries.
+    /// Its cost is bounded by the log kept after a snapshot.
+    fn compact_if_bloated(&self) {
+        let files = self.store.raft_log.disk_space();
+        if files <= COMPACT_FACTOR * self.progress.log_bytes() + COMPACT_SLACK {
+            return;
+        }
+        use std::sync::atomic::Ordering;
+        if self.compacting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (ks, flag) = (self.store.raft_log.clone(), self.compacting.clone());
+        tokio::task::spawn_blocking(move || {
+            // `major_compact` is hidden in fjall's docs but public and stable in 3.1.
+            if let Err(e) = ks.major_compact() {
+                tracing::warn!(error = %e, "compaction of the raft log failed");
+            }
+            flag.store(false, Ordering::Release);
+        });
     }
 
     /// Removes every entry with an index in `range` in one atomic batch.
@@ -327,6 +360,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .insert(KEY_LAST_PURGED, to_json(&log_id))
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
         self.sync(ErrorSubject::Store).await?;
-        self.remove_range((Bound::Unbounded, Bound::Included(log_id.index.to_be_bytes())))
+        self.remove_range((Bound::Unbounded, Bound::Included(log_id.index.to_be_bytes())))?;
+        self.compact_if_bloated();
+        Ok(())
     }
 }
