@@ -18,6 +18,8 @@
 //!    has passed or the op budget is used up. Each op is a read with probability
 //!    `read_percent`, else a write. The `update` and `transact` workloads send
 //!    conditional writes on a hot key set instead ([`conditional`]).
+//!    With an interval set, the throughput of each interval is reported too
+//!    ([`timeline`]).
 //! 5. **Check** (`update`, `transact`): the hot keys are read before the warm-up and
 //!    after the measurement, and what the workload must preserve is checked.
 //!
@@ -72,9 +74,11 @@ pub mod etcd;
 pub mod http;
 pub mod nosql;
 pub mod stats;
+pub mod timeline;
 
 use conditional::{Attempt, CheckSummary, Tally, INITIAL_BALANCE, MAX_TRANSFER};
 use stats::{human_us, LatencySummary, OpKind, OpSummary, Outcome, Stats};
+use timeline::{Timeline, TimelineSummary};
 
 /// The system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +255,9 @@ pub struct BenchConfig {
     pub preload: bool,
     /// Draw progress bars on stderr.
     pub progress: bool,
+    /// Also report the throughput of each interval of this length ([`timeline`]);
+    /// `None`: the whole run only.
+    pub interval: Option<Duration>,
 }
 
 /// Why a run could not even start.
@@ -350,6 +357,9 @@ pub struct Report {
     /// What the `update` or `transact` workload must preserve, checked after the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckSummary>,
+    /// The throughput of each interval, with an interval set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<TimelineSummary>,
 }
 
 impl Report {
@@ -438,6 +448,20 @@ impl Report {
         }
         if let Some(c) = &self.check {
             let _ = writeln!(out, "\n{}", c.line());
+        }
+        if let Some(t) = &self.timeline {
+            let _ = writeln!(
+                out,
+                "\n{:>7} {:>7} {:>10} {:>8} {:>10}",
+                "from", "to", "ok", "errors", "ok/s"
+            );
+            for i in &t.intervals {
+                let _ = writeln!(
+                    out,
+                    "{:>6.1}s {:>6.1}s {:>10} {:>8} {:>10.1}",
+                    i.start_s, i.end_s, i.ok, i.errors, i.ok_per_s
+                );
+            }
         }
         out
     }
@@ -764,7 +788,11 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         ctl.phase.store(MEASURE, Ordering::SeqCst);
     }
     let measure_start = Instant::now();
+    let started_unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let ticker = spawn_ticker(cfg, ctl.clone(), measure_start);
+    let sampler = cfg.interval.map(|i| spawn_sampler(i, ctl.clone(), measure_start));
 
     let mut warm = Stats::default();
     let mut total = Stats::default();
@@ -783,6 +811,15 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     if let Some(t) = ticker {
         let _ = t.await;
     }
+    let timeline = match (sampler, cfg.interval) {
+        (Some(s), Some(interval)) => {
+            let mut t = s.await.unwrap_or_default();
+            // Every task has finished: the counters are final.
+            t.sample(elapsed, ctl.done.load(Ordering::SeqCst), ctl.failed.load(Ordering::SeqCst));
+            Some(t.summary(started_unix_s, interval))
+        }
+        _ => None,
+    };
 
     // 5. Check.
     let check = match before {
@@ -832,6 +869,7 @@ pub async fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         }),
         preload,
         check,
+        timeline,
     })
 }
 
@@ -1106,6 +1144,35 @@ fn spawn_ticker(
             b.finish_and_clear();
         }
     }))
+}
+
+/// Reads the live counters at every `interval` boundary of the measurement until the
+/// phase is STOP, and returns the intervals so far (the caller adds the last, partial one).
+fn spawn_sampler(
+    interval: Duration,
+    ctl: Arc<Control>,
+    start: Instant,
+) -> tokio::task::JoinHandle<Timeline> {
+    tokio::spawn(async move {
+        let mut timeline = Timeline::new();
+        let mut next = start + interval;
+        loop {
+            // Wake at the boundary, or sooner to notice the end of the run.
+            let now = Instant::now();
+            if now < next {
+                tokio::time::sleep((next - now).min(Duration::from_millis(50))).await;
+            }
+            if ctl.phase.load(Ordering::SeqCst) == STOP {
+                return timeline;
+            }
+            if Instant::now() >= next {
+                let (done, failed) =
+                    (ctl.done.load(Ordering::SeqCst), ctl.failed.load(Ordering::SeqCst));
+                timeline.sample(start.elapsed(), done, failed);
+                next += interval;
+            }
+        }
+    })
 }
 
 /// Many clients mean many sockets: lift the soft limit on open files to the hard one.

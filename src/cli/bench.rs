@@ -52,6 +52,7 @@ pub enum LevelArg {
 #[command(after_help = "Examples:\n  \
     raft-nosql bench --workload write --clients 64 --duration 10\n  \
     raft-nosql bench --workload mixed:90 --clients 64 --consistency strong --json\n  \
+    raft-nosql bench --workload write --clients 64 --duration 30 --interval 1\n  \
     raft-nosql bench --api dynamodb --workload update --hot-keys 100 --clients 64\n  \
     raft-nosql bench --api dynamodb --workload transact --clients 64\n  \
     raft-nosql bench --system etcd --target 127.0.0.1:2379,127.0.0.1:22379 --workload read
@@ -114,6 +115,10 @@ pub struct BenchArgs {
     /// Print the report as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
+    /// Also report the throughput of every interval of this many seconds of the
+    /// measurement (and, in --json, when it began, to line it up with other events)
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub interval: Option<Duration>,
 }
 
 fn parse_workload(s: &str) -> Result<Workload, String> {
@@ -177,6 +182,7 @@ pub async fn run(global: &GlobalOpts, args: BenchArgs) -> ExitCode {
         warmup: args.warmup,
         preload: !args.no_preload,
         progress: bench::stderr_is_terminal(),
+        interval: args.interval,
     };
     let report = match bench::run(&cfg).await {
         Ok(r) => r,
