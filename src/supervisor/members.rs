@@ -83,6 +83,22 @@ pub struct ChangeState {
 }
 
 impl ChangeState {
+    /// A change just started, with nothing measured yet.
+    fn new(op: &str, node: u64, addr: &str, phase: Phase, message: String) -> ChangeState {
+        ChangeState {
+            op: op.into(),
+            node,
+            addr: addr.into(),
+            phase,
+            message,
+            matched: None,
+            leader_last: None,
+            snapshot_installed: false,
+            elapsed_ms: 0,
+            members: None,
+        }
+    }
+
     pub fn finished(&self) -> bool {
         matches!(self.phase, Phase::Done | Phase::Failed)
     }
@@ -400,18 +416,13 @@ impl super::Supervisor {
         );
         self.nodes.write().expect("nodes lock").push(handle);
         self.events.emit(format!("adding node {id} at {addr}: starting its process"));
-        let state = ChangeState {
-            op: "add".into(),
-            node: id,
-            addr: addr.clone(),
-            phase: Phase::Starting,
-            message: format!("starting node {id} at {addr}"),
-            matched: None,
-            leader_last: None,
-            snapshot_installed: false,
-            elapsed_ms: 0,
-            members: None,
-        };
+        let state = ChangeState::new(
+            "add",
+            id,
+            &addr,
+            Phase::Starting,
+            format!("starting node {id} at {addr}"),
+        );
         self.set_change(state.clone());
         let sup = self.clone();
         tokio::spawn(async move {
@@ -606,18 +617,8 @@ impl super::Supervisor {
                 "node {id} is the last voter; a cluster cannot remove its last voter"
             )));
         }
-        let mut state = ChangeState {
-            op: "remove".into(),
-            node: id,
-            addr: addr.clone(),
-            phase: Phase::Removing,
-            message: format!("removing node {id}"),
-            matched: None,
-            leader_last: None,
-            snapshot_installed: false,
-            elapsed_ms: 0,
-            members: None,
-        };
+        let mut state =
+            ChangeState::new("remove", id, &addr, Phase::Removing, format!("removing node {id}"));
         self.set_change(state.clone());
         let mut now = members;
         if member.is_some() {

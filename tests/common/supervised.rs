@@ -3,7 +3,7 @@
 //! named by pid files in its own data dir whose command line names its own config.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -154,17 +154,7 @@ impl Supervised {
 
 /// `raft-nosql --config <config> server`, output appended to `<dir>/server.out`.
 fn spawn(config: &Path, dir: &Path) -> Child {
-    let out =
-        std::fs::OpenOptions::new().create(true).append(true).open(dir.join("server.out")).unwrap();
-    Command::new(bin())
-        .arg("--config")
-        .arg(config)
-        .arg("server")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap()
+    super::spawn_server(config, &dir.join("server.out"))
 }
 
 impl Drop for Supervised {
