@@ -35,24 +35,39 @@ targets="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
 
 echo "== writing $items items of $size B with $clients clients"
 report=$("$bin" bench --config "$cfg" --target "$targets" --workload write --clients "$clients" \
-  --ops "$items" --value-size "$size" --keys 1000000000000 --table disk --json)
-python3 - "$report" <<'EOF'
-import json, sys
+  --ops "$items" --value-size "$size" --keys 1000000000000 --table disk --interval 1 --json)
+# Throughput per second of the run, and in the seconds that overlap a snapshot build on
+# any node (event snapshot_built: its log time is the end of the build, ms its length).
+python3 - "$report" "$dir/data" <<'EOF'
+import datetime, json, sys
 r = json.loads(sys.argv[1])
 l = r["write"]["latency_us"]
 print(f"throughput {r['throughput_ops_s']:.0f} writes/s, p50 {l['p50'] / 1000:.1f} ms, "
       f"p99 {l['p99'] / 1000:.1f} ms, errors {r['errors']}")
+t = r["timeline"]
+builds = []
+for i in range(3):
+    for line in open(f"{sys.argv[2]}/node{i}/node.log"):
+        if '"snapshot_built"' not in line:
+            continue
+        e = json.loads(line)
+        if "ms" not in e:
+            continue
+        end = datetime.datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp()
+        builds.append((i, end - e["ms"] / 1000 - t["started_unix_s"], end - t["started_unix_s"], e["ms"]))
+for i in range(3):
+    ms = [b[3] for b in builds if b[0] == i]
+    if ms:
+        print(f"node {i}: {len(ms)} snapshots built while writing, build time min {min(ms)} / max {max(ms)} ms")
+full = [iv for iv in t["intervals"] if iv["end_s"] - iv["start_s"] > 0.5 * t["interval_s"]]
+during = [iv for iv in full if any(iv["start_s"] < b[2] and b[1] < iv["end_s"] for b in builds)]
+rest = [iv for iv in full if iv not in during]
+def mean(xs):
+    return sum(x["ok_per_s"] for x in xs) / len(xs) if xs else float("nan")
+low = min((x["ok_per_s"] for x in during), default=float("nan"))
+print(f"per-second throughput: {len(during)} s overlapping a snapshot build, mean {mean(during):.0f} "
+      f"writes/s (lowest {low:.0f}); the other {len(rest)} s, mean {mean(rest):.0f} writes/s")
 EOF
-
-# Snapshots built during the run, on each node (event snapshot_built, with ms).
-for i in 0 1 2; do
-  python3 - "$dir/data/node$i/node.log" "$i" <<'EOF'
-import json, sys
-ms = [json.loads(l)["ms"] for l in open(sys.argv[1]) if '"snapshot_built"' in l and '"ms"' in l]
-if ms:
-    print(f"node {sys.argv[2]}: {len(ms)} snapshots built while writing, build time min {min(ms)} / max {max(ms)} ms")
-EOF
-done
 
 echo "== waiting until every node has applied everything and disk use settles"
 target=$(field "$(status "$leader")" applied)

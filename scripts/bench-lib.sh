@@ -1,5 +1,6 @@
-# Shared by the benchmark scripts (bench-vs-etcd.sh, bench-dynamodb.sh): bookkeeping of
-# the processes a run starts, free loopback ports, and polling with a deadline. Source it
+# Shared by the benchmark scripts (bench-vs-etcd.sh, bench-dynamodb.sh,
+# bench-disk-etcd.sh): bookkeeping of the processes a run starts, free loopback ports,
+# polling with a deadline, and a 3-member etcd. Source it
 # after setting WORK (the run's temp dir) and defining die(); add every pid started to
 # PIDS: the EXIT trap stops them all and removes WORK.
 
@@ -51,5 +52,66 @@ wait_for() {
     until "$@" >/dev/null 2>&1; do
         ((SECONDS < deadline)) || die "timed out after ${secs}s waiting for $what"
         sleep 0.1
+    done
+}
+
+# install_etcd: installs Debian's etcd-server (etcd 3.4), curl and jq with apt-get when
+# missing, and sets ETCD to the etcd binary.
+install_etcd() {
+    local missing=()
+    command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v jq >/dev/null 2>&1 || missing+=(jq)
+    if ((${#missing[@]})); then
+        command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} and there is no apt-get"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        log "installing ${missing[*]}"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    ETCD=$(command -v etcd || echo /usr/bin/etcd)
+    [ -x "$ETCD" ] || die "etcd not found after install"
+    log "etcd: $("$ETCD" --version 2>/dev/null | head -1)"
+}
+
+# start_etcd DIR: a 3-member etcd cluster on free loopback ports, member i's data in
+# DIR/m<i> and its log in DIR/m<i>.log; fsync on (etcd's default), a 4 GiB backend quota
+# (ETCD_QUOTA overrides). Sets ETCD_CLIENT (client ports), ETCD_TARGETS (host:port,...)
+# and ETCD_PIDS, and returns once every member answers /health.
+start_etcd() {
+    local dir=$1 i initial=""
+    mkdir -p "$dir"
+    ETCD_CLIENT=()
+    ETCD_PEER=()
+    ETCD_PIDS=()
+    for i in 0 1 2; do
+        ETCD_CLIENT+=("$(free_port)")
+        ETCD_PEER+=("$(free_port)")
+    done
+    for i in 0 1 2; do
+        initial+="${initial:+,}m$i=http://127.0.0.1:${ETCD_PEER[$i]}"
+    done
+    for i in 0 1 2; do
+        "$ETCD" \
+            --name "m$i" \
+            --data-dir "$dir/m$i" \
+            --listen-client-urls "http://127.0.0.1:${ETCD_CLIENT[$i]}" \
+            --advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT[$i]}" \
+            --listen-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" \
+            --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" \
+            --initial-cluster "$initial" \
+            --initial-cluster-token "bench-$$" \
+            --initial-cluster-state new \
+            --quota-backend-bytes "${ETCD_QUOTA:-$((4 * 1024 * 1024 * 1024))}" \
+            --logger zap --log-level warn \
+            >"$dir/m$i.log" 2>&1 &
+        PIDS+=($!)
+        ETCD_PIDS+=($!)
+    done
+    ETCD_TARGETS=""
+    for i in 0 1 2; do
+        ETCD_TARGETS+="${ETCD_TARGETS:+,}127.0.0.1:${ETCD_CLIENT[$i]}"
+        wait_for 60 "etcd member $i" sh -c "curl -sf http://127.0.0.1:${ETCD_CLIENT[$i]}/health | grep -q true"
     done
 }

@@ -51,23 +51,6 @@ die() {
     exit 1
 }
 
-# ---------------------------------------------------------------- prerequisites
-missing=()
-command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v jq >/dev/null 2>&1 || missing+=(jq)
-if ((${#missing[@]})); then
-    command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} and there is no apt-get"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    log "installing ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-ETCD=$(command -v etcd || echo /usr/bin/etcd)
-[ -x "$ETCD" ] || die "etcd not found after install"
-log "etcd: $("$ETCD" --version 2>/dev/null | head -1)"
-
 if [ -z "${SKIP_BUILD:-}" ]; then
     log "building raft-nosql (release)"
     (cd "$ROOT" && cargo build --release --quiet)
@@ -80,42 +63,10 @@ NOSQL_PIDS=()
 ETCD_PIDS=()
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"
+install_etcd
 
 # ---------------------------------------------------------------- etcd, 3 members
-ETCD_DIR=$WORK/etcd
-mkdir -p "$ETCD_DIR"
-ETCD_CLIENT=()
-ETCD_PEER=()
-for i in 0 1 2; do
-    ETCD_CLIENT+=("$(free_port)")
-    ETCD_PEER+=("$(free_port)")
-done
-INITIAL=""
-for i in 0 1 2; do
-    INITIAL+="${INITIAL:+,}m$i=http://127.0.0.1:${ETCD_PEER[$i]}"
-done
-for i in 0 1 2; do
-    "$ETCD" \
-        --name "m$i" \
-        --data-dir "$ETCD_DIR/m$i" \
-        --listen-client-urls "http://127.0.0.1:${ETCD_CLIENT[$i]}" \
-        --advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT[$i]}" \
-        --listen-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" \
-        --initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER[$i]}" \
-        --initial-cluster "$INITIAL" \
-        --initial-cluster-token "bench-$$" \
-        --initial-cluster-state new \
-        --quota-backend-bytes $((4 * 1024 * 1024 * 1024)) \
-        --logger zap --log-level warn \
-        >"$ETCD_DIR/m$i.log" 2>&1 &
-    PIDS+=($!)
-    ETCD_PIDS+=($!)
-done
-ETCD_TARGETS=""
-for i in 0 1 2; do
-    ETCD_TARGETS+="${ETCD_TARGETS:+,}127.0.0.1:${ETCD_CLIENT[$i]}"
-    wait_for 60 "etcd member $i" sh -c "curl -sf http://127.0.0.1:${ETCD_CLIENT[$i]}/health | grep -q true"
-done
+start_etcd "$WORK/etcd"
 log "etcd up: $ETCD_TARGETS"
 
 # ---------------------------------------------------------------- raft-nosql, 3 nodes

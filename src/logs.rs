@@ -76,6 +76,11 @@ pub const TIMELINE_EVENTS: &[&str] = &[
     "node_removed",
     "snapshot_built",
     "snapshot_installed",
+    "snapshot_rebuilt",
+    "storage_full",
+    "storage_damaged",
+    "node_waiting",
+    "node_rejoin",
     "faults_changed",
     "simulation_changed",
 ];
@@ -83,29 +88,38 @@ pub const TIMELINE_EVENTS: &[&str] = &[
 /// Every stable structured event name (the `event` field of a log line). Each is listed
 /// with its fields, the ones worth filtering on with `--event`.
 pub const EVENTS: &[&str] = &[
-    "node_started",       // addr
-    "node_stopping",      // reason
-    "node_stopped",       //
-    "node_exited",        // status, pid (supervisor: the node process ended)
-    "node_spawned",       // pid (supervisor)
-    "election_started",   // term
-    "became_leader",      // term
-    "became_follower",    // term, leader
-    "became_candidate",   // term
-    "leader_changed",     // old, new, term
-    "term_changed",       // old, new
-    "membership_changed", // voters, learners, joint (old and new voters while changing)
-    "learner_added",      // node, addr (leader)
-    "learner_caught_up",  // node, matched, leader_last (leader, before promoting it)
-    "node_removed",       // node, was_leader (leader)
-    "snapshot_built",     // index, size
-    "snapshot_installed", // index, size
-    "log_purged",         // upto
-    "peer_unreachable",   // peer
-    "peer_reachable",     // peer
-    "request",            // method, path, status, latency_ms, redirected_to, consistency
-    "simulation_changed", // apply_delay_ms
-    "faults_changed",     // the fault set
+    "node_started",             // addr
+    "node_stopping",            // reason
+    "node_stopped",             //
+    "node_exited",              // status, pid (supervisor: the node process ended)
+    "node_spawned",             // pid (supervisor)
+    "election_started",         // term
+    "became_leader",            // term
+    "became_follower",          // term, leader
+    "became_candidate",         // term
+    "leader_changed",           // old, new, term
+    "term_changed",             // old, new
+    "membership_changed",       // voters, learners, joint (old and new voters while changing)
+    "learner_added",            // node, addr (leader)
+    "learner_caught_up",        // node, matched, leader_last (leader, before promoting it)
+    "node_removed",             // node, was_leader (leader)
+    "snapshot_built",           // index, size
+    "snapshot_installed",       // index, size
+    "snapshot_install_resumed", // index (an install interrupted by a crash, finished at start)
+    "snapshot_rebuilt",         // problem (the snapshot file failed its check; built again)
+    "storage_full",             // data_dir, free_bytes, error (the node stops: disk full)
+    "storage_damaged",          // error (the node refuses to start: damaged data, exit 65)
+    "node_waiting",             // status (supervisor: not restarted, and why)
+    "node_rejoin",              // data_dir (--rejoin wiped the data)
+    "log_purged",               // upto
+    "peer_unreachable",         // peer
+    "peer_reachable",           // peer
+    "vote_refused",             // candidate, term (within a leader's lease)
+    "forward_failed",           // leader, error (a DynamoDB write forwarded to the leader)
+    "requests_not_logged",      // count (beyond request_log_per_sec)
+    "request",                  // method, path, status, latency_ms, redirected_to, consistency
+    "simulation_changed",       // apply_delay_ms
+    "faults_changed",           // the fault set
 ];
 
 /// Top-level keys of a line that become [`LogEntry`] fields of their own rather than
@@ -621,6 +635,40 @@ impl Tail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every `event = "..."` the code logs is a known event name, so `logs --event` never
+    /// warns about one the nodes really write.
+    #[test]
+    fn every_logged_event_is_listed() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    for part in text.split("event = \"").skip(1) {
+                        let name: String = part
+                            .chars()
+                            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                            .collect();
+                        if part[name.len()..].starts_with('"') && !name.is_empty() {
+                            out.push(name);
+                        }
+                    }
+                }
+            }
+        }
+        let mut names = Vec::new();
+        walk(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut names);
+        assert!(names.len() > 20, "found the events: {names:?}");
+        for n in names {
+            assert!(EVENTS.contains(&n.as_str()), "event {n} is logged but not in EVENTS");
+        }
+        for t in TIMELINE_EVENTS {
+            assert!(EVENTS.contains(t), "timeline event {t} is not in EVENTS");
+        }
+    }
 
     fn ts(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -202,3 +202,66 @@ async fn admin_verify_detects_a_changed_item_keyspace() {
     assert_eq!(v["consistent"], false, "{v}");
     assert!(v["note"].as_str().unwrap().contains("--rejoin"), "{v}");
 }
+
+/// Under the supervisor, as the README's walkthrough runs it: a node whose items were
+/// changed on disk refuses to start, the supervisor shows `crashed (data damaged)` and
+/// does not restart it, and `cluster rejoin-node` wipes it and brings it back to the
+/// cluster's digest while the others keep every write.
+#[test]
+fn the_supervisor_holds_a_damaged_node_and_rejoin_node_repairs_it() {
+    use common::supervised::{Supervised, WAIT};
+    let s = Supervised::start(3);
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(s.cli(&["create-table", "--table-name", "dmg", "--partition-key-name", "k"]));
+    for k in 0..50 {
+        ok(s.cli(&["put-item", "--table-name", "dmg", "--item-data", &format!(r#"{{"k":"k{k}"}}"#)]));
+    }
+    // Stop a follower, and change its items behind apply's back.
+    let leader = s.wait_leader_other_than(None);
+    let victim = (leader + 1) % 3;
+    let victim_s = victim.to_string();
+    ok(s.cli(&["cluster", "stop-node", &victim_s]));
+    let node_dir = s.data.join(format!("node{victim}"));
+    {
+        let store = raft_nosql::storage::Store::open(&node_dir).unwrap();
+        store.items.insert(b"\x00\x00\x00\x00\x00\x00\x00\x01rogue", b"rogue").unwrap();
+        store.db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    ok(s.cli(&["cluster", "start-node", &victim_s]));
+    let state = |s: &Supervised| -> Option<String> {
+        let view = s.view()?;
+        let n = view["nodes"].as_array()?.iter().find(|n| n["id"] == victim)?.clone();
+        Some(n["process"].to_string())
+    };
+    eventually(WAIT, "the damaged node held as crashed (data damaged)", || {
+        state(&s).filter(|p| p.contains("data damaged")).map(|_| ())
+    });
+    let status = ok(s.cli(&["cluster", "status"]));
+    assert!(status.contains("crashed (data damaged)"), "{status}");
+    assert!(s.output().contains("rejoin-node"), "the supervisor names the remedy");
+    // The others keep taking writes meanwhile.
+    ok(s.cli(&["put-item", "--table-name", "dmg", "--item-data", r#"{"k":"while-down"}"#]));
+
+    let out = ok(s.cli(&["cluster", "rejoin-node", &victim_s]));
+    assert!(out.contains("rejoining"), "{out}");
+    eventually(WAIT, "every node converged after the rejoin", || {
+        let out = s.cli(&["cluster", "status"]);
+        String::from_utf8_lossy(&out.stdout).contains("converged: 3 of 3").then_some(())
+    });
+    let addr = s.addr_of(victim).unwrap();
+    let v: Value = http().get(format!("http://{addr}/admin/verify")).send().unwrap().json().unwrap();
+    assert_eq!(v["consistent"], true, "{v}");
+    let got = ok(s.cli(&[
+        "get-item",
+        "--target-addr",
+        &addr,
+        "--table-name",
+        "dmg",
+        "--partition-key",
+        "while-down",
+    ]));
+    assert!(got.contains("while-down"), "{got}");
+}

@@ -181,6 +181,18 @@ pub enum ClusterCommand {
         #[arg(value_parser = parse_node_ref, value_name = "NODE")]
         node: NodeRef,
     },
+    /// Wipe a node's data and let it catch up from the leader (the remedy for damaged data)
+    #[command(
+        after_help = "Stops the node if it runs, then starts it once with --rejoin: its data \
+        directory is wiped and it catches up from the leader by log or snapshot (the other nodes \
+        hold every acknowledged write). For a node whose data is damaged ('crashed (data damaged)' \
+        in 'cluster status'); needs a leader with a quorum.\n\nExample:\n  raft-nosql cluster rejoin-node 2"
+    )]
+    RejoinNode {
+        /// Node id (0, node0), or leader, follower, down
+        #[arg(value_parser = parse_node_ref, value_name = "NODE")]
+        node: NodeRef,
+    },
     /// Delay when a node applies committed entries (makes stale eventual reads visible)
     #[command(
         after_help = "Examples:\n  raft-nosql cluster set-delay follower --apply-delay-ms 2000\n  \
@@ -468,6 +480,7 @@ async fn execute(
         ClusterCommand::Restart { node } => (node, NodeAction::Restart),
         ClusterCommand::Pause { node } => (node, NodeAction::Pause),
         ClusterCommand::Resume { node } => (node, NodeAction::Resume),
+        ClusterCommand::RejoinNode { node } => (node, NodeAction::Rejoin),
         ClusterCommand::SetDelay { node, apply_delay_ms } => {
             let node = resolve(&config, &client, node).await?;
             set_delay(&config, node, apply_delay_ms).await?;

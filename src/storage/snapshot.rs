@@ -92,6 +92,7 @@ impl SnapshotDir {
             out: Some(BufWriter::with_capacity(1 << 20, file)),
             crc: crc32fast::Hasher::new(),
             len: 0,
+            flushed: 0,
             tmp,
             dest: self.path(gen),
             dir: self.dir.clone(),
@@ -199,17 +200,51 @@ pub fn crc_of(path: &Path) -> std::io::Result<(u64, u32)> {
     Ok((len, crc.finalize()))
 }
 
+/// Asks the kernel to start writing `len` bytes of `file` from `offset` to disk, without
+/// waiting. Only a hint: durability still comes from the fsync in [`FileWriter::finish`],
+/// so an error is ignored.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on a file descriptor this `File` owns.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
 /// `fsync` of a directory, so a rename or unlink in it is durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Bytes of a snapshot file written between two starts of write-back
+/// ([`FileWriter::write`]).
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
 /// Writes one snapshot file: buffered, with its CRC-32; [`FileWriter::finish`] syncs it
 /// and gives it its final name.
+///
+/// Every [`WRITEBACK_EVERY`] bytes it asks the kernel to start writing the new range to
+/// disk (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait). Without it a
+/// snapshot of hundreds of MB sits in the page cache as dirty pages until the final
+/// fsync, which then flushes all of it at once, and the Raft log's fsyncs queue behind
+/// that flush: writes stall for the length of it. With it the final fsync has little
+/// left to do. (RocksDB's `bytes_per_sync` does the same.)
 pub struct FileWriter {
     out: Option<BufWriter<File>>,
     crc: crc32fast::Hasher,
     len: u64,
+    /// Bytes already handed to write-back.
+    flushed: u64,
     tmp: PathBuf,
     dest: PathBuf,
     dir: PathBuf,
@@ -219,7 +254,14 @@ impl FileWriter {
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.crc.update(bytes);
         self.len += bytes.len() as u64;
-        self.out.as_mut().expect("written before finish").write_all(bytes)
+        let out = self.out.as_mut().expect("written before finish");
+        out.write_all(bytes)?;
+        if self.len - self.flushed >= WRITEBACK_EVERY {
+            out.flush()?;
+            start_writeback(out.get_ref(), self.flushed, self.len - self.flushed);
+            self.flushed = self.len;
+        }
+        Ok(())
     }
 
     /// fsync, rename into place, fsync the directory. Returns length and CRC-32.

@@ -33,7 +33,8 @@
 //! - `EXIT_DISK_FULL` (28): restarted once the free space of its data directory has grown
 //!   by [`SPACE_GAIN`], or every [`DISK_FULL_RETRY`] anyway;
 //! - `EXIT_CORRUPT` (65): `crashed (data damaged)`, not restarted; the remedy is
-//!   `raft-nosql node --id N --rejoin` (or `cluster start-node N` after a repair).
+//!   `raft-nosql cluster rejoin-node N` (the node started once with `--rejoin`: its data
+//!   wiped, caught up from the leader), or `cluster start-node N` after a repair.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -74,6 +75,9 @@ pub enum NodeAction {
     Pause,
     /// SIGCONT.
     Resume,
+    /// Graceful stop (if running), then start once with `--rejoin`: the node wipes its
+    /// data and catches up from the leader (the remedy for damaged data).
+    Rejoin,
 }
 
 impl NodeAction {
@@ -86,6 +90,7 @@ impl NodeAction {
             "restart" => NodeAction::Restart,
             "pause" => NodeAction::Pause,
             "resume" => NodeAction::Resume,
+            "rejoin" => NodeAction::Rejoin,
             _ => return None,
         })
     }
@@ -99,6 +104,7 @@ impl NodeAction {
             NodeAction::Restart => "restart",
             NodeAction::Pause => "pause",
             NodeAction::Resume => "resume",
+            NodeAction::Rejoin => "rejoin",
         }
     }
 }
@@ -325,7 +331,12 @@ impl NodeActor {
     }
 
     fn start_process(&mut self) -> Result<u32, String> {
-        let child = process::spawn_node(&self.spec, self.id)
+        self.start_process_with(&[])
+    }
+
+    /// [`Self::start_process`] with extra arguments for this one start (`--rejoin`).
+    fn start_process_with(&mut self, extra: &[&str]) -> Result<u32, String> {
+        let child = process::spawn_node(&self.spec, self.id, extra)
             .map_err(|e| format!("cannot start {}: {e}", self.spec.exe.display()))?;
         let pid = child.id();
         process::log_node_event(
@@ -428,7 +439,7 @@ impl NodeActor {
                 self.restart_at = None;
                 format!(
                     "its data in {} is damaged (see its log, event storage_damaged). It is not \
-                     restarted: run 'raft-nosql node --id {id} --rejoin' to wipe it and catch up \
+                     restarted: run 'raft-nosql cluster rejoin-node {id}' to wipe it and catch up \
                      from the leader",
                     dir.display()
                 )
@@ -593,6 +604,24 @@ impl NodeActor {
                     None => format!("node {id} started (pid {pid})"),
                 }
             }
+            NodeAction::Rejoin => {
+                if self.state == ProcState::Paused {
+                    return Err(ActionError::Conflict(format!(
+                        "node {id} is paused; use 'raft-nosql cluster resume {id}' first"
+                    )));
+                }
+                let old = self.stop_process().await;
+                self.backoff.reset();
+                let pid = self.start_process_with(&["--rejoin"]).map_err(|e| {
+                    self.state = ProcState::Stopped;
+                    ActionError::Failed(e)
+                })?;
+                let old = old.map(|how| format!("; old process: {how}")).unwrap_or_default();
+                format!(
+                    "node {id} rejoining (pid {pid}{old}): its data is wiped and it catches up \
+                     from the leader; 'raft-nosql cluster status' shows it converge"
+                )
+            }
             NodeAction::Pause => match (self.state, self.child.as_ref()) {
                 (ProcState::Paused, Some(c)) => {
                     format!("node {id} is already paused (pid {})", c.id())
@@ -699,6 +728,7 @@ mod tests {
             NodeAction::Restart,
             NodeAction::Pause,
             NodeAction::Resume,
+            NodeAction::Rejoin,
         ] {
             assert_eq!(NodeAction::from_path(a.as_path()), Some(a));
         }

@@ -73,12 +73,14 @@ impl LaunchSpec {
 }
 
 /// Starts node `id`: creates its directory, appends its stdout and stderr to `node.log`,
-/// spawns it (with the parent-death signal) and writes `node.pid`.
-pub fn spawn_node(spec: &LaunchSpec, id: u64) -> io::Result<Child> {
+/// spawns it (with the parent-death signal) and writes `node.pid`. `extra` arguments
+/// apply to this start only (`--rejoin`).
+pub fn spawn_node(spec: &LaunchSpec, id: u64, extra: &[&str]) -> io::Result<Child> {
     fs::create_dir_all(spec.node_dir(id))?;
     let log = open_append(&spec.log_file(id))?;
     let mut cmd = Command::new(&spec.exe);
     cmd.args(spec.node_args(id))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
