@@ -892,8 +892,10 @@ mod tests {
         for e in TIMELINE_EVENTS {
             assert!(EVENTS.contains(e), "{e}");
         }
-        assert_eq!(EVENTS.len(), 23);
-        assert_eq!(TIMELINE_EVENTS.len(), 19);
+        let unique: std::collections::BTreeSet<_> = EVENTS.iter().collect();
+        assert_eq!(unique.len(), EVENTS.len(), "an event is listed twice");
+        let unique: std::collections::BTreeSet<_> = TIMELINE_EVENTS.iter().collect();
+        assert_eq!(unique.len(), TIMELINE_EVENTS.len(), "a timeline event is listed twice");
     }
 
     #[test]
