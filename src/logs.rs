@@ -76,7 +76,6 @@ pub const TIMELINE_EVENTS: &[&str] = &[
     "node_removed",
     "snapshot_built",
     "snapshot_installed",
-    "snapshot_rebuilt",
     "storage_full",
     "storage_damaged",
     "node_waiting",
@@ -103,10 +102,10 @@ pub const EVENTS: &[&str] = &[
     "learner_added",            // node, addr (leader)
     "learner_caught_up",        // node, matched, leader_last (leader, before promoting it)
     "node_removed",             // node, was_leader (leader)
-    "snapshot_built",           // index, size
+    "snapshot_built",           // index, ms (the state synced and recorded; no copy is made)
+    "snapshot_written",         // size, ms (the state written out to send to a follower)
     "snapshot_installed",       // index, size
     "snapshot_install_resumed", // index (an install interrupted by a crash, finished at start)
-    "snapshot_rebuilt",         // problem (the snapshot file failed its check; built again)
     "storage_full",             // data_dir, free_bytes, error (the node stops: disk full)
     "storage_damaged",          // error (the node refuses to start: damaged data, exit 65)
     "node_waiting",             // status (supervisor: not restarted, and why)

@@ -157,7 +157,7 @@ impl Metrics {
             ),
             snapshot_bytes: reg(
                 &r,
-                Gauge::new("snapshot_size_bytes", "Size of the last snapshot built or installed")
+                Gauge::new("snapshot_size_bytes", "Size of the last snapshot sent or installed")
                     .unwrap(),
             ),
             tables: reg(&r, IntGauge::new("tables", "Number of tables").unwrap()),

@@ -1,5 +1,6 @@
 //! Damaged files: a node started on a data directory with a flipped byte or a truncated
-//! file (journal, a segment of each keyspace, the snapshot file) either recovers to the
+//! file (journal, a segment of each keyspace; a snapshot exists as a file only while
+//! it is sent or installed, see the state machine's tests) either recovers to the
 //! state the cluster's digests confirm, or refuses to start with exit status 65, naming
 //! its data directory and the remedy (`--rejoin`); with `--rejoin` it converges. It
 //! never serves or replicates different data.
@@ -15,7 +16,7 @@ use serde_json::{json, Value};
 
 const TABLE: &str = r#"{"table_name":"dmg","partition_key":{"name":"k","type":"S"}}"#;
 
-/// Small snapshot interval, so a snapshot file exists and the log is purged.
+/// Small snapshot interval, so snapshots are built and the log is purged.
 const RAFT: &str = "snapshot_logs_since_last = 100\nmax_in_snapshot_log_to_keep = 20\n";
 
 fn put_items(c: &TestCluster, from: usize, n: usize) {
@@ -94,7 +95,7 @@ fn largest(dir: &Path, pick: impl Fn(&str) -> bool) -> Option<PathBuf> {
 }
 
 /// The files to damage in node directory `dir`: its largest journal, the largest
-/// segment of every keyspace that has one, and the snapshot file.
+/// segment of every keyspace that has one, and a snapshot file if there is one.
 fn targets(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     if let Some(j) = largest(&dir.join("db"), |n| n.ends_with(".jnl")) {
@@ -130,9 +131,9 @@ fn a_node_on_damaged_files_recovers_or_refuses_and_rejoin_converges() {
     for how in [Damage::Flip, Damage::Truncate] {
         c.stop(2);
         let kinds: Vec<String> = targets(&node_dir).into_iter().map(|(k, _)| k).collect();
-        assert!(kinds.iter().any(|k| k == "snapshot"), "a snapshot file exists: {kinds:?}");
+        assert!(!kinds.iter().any(|k| k == "snapshot"), "no snapshot file at rest: {kinds:?}");
         assert!(kinds.iter().any(|k| k == "journal"), "a journal exists: {kinds:?}");
-        assert!(kinds.len() >= 4, "segments exist: {kinds:?}");
+        assert!(kinds.len() >= 3, "segments exist: {kinds:?}");
         c.restart(2);
         for kind in kinds {
             c.stop(2);

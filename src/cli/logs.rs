@@ -44,10 +44,10 @@ Examples:
 
 Timeline events: node_started node_stopping node_stopped node_exited node_spawned election_started
   became_leader became_follower became_candidate leader_changed term_changed membership_changed
-  learner_added learner_caught_up node_removed snapshot_built snapshot_installed snapshot_rebuilt
-  storage_full storage_damaged node_waiting node_rejoin faults_changed simulation_changed
-Other events: snapshot_install_resumed log_purged peer_unreachable peer_reachable vote_refused
-  forward_failed requests_not_logged request
+  learner_added learner_caught_up node_removed snapshot_built snapshot_installed storage_full
+  storage_damaged node_waiting node_rejoin faults_changed simulation_changed
+Other events: snapshot_written snapshot_install_resumed log_purged peer_unreachable peer_reachable
+  vote_refused forward_failed requests_not_logged request
 
 Exit status: 0 ok; 1 no node log file exists; 2 bad flag value or a config that does not load.";
 

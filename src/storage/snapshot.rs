@@ -1,26 +1,23 @@
-//! Snapshot bytes: one file per snapshot in `<node dir>/snapshots/`, as etcd and TiKV
-//! keep them.
+//! Snapshot bytes on disk and on the wire.
 //!
-//! Why files and not fjall values: an LSM tree frees the space of a removed value only
-//! when compaction reaches it, so every snapshot built stayed on disk until then (a
-//! node with 164 MB of items held 629 MB of snapshot chunks). A file is gone, and its
-//! space free, as soon as it is unlinked and its last reader closes it.
+//! At rest a node keeps no copy of its snapshot: the state keyspaces themselves are the
+//! snapshot. Building one makes the state durable (an fsync of fjall's journal) and
+//! records what it covers; the log behind it may then be purged, and after a crash the
+//! state is at least that new. A snapshot is written out as bytes only to send it:
+//! [`Lazy`] streams a consistent fjall read view of the state into an unlinked scratch
+//! file the first time openraft reads from it, and the space is gone when openraft drops
+//! it. (etcd and TiKV keep one file per snapshot; here even that copy, which doubled a
+//! node's disk use, is avoided.)
 //!
-//! Life of a snapshot file (build or install):
-//! 1. written to `snap-<gen>.tmp` (a received one to `recv-<n>.tmp`), CRC-32 computed
-//!    along the way;
-//! 2. `fsync`ed, renamed to `snap-<gen>.bin`, the directory `fsync`ed;
-//! 3. the `current` record in fjall's `snapshot` keyspace (meta, generation, length,
-//!    CRC) is written and synced: from here on this is the snapshot served after a log
-//!    purge, and it survives a crash;
-//! 4. every other `snap-*.bin` is unlinked. A reader that has one open (openraft
-//!    sending it to a follower) keeps reading it; its space is freed when it closes.
+//! A snapshot received from the leader is written to `recv-<n>.tmp`, checked, synced and
+//! renamed to `snap-<gen>.bin`, loaded into the state keyspaces, and removed once the
+//! load is synced. A crash in between leaves an `installing` record naming the file and
+//! its length and CRC-32, and the next start loads it again.
 //!
-//! At start, leftover `*.tmp` files and snapshot files `current` does not name are
-//! removed (a crash between steps 2 and 4 leaves one), and the current file's length and
-//! CRC are checked (see `StateMachine::new`).
+//! At start, leftover `*.tmp` files and snapshot files no record names are removed.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -31,9 +28,13 @@ use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 use crate::raft::SnapshotMeta;
 
+/// Key of the record of the older format, in which the current snapshot was a file kept
+/// at rest (see `StateMachine::new`, which replaces it).
 pub const KEY_CURRENT: &[u8] = b"current";
 
-/// What `current` holds: which file is the snapshot and how to check it.
+/// A snapshot file: what it covers, which file it is and how to check it. Stored under
+/// `installing` while a received snapshot is loaded (under `current` in the older
+/// format).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Current {
     pub meta: SnapshotMeta,
@@ -58,7 +59,7 @@ impl SnapshotDir {
         Ok(SnapshotDir { dir })
     }
 
-    /// `snap-<gen>.bin`: the published file of generation `gen`.
+    /// `snap-<gen>.bin`: the received file of generation `gen`.
     pub fn path(&self, gen: u64) -> PathBuf {
         self.dir.join(format!("snap-{gen:020}.bin"))
     }
@@ -84,18 +85,23 @@ impl SnapshotDir {
         Ok(out)
     }
 
-    /// Starts writing the file of generation `gen` (under a temporary name).
-    pub fn writer(&self, gen: u64) -> std::io::Result<FileWriter> {
-        let tmp = self.tmp_path(&format!("snap-{gen:020}"));
-        let file = File::create(&tmp)?;
+    /// A scratch file to write a snapshot into for sending: created and unlinked at
+    /// once, so its space is freed when the returned writer's file is closed, after a
+    /// crash too.
+    pub fn scratch(&self, n: u64) -> std::io::Result<FileWriter> {
+        let path = self.tmp_path(&format!("send-{n:020}"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        std::fs::remove_file(&path)?;
         Ok(FileWriter {
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            out: BufWriter::with_capacity(1 << 20, file),
             crc: crc32fast::Hasher::new(),
             len: 0,
             flushed: 0,
-            tmp,
-            dest: self.path(gen),
-            dir: self.dir.clone(),
         })
     }
 
@@ -113,11 +119,10 @@ impl SnapshotDir {
 
     /// A received file holding a copy of `src` from its start (installing a snapshot
     /// that was read, not received: openraft's conformance suite does that).
-    pub async fn receive_copy(
-        &self,
-        n: u64,
-        mut src: tokio::fs::File,
-    ) -> std::io::Result<Receiving> {
+    pub async fn receive_copy<S>(&self, n: u64, mut src: S) -> std::io::Result<Receiving>
+    where
+        S: AsyncRead + AsyncSeek + Unpin,
+    {
         use tokio::io::{AsyncSeekExt, AsyncWriteExt};
         let mut r = self.receiving(n)?;
         src.seek(std::io::SeekFrom::Start(0)).await?;
@@ -152,12 +157,6 @@ impl SnapshotDir {
             }
         }
         Ok(())
-    }
-
-    /// Opens the published file of `current` for reading.
-    pub fn open_current(&self, current: &Current) -> std::io::Result<SnapshotData> {
-        let file = File::open(self.path(current.gen))?;
-        Ok(SnapshotData::File(tokio::fs::File::from_std(file)))
     }
 
     /// Checks that the file of `current` exists, has the recorded length and CRC.
@@ -201,8 +200,7 @@ pub fn crc_of(path: &Path) -> std::io::Result<(u64, u32)> {
 }
 
 /// Asks the kernel to start writing `len` bytes of `file` from `offset` to disk, without
-/// waiting. Only a hint: durability still comes from the fsync in [`FileWriter::finish`],
-/// so an error is ignored.
+/// waiting. Only a hint, so an error is ignored.
 fn start_writeback(file: &File, offset: u64, len: u64) {
     #[cfg(target_os = "linux")]
     {
@@ -230,57 +228,41 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// ([`FileWriter::write`]).
 const WRITEBACK_EVERY: u64 = 8 << 20;
 
-/// Writes one snapshot file: buffered, with its CRC-32; [`FileWriter::finish`] syncs it
-/// and gives it its final name.
+/// Writes a snapshot into a scratch file: buffered, with its CRC-32.
 ///
 /// Every [`WRITEBACK_EVERY`] bytes it asks the kernel to start writing the new range to
 /// disk (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait). Without it a
-/// snapshot of hundreds of MB sits in the page cache as dirty pages until the final
-/// fsync, which then flushes all of it at once, and the Raft log's fsyncs queue behind
-/// that flush: writes stall for the length of it. With it the final fsync has little
-/// left to do. (RocksDB's `bytes_per_sync` does the same.)
+/// snapshot of hundreds of MB sits in the page cache as dirty pages until the kernel
+/// flushes all of it at once, and the Raft log's fsyncs queue behind that flush: writes
+/// stall for the length of it. (RocksDB's `bytes_per_sync` does the same.)
 pub struct FileWriter {
-    out: Option<BufWriter<File>>,
+    out: BufWriter<File>,
     crc: crc32fast::Hasher,
     len: u64,
     /// Bytes already handed to write-back.
     flushed: u64,
-    tmp: PathBuf,
-    dest: PathBuf,
-    dir: PathBuf,
 }
 
 impl FileWriter {
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.crc.update(bytes);
         self.len += bytes.len() as u64;
-        let out = self.out.as_mut().expect("written before finish");
-        out.write_all(bytes)?;
+        self.out.write_all(bytes)?;
         if self.len - self.flushed >= WRITEBACK_EVERY {
-            out.flush()?;
-            start_writeback(out.get_ref(), self.flushed, self.len - self.flushed);
+            self.out.flush()?;
+            start_writeback(self.out.get_ref(), self.flushed, self.len - self.flushed);
             self.flushed = self.len;
         }
         Ok(())
     }
 
-    /// fsync, rename into place, fsync the directory. Returns length and CRC-32.
-    pub fn finish(mut self) -> std::io::Result<(u64, u32)> {
-        let out = self.out.take().expect("finished once");
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.dest)?;
-        sync_dir(&self.dir)?;
-        Ok((self.len, self.crc.clone().finalize()))
-    }
-}
-
-impl Drop for FileWriter {
-    fn drop(&mut self) {
-        // Unfinished (an error midway): the temporary file goes. After `finish` it has
-        // been renamed and this does nothing.
-        let _ = std::fs::remove_file(&self.tmp);
+    /// Flushes the buffer; returns the file (positioned at its start), its length and
+    /// CRC-32.
+    pub fn finish(self) -> std::io::Result<(File, u64, u32)> {
+        use std::io::Seek;
+        let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        Ok((file, self.len, self.crc.finalize()))
     }
 }
 
@@ -297,22 +279,59 @@ impl Drop for Receiving {
     }
 }
 
-/// Snapshot bytes as openraft reads and writes them.
-pub enum SnapshotData {
-    /// A published snapshot file, open for reading. It stays readable after a newer
-    /// snapshot replaced (unlinked) it, until this handle is dropped.
-    File(tokio::fs::File),
-    /// A snapshot being received from the leader.
-    Receiving(Receiving),
+/// Writes a snapshot's bytes into a scratch file (blocking) and returns the file.
+pub type Materialize = Box<dyn FnOnce() -> std::io::Result<File> + Send>;
+
+/// A snapshot whose bytes are written only when first read: openraft asks for the
+/// current snapshot at start and after every build only for its metadata, and reads the
+/// bytes only to send them to a follower. The writing runs on a blocking thread.
+pub struct Lazy {
+    state: LazyState,
+    /// A seek asked for before the bytes were ready.
+    seek: Option<std::io::SeekFrom>,
 }
 
-impl SnapshotData {
-    fn file(self: Pin<&mut Self>) -> Pin<&mut tokio::fs::File> {
-        match self.get_mut() {
-            SnapshotData::File(f) => Pin::new(f),
-            SnapshotData::Receiving(r) => Pin::new(&mut r.file),
+enum LazyState {
+    Pending(Option<Materialize>),
+    Writing(tokio::task::JoinHandle<std::io::Result<File>>),
+    Ready(tokio::fs::File),
+}
+
+impl Lazy {
+    pub fn new(materialize: Materialize) -> Lazy {
+        Lazy { state: LazyState::Pending(Some(materialize)), seek: None }
+    }
+
+    /// The file, once written (starting the writing on first call).
+    fn poll_file(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<&mut tokio::fs::File>> {
+        loop {
+            let next = match &mut self.state {
+                LazyState::Pending(f) => {
+                    let f = f.take().expect("materialized once");
+                    LazyState::Writing(tokio::task::spawn_blocking(f))
+                }
+                LazyState::Writing(h) => match std::task::ready!(Pin::new(h).poll(cx)) {
+                    Ok(Ok(file)) => LazyState::Ready(tokio::fs::File::from_std(file)),
+                    Ok(Err(e)) => return Poll::Ready(Err(e)),
+                    Err(e) => return Poll::Ready(Err(std::io::Error::other(e))),
+                },
+                LazyState::Ready(_) => break,
+            };
+            self.state = next;
+        }
+        match &mut self.state {
+            LazyState::Ready(file) => Poll::Ready(Ok(file)),
+            _ => unreachable!("the loop ends only when ready"),
         }
     }
+}
+
+/// Snapshot bytes as openraft reads and writes them.
+pub enum SnapshotData {
+    /// The state, written out when first read.
+    Lazy(Lazy),
+    /// A snapshot being received from the leader.
+    Receiving(Receiving),
 }
 
 impl AsyncRead for SnapshotData {
@@ -321,17 +340,48 @@ impl AsyncRead for SnapshotData {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        self.file().poll_read(cx, buf)
+        match self.get_mut() {
+            SnapshotData::Lazy(l) => {
+                let file = std::task::ready!(l.poll_file(cx))?;
+                Pin::new(file).poll_read(cx, buf)
+            }
+            SnapshotData::Receiving(r) => Pin::new(&mut r.file).poll_read(cx, buf),
+        }
     }
 }
 
 impl AsyncSeek for SnapshotData {
     fn start_seek(self: Pin<&mut Self>, position: std::io::SeekFrom) -> std::io::Result<()> {
-        self.file().start_seek(position)
+        match self.get_mut() {
+            SnapshotData::Lazy(l) => match &mut l.state {
+                LazyState::Ready(file) => Pin::new(file).start_seek(position),
+                _ => {
+                    l.seek = Some(position);
+                    Ok(())
+                }
+            },
+            SnapshotData::Receiving(r) => Pin::new(&mut r.file).start_seek(position),
+        }
     }
 
     fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<u64>> {
-        self.file().poll_complete(cx)
+        match self.get_mut() {
+            SnapshotData::Lazy(l) => {
+                let pending_seek = l.seek.take();
+                let file = match l.poll_file(cx) {
+                    Poll::Ready(r) => r?,
+                    Poll::Pending => {
+                        l.seek = pending_seek;
+                        return Poll::Pending;
+                    }
+                };
+                if let Some(position) = pending_seek {
+                    Pin::new(&mut *file).start_seek(position)?;
+                }
+                Pin::new(file).poll_complete(cx)
+            }
+            SnapshotData::Receiving(r) => Pin::new(&mut r.file).poll_complete(cx),
+        }
     }
 }
 
@@ -346,21 +396,21 @@ impl AsyncWrite for SnapshotData {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
-            SnapshotData::File(_) => Poll::Ready(Err(read_only())),
+            SnapshotData::Lazy(_) => Poll::Ready(Err(read_only())),
             SnapshotData::Receiving(r) => Pin::new(&mut r.file).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            SnapshotData::File(_) => Poll::Ready(Ok(())),
+            SnapshotData::Lazy(_) => Poll::Ready(Ok(())),
             SnapshotData::Receiving(r) => Pin::new(&mut r.file).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            SnapshotData::File(_) => Poll::Ready(Ok(())),
+            SnapshotData::Lazy(_) => Poll::Ready(Ok(())),
             SnapshotData::Receiving(r) => Pin::new(&mut r.file).poll_shutdown(cx),
         }
     }
@@ -374,48 +424,68 @@ mod tests {
 
     use super::*;
 
-    /// A written file reads back whole and from any offset, passes its check, and stays
-    /// readable through an open handle after it was removed; a flipped byte or a
-    /// truncation fails the check.
+    /// A lazy snapshot writes its bytes into an unlinked scratch file only when read,
+    /// reads back whole and from any offset (a seek before the first read too), and
+    /// leaves no file behind.
     #[tokio::test]
-    async fn files_read_back_survive_unlink_while_open_and_fail_checks_when_damaged() {
+    async fn lazy_snapshots_are_written_when_first_read_into_an_unlinked_file() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = SnapshotDir::open(tmp.path().join("snapshots")).unwrap();
         let bytes: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
-        let mut w = dir.writer(7).unwrap();
-        for piece in bytes.chunks(10_000) {
-            w.write(piece).unwrap();
-        }
-        let (len, crc) = w.finish().unwrap();
-        assert_eq!(len, bytes.len() as u64);
-        assert_eq!(dir.gens().unwrap(), vec![7]);
-        let current = Current { meta: SnapshotMeta::default(), gen: 7, len, crc: Some(crc) };
-        assert_eq!(dir.check(&current), None);
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lazy = |n: u64| {
+            let (dir, bytes, written) = (dir.clone(), bytes.clone(), written.clone());
+            SnapshotData::Lazy(Lazy::new(Box::new(move || {
+                written.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut w = dir.scratch(n)?;
+                for piece in bytes.chunks(10_000) {
+                    w.write(piece)?;
+                }
+                let (file, len, _) = w.finish()?;
+                assert_eq!(len, bytes.len() as u64);
+                Ok(file)
+            })))
+        };
+        drop(lazy(1));
+        assert_eq!(
+            written.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "never read: never written"
+        );
 
         let mut all = Vec::new();
-        dir.open_current(&current).unwrap().read_to_end(&mut all).await.unwrap();
+        lazy(2).read_to_end(&mut all).await.unwrap();
         assert!(all == bytes);
-        let mut s = dir.open_current(&current).unwrap();
+        let mut s = lazy(3);
         s.seek(SeekFrom::Start(1000)).await.unwrap();
         let mut buf = vec![0; 50];
         s.read_exact(&mut buf).await.unwrap();
         assert_eq!(buf, bytes[1000..1050]);
-
-        dir.remove_others(None, true).unwrap();
-        assert!(dir.gens().unwrap().is_empty(), "unlinked");
         s.seek(SeekFrom::Start(0)).await.unwrap();
         let mut again = Vec::new();
         s.read_to_end(&mut again).await.unwrap();
-        assert!(again == bytes, "an open reader still reads an unlinked file");
+        assert!(again == bytes);
+        assert_eq!(written.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(std::fs::read_dir(&dir.dir).unwrap().count(), 0, "scratch files are unlinked");
+    }
 
+    /// A received file moved into place passes its check; a flipped byte or a
+    /// truncation fails it.
+    #[tokio::test]
+    async fn received_files_are_checked_by_length_and_crc() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SnapshotDir::open(tmp.path().join("snapshots")).unwrap();
+        let bytes: Vec<u8> = (0..300_000).map(|i| (i % 251) as u8).collect();
         let mut r = dir.receiving(1).unwrap();
         r.file.write_all(&bytes).await.unwrap();
         r.file.flush().await.unwrap();
         let path = r.path.clone();
         dir.publish_received(&path, 8).unwrap();
         drop(r);
-        let mut current = Current { gen: 8, ..current };
+        let (len, crc) = crc_of(&dir.path(8)).unwrap();
+        let mut current = Current { meta: SnapshotMeta::default(), gen: 8, len, crc: Some(crc) };
         assert_eq!(dir.check(&current), None, "received file moved into place");
+        assert_eq!(dir.gens().unwrap(), vec![8]);
         let mut damaged = std::fs::read(dir.path(8)).unwrap();
         damaged[12345] ^= 0x40;
         std::fs::write(dir.path(8), &damaged).unwrap();
@@ -424,5 +494,7 @@ mod tests {
         assert!(dir.check(&current).unwrap().contains("long"));
         current.gen = 9;
         assert!(dir.check(&current).unwrap().contains("cannot read"));
+        dir.remove_others(None, true).unwrap();
+        assert!(dir.gens().unwrap().is_empty());
     }
 }

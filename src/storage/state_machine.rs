@@ -6,27 +6,27 @@
 //! re-applies the committed log from there. Apply does not fsync: the log it replays is
 //! durable.
 //!
-//! A snapshot is a consistent point-in-time copy of the state keyspaces (`sm_meta`,
-//! `tables`, `items`), streamed from a fjall MVCC snapshot into one file while apply
-//! goes on (see [`super::snapshot`] for how files are written, published and removed).
-//! It is synced before it is served, because openraft purges the log behind it and must
-//! be able to send it to a lagging follower later, after a crash too.
+//! A snapshot is the state itself. Building one syncs fjall's journal, so the state on
+//! disk is at least as new as the snapshot after a crash, and records what it covers
+//! (`state_meta` in the `snapshot` keyspace); openraft may then purge the log behind
+//! it. Sending one streams a consistent fjall read view of the state keyspaces
+//! (`sm_meta`, `tables`, `items`) into a scratch file while apply goes on (see
+//! [`super::snapshot`]): a node keeps no copy of its data at rest.
 //!
 //! Snapshot format: `RNSS1`, then records `tag u8 ‖ key len u32 BE ‖ key ‖ value len
 //! u32 BE ‖ value`, where tag 1 = `sm_meta`, 2 = `tables`, 3 = `items`.
 //!
 //! Installing a received snapshot: the received file is checked (format), synced and
-//! published as the current snapshot together with an `installing` marker, in one
-//! synced batch; then the state keyspaces are cleared and loaded from the file in
-//! batches of a few MB, and the last batch removes the marker (synced). A crash in
-//! between leaves the marker, and the next start loads the state from the file again.
-//! So an install never needs room for the old and the new state plus a copy of the
-//! snapshot in the journal at once.
+//! put in place, and an `installing` record naming it is written (synced); then the
+//! state keyspaces are cleared and loaded from the file in batches of a few MB, and the
+//! last batch records the snapshot and removes the `installing` record (synced), after
+//! which the file is removed. A crash in between leaves the record, and the next start
+//! loads the state from the file again. So an install never needs room for more than
+//! the received file and the new state.
 //!
-//! At start ([`StateMachine::new`]) the current snapshot file is checked (length and
-//! CRC-32). A damaged or missing one is rebuilt from the state, which is at least as
-//! new; if the state itself cannot be read, or an install was interrupted and its file
-//! is damaged, the node refuses to start (the caller names the remedy).
+//! At start ([`StateMachine::new`]) an interrupted install is finished; if its file is
+//! damaged, or the state cannot be read, the node refuses to start (the caller names
+//! the remedy).
 
 use std::io::{BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +36,7 @@ use fjall::{Keyspace, PersistMode, Readable};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder, StorageIOError};
 
-use super::snapshot::{Current, SnapshotData, KEY_CURRENT};
+use super::snapshot::{Current, Lazy, SnapshotData, KEY_CURRENT};
 use super::tables::Staged;
 use super::{any, Progress, Store, Tables};
 use crate::raft::{
@@ -47,7 +47,11 @@ use crate::raft::{
 const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_DIGEST: &[u8] = b"digest";
-/// In `snapshot`: the state keyspaces are being loaded from the current snapshot.
+/// In `snapshot`: the meta of the last snapshot built or installed (whose data is the
+/// state, at least as new).
+const KEY_STATE_META: &[u8] = b"state_meta";
+/// In `snapshot`: the state keyspaces are being loaded from this received file (a
+/// [`Current`]).
 const KEY_INSTALLING: &[u8] = b"installing";
 /// Keys of older snapshot formats in `snapshot` (one value; fixed-size chunks).
 const KEY_SNAP_META: &[u8] = b"meta";
@@ -103,11 +107,10 @@ impl StateMachine {
             snapshot_lock: Arc::default(),
             progress,
         };
-        let current = sm.current()?;
         let on_disk = sm.store.snapshots.gens().map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        let gen = on_disk.iter().copied().chain(current.as_ref().map(|c| c.gen)).max();
+        let gen = on_disk.iter().copied().max();
         sm.snapshot_gen.store(gen.map_or(1, |g| g + 1), Ordering::Relaxed);
-        sm.recover_snapshot(current)?;
+        sm.recover_snapshot()?;
         sm.load_progress()?;
         sm.check_digest()?;
         Ok(sm)
@@ -135,60 +138,69 @@ impl StateMachine {
         Ok(())
     }
 
-    /// The start-up checks of [`StateMachine::new`].
-    fn recover_snapshot(&self, current: Option<Current>) -> Result<(), StorageError> {
+    /// The start-up work of [`StateMachine::new`]: finishes an interrupted install,
+    /// replaces records of older formats, removes leftover snapshot files.
+    fn recover_snapshot(&self) -> Result<(), StorageError> {
+        let record = |key: &[u8]| -> Result<Option<Current>, StorageError> {
+            let v = self.store.snapshot.get(key).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+            // An `installing` value of the older format is a bare generation number;
+            // the file it meant is then named by `current`.
+            Ok(v.and_then(|v| serde_json::from_slice(&v).ok()))
+        };
         let installing = self
             .store
             .snapshot
             .get(KEY_INSTALLING)
             .map_err(|e| snap_err(ErrorVerb::Read, e))?
             .is_some();
-        let problem = current.as_ref().map(|c| match c.crc {
-            None => Some("it is in the older format stored inside the database".to_string()),
-            Some(_) => self.store.snapshots.check(c),
-        });
-        let keep = match (current, problem) {
-            (Some(c), Some(None)) if installing => {
-                tracing::warn!(
-                    event = "snapshot_install_resumed",
-                    index = c.meta.last_log_id.map(|l| l.index),
-                    "a snapshot install was interrupted; loading the state from it again"
-                );
-                self.load_state(&c)?;
-                Some(c.gen)
-            }
-            (c, Some(Some(why))) if installing => {
-                let file = c.map(|c| self.store.snapshots.path(c.gen).display().to_string());
+        // The older format kept the current snapshot as a file at rest, named by `current`.
+        let legacy = record(KEY_CURRENT)?;
+        let to_load = match record(KEY_INSTALLING)? {
+            Some(c) => Some(c),
+            None if installing => legacy.clone(),
+            None => None,
+        };
+        if installing {
+            let Some(c) = to_load else {
+                return Err(snap_err(
+                    ErrorVerb::Read,
+                    "a snapshot install was interrupted and no record names its file",
+                ));
+            };
+            if let Some(why) = self.store.snapshots.check(&c) {
                 return Err(snap_err(
                     ErrorVerb::Read,
                     format!(
-                        "a snapshot install was interrupted and the snapshot file {} cannot be \
-                         used: {why}",
-                        file.unwrap_or_default()
+                        "a snapshot install was interrupted and its file cannot be used: {why}"
                     ),
                 ));
             }
-            (Some(c), Some(None)) => Some(c.gen),
-            (Some(_), Some(Some(why))) => {
-                tracing::warn!(
-                    event = "snapshot_rebuilt",
-                    problem = %why,
-                    "the current snapshot cannot be used; building a new one from the state"
-                );
-                Some(self.build()?.gen)
+            tracing::warn!(
+                event = "snapshot_install_resumed",
+                index = c.meta.last_log_id.map(|l| l.index),
+                "a snapshot install was interrupted; loading the state from it again"
+            );
+            self.load_state(&c)?;
+        } else if let Some(c) = legacy.filter(|c| c.crc.is_some()) {
+            // The state was applied without fsync; after a machine crash it may be older
+            // than the synced file. Load the file then; otherwise the state is the snapshot.
+            let (applied, _) = self.read_applied()?;
+            if applied < c.meta.last_log_id && self.store.snapshots.check(&c).is_none() {
+                self.load_state(&c)?;
+            } else {
+                self.record_snapshot(&c.meta)?;
             }
-            _ => None,
-        };
-        // Values of older formats, and files no record names (a crash between writing a
-        // file and publishing it, or a half-written temporary file).
+        }
         let mut batch = self.store.db.batch();
         for g in self.store.snapshot.prefix(LEGACY_CHUNK_PREFIX) {
             batch.remove(&self.store.snapshot, g.key().map_err(|e| snap_err(ErrorVerb::Read, e))?);
         }
         batch.remove(&self.store.snapshot, KEY_SNAP_META);
         batch.remove(&self.store.snapshot, KEY_SNAP_DATA);
+        batch.remove(&self.store.snapshot, KEY_CURRENT);
+        let batch = batch.durability(Some(PersistMode::SyncAll));
         batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        self.store.snapshots.remove_others(keep, true).map_err(|e| snap_err(ErrorVerb::Delete, e))
+        self.store.snapshots.remove_others(None, true).map_err(|e| snap_err(ErrorVerb::Delete, e))
     }
 
     /// Publishes the stored applied index and digest to [`Progress`].
@@ -220,67 +232,56 @@ impl StateMachine {
 
     fn read_applied(&self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         let get = |k: &[u8]| self.store.sm_meta.get(k).map_err(|e| sm_err(ErrorVerb::Read, e));
-        let last = match get(KEY_LAST_APPLIED)? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| sm_err(ErrorVerb::Read, e))?,
-            None => None,
-        };
-        let membership = match get(KEY_MEMBERSHIP)? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| sm_err(ErrorVerb::Read, e))?,
-            None => StoredMembership::default(),
-        };
-        Ok((last, membership))
+        applied_from(get(KEY_LAST_APPLIED)?, get(KEY_MEMBERSHIP)?)
     }
 
-    /// Writes the current state, from a consistent fjall snapshot, as the file of
-    /// generation `gen` (streamed: never the whole snapshot in memory), synced and in
-    /// place. Returns what the snapshot covers, its length and CRC-32.
-    fn write_snapshot(
-        &self,
-        gen: u64,
-    ) -> Result<(Option<LogId>, StoredMembership, u64, u32), StorageError> {
-        let snap = self.store.db.snapshot();
+    /// What a snapshot of the state in `view` covers. Its id is the log id it ends at:
+    /// two snapshots ending at the same entry hold the same state.
+    fn meta_of(&self, view: &fjall::Snapshot) -> Result<SnapshotMeta, StorageError> {
         let get =
-            |k: &[u8]| snap.get(&self.store.sm_meta, k).map_err(|e| snap_err(ErrorVerb::Read, e));
-        let last: Option<LogId> = match get(KEY_LAST_APPLIED)? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| snap_err(ErrorVerb::Read, e))?,
-            None => None,
+            |k: &[u8]| view.get(&self.store.sm_meta, k).map_err(|e| snap_err(ErrorVerb::Read, e));
+        let (last, membership) = applied_from(get(KEY_LAST_APPLIED)?, get(KEY_MEMBERSHIP)?)?;
+        let snapshot_id = match last {
+            Some(l) => format!("{}-{}", l.leader_id, l.index),
+            None => "none".to_string(),
         };
-        let membership: StoredMembership = match get(KEY_MEMBERSHIP)? {
-            Some(v) => serde_json::from_slice(&v).map_err(|e| snap_err(ErrorVerb::Read, e))?,
-            None => StoredMembership::default(),
-        };
-        let write_err = |e: std::io::Error| snap_err(ErrorVerb::Write, e);
-        let mut out = self.store.snapshots.writer(gen).map_err(write_err)?;
-        out.write(MAGIC).map_err(write_err)?;
-        for (tag, ks) in self.state_keyspaces() {
-            for g in snap.iter(ks) {
-                let (k, v) = g.into_inner().map_err(|e| snap_err(ErrorVerb::Read, e))?;
-                out.write(&[tag]).map_err(write_err)?;
-                out.write(&(k.len() as u32).to_be_bytes()).map_err(write_err)?;
-                out.write(&k).map_err(write_err)?;
-                out.write(&(v.len() as u32).to_be_bytes()).map_err(write_err)?;
-                out.write(&v).map_err(write_err)?;
-            }
-        }
-        drop(snap);
-        let (len, crc) = out.finish().map_err(write_err)?;
-        Ok((last, membership, len, crc))
+        Ok(SnapshotMeta { last_log_id: last, last_membership: membership, snapshot_id })
     }
 
-    /// Builds a snapshot of the current state and publishes it (unless a newer one was
-    /// installed meanwhile). Blocking.
-    fn build(&self) -> Result<Current, StorageError> {
-        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let gen = self.next_gen();
-        let (last, membership, len, crc) = self.write_snapshot(gen)?;
-        let snapshot_id = match last {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, seq),
-            None => format!("0-0-{seq}"),
-        };
-        let meta = SnapshotMeta { last_log_id: last, last_membership: membership, snapshot_id };
-        let current = Current { meta, gen, len, crc: Some(crc) };
-        self.publish(self.store.db.batch(), &current, true)?;
-        Ok(current)
+    /// A snapshot of the state as of now: its meta, and bytes written from a read view
+    /// of this moment when first read.
+    fn snapshot_now(&self) -> Result<Snapshot, StorageError> {
+        let view = self.store.db.snapshot();
+        let meta = self.meta_of(&view)?;
+        let (store, progress) = (self.store.clone(), self.progress.clone());
+        let n = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let materialize = Box::new(move || {
+            let t0 = std::time::Instant::now();
+            let (file, len) = write_state(&store, &view, n)?;
+            progress.metrics.snapshot_bytes.set(len as f64);
+            tracing::info!(
+                event = "snapshot_written",
+                size = len,
+                ms = t0.elapsed().as_millis() as u64,
+                "snapshot written out to send"
+            );
+            Ok(file)
+        });
+        Ok(Snapshot { meta, snapshot: Box::new(SnapshotData::Lazy(Lazy::new(materialize))) })
+    }
+
+    /// Builds a snapshot: syncs the state (everything applied so far survives a crash
+    /// from here on, so the log behind it may be purged) and records what it covers.
+    /// Blocking.
+    fn build(&self) -> Result<Snapshot, StorageError> {
+        let _one_at_a_time = self.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let snapshot = self.snapshot_now()?;
+        self.store.db.persist(PersistMode::SyncAll).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        let recorded = self.state_meta()?;
+        if recorded.is_none_or(|r| r.last_log_id <= snapshot.meta.last_log_id) {
+            self.record_snapshot(&snapshot.meta)?;
+        }
+        Ok(snapshot)
     }
 
     /// The next unused snapshot generation.
@@ -288,53 +289,27 @@ impl StateMachine {
         self.snapshot_gen.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The stored `current` snapshot record, if any.
-    fn current(&self) -> Result<Option<Current>, StorageError> {
+    /// The meta of the last snapshot built or installed, if any.
+    fn state_meta(&self) -> Result<Option<SnapshotMeta>, StorageError> {
         let Some(v) =
-            self.store.snapshot.get(KEY_CURRENT).map_err(|e| snap_err(ErrorVerb::Read, e))?
+            self.store.snapshot.get(KEY_STATE_META).map_err(|e| snap_err(ErrorVerb::Read, e))?
         else {
             return Ok(None);
         };
         serde_json::from_slice(&v).map(Some).map_err(|e| snap_err(ErrorVerb::Read, e))
     }
 
-    /// Makes `current` (whose file is synced and in place) the current snapshot, in
-    /// `batch` (with whatever else the caller put there), synced; then removes older
-    /// snapshot files. A build that finishes after a newer snapshot was installed is
-    /// dropped instead (its file removed). Returns whether it was published.
-    fn publish(
-        &self,
-        mut batch: fjall::OwnedWriteBatch,
-        current: &Current,
-        build: bool,
-    ) -> Result<bool, StorageError> {
-        let _one_at_a_time = self.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let prev = self.current()?;
-        let newer = |p: &Current| p.meta.last_log_id > current.meta.last_log_id;
-        if build && prev.as_ref().is_some_and(newer) {
-            let _ = std::fs::remove_file(self.store.snapshots.path(current.gen));
-            return Ok(false);
-        }
-        batch.insert(
-            &self.store.snapshot,
-            KEY_CURRENT,
-            serde_json::to_vec(current).expect("snapshot record"),
-        );
+    /// Records `meta` as the last snapshot (synced).
+    fn record_snapshot(&self, meta: &SnapshotMeta) -> Result<(), StorageError> {
+        let mut batch = self.store.db.batch();
+        batch.insert(&self.store.snapshot, KEY_STATE_META, serde_json::to_vec(meta).expect("meta"));
         let batch = batch.durability(Some(PersistMode::SyncAll));
-        batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))?;
-        // Generations are handed out in increasing order: a lower one is finished with
-        // (a reader holding it open keeps reading it), a higher one may still be being
-        // written by a concurrent build or install.
-        for g in self.store.snapshots.gens().map_err(|e| snap_err(ErrorVerb::Read, e))? {
-            if g < current.gen {
-                let _ = std::fs::remove_file(self.store.snapshots.path(g));
-            }
-        }
-        Ok(true)
+        batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))
     }
 
-    /// Replaces the state keyspaces with the records of the snapshot file of `current`
-    /// and removes the `installing` marker (synced). Blocking.
+    /// Replaces the state keyspaces with the records of the snapshot file of `current`,
+    /// records it as the last snapshot and removes the `installing` record (synced), then
+    /// the file. Blocking.
     fn load_state(&self, current: &Current) -> Result<(), StorageError> {
         let path = self.store.snapshots.path(current.gen);
         let rerr =
@@ -362,7 +337,14 @@ impl StateMachine {
             }
         }
         batch.remove(&self.store.snapshot, KEY_INSTALLING);
-        batch.durability(Some(PersistMode::SyncAll)).commit().map_err(werr)
+        batch.insert(
+            &self.store.snapshot,
+            KEY_STATE_META,
+            serde_json::to_vec(&current.meta).expect("meta"),
+        );
+        batch.durability(Some(PersistMode::SyncAll)).commit().map_err(werr)?;
+        let _ = std::fs::remove_file(&path);
+        Ok(())
     }
 
     /// Commits one apply batch: the staged writes, the membership if it changed, and
@@ -400,6 +382,46 @@ impl StateMachine {
         self.progress.set_applied(Some(last.index));
         Ok(())
     }
+}
+
+/// The applied log id and membership from their stored values.
+fn applied_from(
+    last: Option<fjall::Slice>,
+    membership: Option<fjall::Slice>,
+) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    let last = match last {
+        Some(v) => serde_json::from_slice(&v).map_err(|e| sm_err(ErrorVerb::Read, e))?,
+        None => None,
+    };
+    let membership = match membership {
+        Some(v) => serde_json::from_slice(&v).map_err(|e| sm_err(ErrorVerb::Read, e))?,
+        None => StoredMembership::default(),
+    };
+    Ok((last, membership))
+}
+
+/// Writes the state keyspaces as seen by `view` into a scratch file (streamed: never
+/// the whole snapshot in memory) and returns it, positioned at its start, and its length.
+fn write_state(
+    store: &Store,
+    view: &fjall::Snapshot,
+    n: u64,
+) -> std::io::Result<(std::fs::File, u64)> {
+    let mut out = store.snapshots.scratch(n)?;
+    out.write(MAGIC)?;
+    let kss = [(1u8, &store.sm_meta), (2, &store.tables), (3, &store.items)];
+    for (tag, ks) in kss {
+        for g in view.iter(ks) {
+            let (k, v) = g.into_inner().map_err(std::io::Error::other)?;
+            out.write(&[tag])?;
+            out.write(&(k.len() as u32).to_be_bytes())?;
+            out.write(&k)?;
+            out.write(&(v.len() as u32).to_be_bytes())?;
+            out.write(&v)?;
+        }
+    }
+    let (file, len, _) = out.finish()?;
+    Ok((file, len))
 }
 
 /// One snapshot record: keyspace tag, key, value.
@@ -481,21 +503,17 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let this = self.clone();
         let t0 = std::time::Instant::now();
-        let current = tokio::task::spawn_blocking(move || this.build())
+        let snapshot = tokio::task::spawn_blocking(move || this.build())
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))??;
         self.progress.metrics.snapshots_built.inc();
-        self.progress.metrics.snapshot_bytes.set(current.len as f64);
         tracing::info!(
             event = "snapshot_built",
-            index = current.meta.last_log_id.map(|l| l.index),
-            size = current.len,
+            index = snapshot.meta.last_log_id.map(|l| l.index),
             ms = t0.elapsed().as_millis() as u64,
             "snapshot built"
         );
-        let data = self.store.snapshots.open_current(&current);
-        let data = data.map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        Ok(Snapshot { meta: current.meta.clone(), snapshot: Box::new(data) })
+        Ok(snapshot)
     }
 }
 
@@ -587,9 +605,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         let received = match *snapshot {
             SnapshotData::Receiving(r) => r,
-            SnapshotData::File(f) => {
+            other => {
                 let n = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-                let copy = self.store.snapshots.receive_copy(n, f).await;
+                let copy = self.store.snapshots.receive_copy(n, other).await;
                 copy.map_err(|e| snap_err(ErrorVerb::Write, e))?
             }
         };
@@ -597,18 +615,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let meta2 = meta.clone();
         let t0 = std::time::Instant::now();
         let size = tokio::task::spawn_blocking(move || -> Result<u64, StorageError> {
+            let _one_at_a_time = this.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
             let rerr = |e: std::io::Error| snap_err(ErrorVerb::Read, e);
             let (len, crc) =
                 Records::open(&received.path).and_then(Records::check_all).map_err(rerr)?;
             let gen = this.next_gen();
             this.store.snapshots.publish_received(&received.path, gen).map_err(rerr)?;
             drop(received);
-            // Current snapshot and "installing" in one synced batch: from here a crash
-            // leads to the state being loaded from this file again at start.
-            let mut batch = this.store.db.batch();
-            batch.insert(&this.store.snapshot, KEY_INSTALLING, gen.to_be_bytes().to_vec());
+            // From here a crash leads to the state being loaded from this file again at
+            // start.
             let current = Current { meta: meta2, gen, len, crc: Some(crc) };
-            this.publish(batch, &current, false)?;
+            let mut batch = this.store.db.batch();
+            batch.insert(
+                &this.store.snapshot,
+                KEY_INSTALLING,
+                serde_json::to_vec(&current).expect("snapshot record"),
+            );
+            let batch = batch.durability(Some(PersistMode::SyncAll));
+            batch.commit().map_err(|e| snap_err(ErrorVerb::Write, e))?;
             this.load_state(&current)?;
             Ok(len)
         })
@@ -628,13 +652,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        // Under the publish lock, so the file cannot be removed before it is opened
-        // (once open, it stays readable).
-        let _no_publish = self.snapshot_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(current) = self.current()? else { return Ok(None) };
-        let data = self.store.snapshots.open_current(&current);
-        let data = data.map_err(|e| snap_err(ErrorVerb::Read, e))?;
-        Ok(Some(Snapshot { meta: current.meta, snapshot: Box::new(data) }))
+        // None until a snapshot was built or installed; then the state as of now, which
+        // is at least as new (openraft reads the bytes only to send them).
+        if self.state_meta()?.is_none() {
+            return Ok(None);
+        }
+        self.snapshot_now().map(Some)
     }
 }
 
@@ -749,6 +772,76 @@ mod tests {
         assert_eq!(r[4], replaced, "the delete checked against the old table");
         assert_eq!(r[5], CommandResponse::Applied(crate::raft::Applied::new(6, false)));
         assert_eq!(sm.tables().counts().unwrap(), (1, 1), "only the current write landed");
+    }
+
+    /// A snapshot costs no file at rest; its bytes are written when read. An install
+    /// interrupted by a crash (the `installing` record and the received file on disk, the
+    /// state half loaded) is finished at the next start, and the file removed; with the
+    /// file damaged the state machine refuses to open, naming the file.
+    #[tokio::test]
+    async fn snapshots_are_the_state_and_an_interrupted_install_is_finished_at_start() {
+        use tokio::io::AsyncReadExt;
+        let schema = TableSchema {
+            table_name: "tbl".into(),
+            partition_key: KeyAttr { name: "k".into(), key_type: KeyType::S },
+            sort_key: None,
+        };
+        let mut cmds = vec![Command::CreateTable { schema, options: Default::default() }];
+        cmds.extend((0..50).map(|i| put("tbl", &format!("k{i}"), i)));
+        let entries: Vec<Entry> =
+            cmds.into_iter().enumerate().map(|(i, c)| entry(i as u64 + 1, c)).collect();
+        let leader_dir = tempfile::tempdir().unwrap();
+        let leader_store = Store::open(leader_dir.path()).unwrap();
+        let mut leader = StateMachine::new(leader_store.clone(), Arc::default()).unwrap();
+        leader.apply(entries).await.unwrap();
+        let built = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        assert_eq!(built.meta.last_log_id.map(|l| l.index), Some(51));
+        assert!(leader_store.snapshots.gens().unwrap().is_empty(), "no snapshot file at rest");
+        let mut bytes = Vec::new();
+        let mut current = leader.get_current_snapshot().await.unwrap().expect("built");
+        assert_eq!(current.meta, built.meta);
+        current.snapshot.read_to_end(&mut bytes).await.unwrap();
+        let leader_digest = leader.tables().full_digest().unwrap();
+        assert_eq!(leader.tables().counts().unwrap(), (1, 50), "{} bytes", bytes.len());
+
+        for damaged in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            drop(StateMachine::new(store.clone(), Arc::default()).unwrap());
+            // The crash: file in place and recorded, one record of the state loaded.
+            let gen = 5;
+            let mut file = bytes.clone();
+            if damaged {
+                file[bytes.len() / 2] ^= 0x20;
+            }
+            std::fs::write(store.snapshots.path(gen), &file).unwrap();
+            let (len, crc) = super::super::snapshot::crc_of(&store.snapshots.path(gen)).unwrap();
+            let (len, crc) = if damaged { (len, crc ^ 1) } else { (len, crc) };
+            let record = Current { meta: built.meta.clone(), gen, len, crc: Some(crc) };
+            store.snapshot.insert(KEY_INSTALLING, serde_json::to_vec(&record).unwrap()).unwrap();
+            store.items.insert(b"half", b"loaded").unwrap();
+            store.db.persist(PersistMode::SyncAll).unwrap();
+            drop(store);
+
+            let store = Store::open(dir.path()).unwrap();
+            match StateMachine::new(store.clone(), Arc::default()) {
+                Ok(mut sm) if !damaged => {
+                    let (applied, _) = sm.applied_state().await.unwrap();
+                    assert_eq!(applied, built.meta.last_log_id);
+                    assert_eq!(sm.tables().full_digest().unwrap(), leader_digest);
+                    assert_eq!(sm.tables().counts().unwrap(), (1, 50));
+                    assert!(store.snapshots.gens().unwrap().is_empty(), "file removed");
+                    assert!(store.snapshot.get(KEY_INSTALLING).unwrap().is_none());
+                    let again = sm.get_current_snapshot().await.unwrap().expect("recorded");
+                    assert_eq!(again.meta, built.meta);
+                }
+                Err(e) if damaged => {
+                    let e = e.to_string();
+                    assert!(e.contains("install was interrupted") && e.contains("snap-"), "{e}");
+                }
+                other => panic!("damaged={damaged}: {:?}", other.map(|_| ()).err()),
+            }
+        }
     }
 
     #[test]
