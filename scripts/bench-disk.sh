@@ -37,7 +37,8 @@ echo "== writing $items items of $size B with $clients clients"
 report=$("$bin" bench --config "$cfg" --target "$targets" --workload write --clients "$clients" \
   --ops "$items" --value-size "$size" --keys 1000000000000 --table disk --interval 1 --json)
 # Throughput per second of the run, and in the seconds that overlap a snapshot build on
-# any node (event snapshot_built: its log time is the end of the build, ms its length).
+# any node (event snapshot_built: its log time is the end of the build, ms its length;
+# a build syncs the state and records its index, it copies nothing).
 python3 - "$report" "$dir/data" <<'EOF'
 import datetime, json, sys
 r = json.loads(sys.argv[1])
@@ -106,12 +107,17 @@ for _ in $(seq 1 6000); do
   sleep 0.1 # poll interval, bounded by the loop count
 done
 [ -n "$caught" ] || { echo "node $lag did not catch up within 600 s" >&2; exit 1; }
-python3 - "$dir/data/node$lag/node.log" <<'EOF'
+python3 - "$dir/data" "$lag" <<'EOF'
 import json, sys
-for l in open(sys.argv[1]):
-    if '"snapshot_installed"' in l:
-        e = json.loads(l)
-        print(f"snapshot of {e['size'] / 1e6:.1f} MB (index {e['index']}) installed in {e.get('ms', '?')} ms")
+data, lag = sys.argv[1], int(sys.argv[2])
+for i in range(3):
+    for l in open(f"{data}/node{i}/node.log"):
+        if i != lag and '"snapshot_written"' in l:
+            e = json.loads(l)
+            print(f"node {i}: wrote a snapshot of {e['size'] / 1e6:.1f} MB out to send in {e['ms']} ms")
+        if i == lag and '"snapshot_installed"' in l:
+            e = json.loads(l)
+            print(f"node {i}: snapshot of {e['size'] / 1e6:.1f} MB (index {e['index']}) installed in {e.get('ms', '?')} ms")
 EOF
 echo "node $lag caught up to index $target in $caught s after start-node"
 "$bin" cluster du --config "$cfg"
