@@ -10,18 +10,21 @@
 //! | `sm_meta`   | `last_applied`, `membership`, `count/<table id>` | JSON / u64 BE     |
 //! | `tables`    | table name                    | JSON [`tables::TableMeta`]          |
 //! | `items`     | [`crate::model::key::item_key_bytes`] | version u64 BE + JSON item  |
-//! | `snapshot`  | `current`, `installing`       | which snapshot file is current      |
+//! | `snapshot`  | `state_meta`, `installing`    | last snapshot's meta; a file being loaded |
 //!
-//! Snapshot data itself lives in files, `<node dir>/snapshots/snap-<gen>.bin` (see
-//! [`snapshot`]), so an old snapshot costs no space once a newer one is in place.
+//! A snapshot is the state keyspaces themselves (see [`state_machine`]): no copy is kept
+//! at rest. Its bytes are written to a scratch file only to send it, and a received one
+//! is a file, `<node dir>/snapshots/snap-<gen>.bin`, only until it is loaded (see
+//! [`snapshot`]).
 //!
 //! Durability rules (the ones that keep Raft safe):
 //! - `save_vote` and `append` return / call back only after `persist(SyncAll)`.
 //! - `purge` persists `last_purged` before deleting entries.
 //! - apply writes items, `last_applied` and membership in one batch without fsync:
 //!   after a crash openraft re-applies the committed log from `last_applied`.
-//! - a snapshot file is synced and renamed into place, and the record naming it synced,
-//!   before it is served.
+//! - building a snapshot syncs the journal (the state as of the snapshot is durable)
+//!   before its meta is recorded and returned, so the log behind it may be purged;
+//!   an install records the received file (synced) before it clears the state.
 //!
 //! Any storage failure is returned to openraft as a `StorageError`, which stops Raft;
 //! the node then exits and the supervisor restarts it.
