@@ -63,6 +63,10 @@ pub struct ServerArgs {
     /// Set by `cluster start` for the detached supervisor it spawns
     #[arg(long, hide = true)]
     pub detached: bool,
+    /// Let nodes listen on non-loopback addresses although no cluster secret is
+    /// configured ([security] secret_file); passed on to every node
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +76,12 @@ pub enum ClusterCommand {
         after_help = "Example:\n  raft-nosql cluster start --config config/five-nodes.toml\n  \
         (supervisor output goes to <data_root>/supervisor.log; 'raft-nosql cluster stop' ends it)"
     )]
-    Start,
+    Start {
+        /// Let nodes listen on non-loopback addresses although no cluster secret is
+        /// configured ([security] secret_file)
+        #[arg(long)]
+        insecure: bool,
+    },
     /// Stop every node and the background supervisor
     #[command(after_help = "Example:\n  raft-nosql cluster stop    # also what 'make stop' runs")]
     Stop,
@@ -409,10 +418,22 @@ pub async fn run_server(global: &GlobalOpts, args: ServerArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return fail(format!("cannot find this executable: {e}")).report(global.output),
     };
+    let secured = config.security.secret_file.is_some();
+    for n in &config.nodes {
+        if let Err(e) = crate::security::check_listen(n.listen_addr(), secured, args.insecure) {
+            return Failure::usage(format!("node {}: {e}", n.id)).report(global.output);
+        }
+    }
+    let security = match crate::security::Security::from_config(&config) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(e) => return Failure::usage(e.to_string()).report(global.output),
+    };
     let spec = LaunchSpec {
         exe,
         config_file: config_file(global),
         data_root: absolute(&config.data_root),
+        insecure: args.insecure,
+        security,
     };
     match sup::run(
         config,
@@ -451,7 +472,9 @@ async fn execute(
         Duration::from_millis(config.supervisor.stop_timeout_ms) + Duration::from_secs(15);
     let client = ControlClient::new(&addr, timeout);
     let (node, action) = match cmd {
-        ClusterCommand::Start => return start(global, &config, output).await,
+        ClusterCommand::Start { insecure } => {
+            return start(global, &config, insecure, output).await
+        }
         ClusterCommand::Stop => return stop(&config, &client, output).await,
         ClusterCommand::Status { wait, .. } => return status(&client, wait, output).await,
         ClusterCommand::AddNode { id, addr, no_wait } => {
@@ -659,8 +682,16 @@ fn settled(view: &ClusterView) -> bool {
 async fn start(
     global: &GlobalOpts,
     config: &ClusterConfig,
+    insecure: bool,
     output: Option<Output>,
 ) -> Result<(), Failure> {
+    let secured = config.security.secret_file.is_some();
+    for n in &config.nodes {
+        if let Err(e) = crate::security::check_listen(n.listen_addr(), secured, insecure) {
+            return Err(Failure::usage(format!("node {}: {e}", n.id)));
+        }
+    }
+    crate::security::Security::from_config(config).map_err(|e| Failure::usage(e.to_string()))?;
     let data_root = absolute(&config.data_root);
     let addr = &config.supervisor.control_addr;
     let client = ControlClient::new(addr, Duration::from_secs(5));
@@ -686,6 +717,9 @@ async fn start(
     }
     args.push("--data-dir-root".to_string());
     args.push(data_root.display().to_string());
+    if insecure {
+        args.push("--insecure".to_string());
+    }
     let log = sup::log_file(&data_root);
     let mut child = process::spawn_detached(&exe, &args, &log)
         .map_err(|e| fail(format!("cannot start the supervisor: {e}")))?;
@@ -787,7 +821,11 @@ async fn node_admin(
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, Failure> {
     let addr = &config.node(node).ok_or_else(|| check_node(config, node).unwrap_err())?.addr;
-    let client = reqwest::Client::builder()
+    // Admin calls prove the cluster secret, when there is one.
+    let security =
+        crate::security::Security::from_config(config).map_err(|e| fail(e.to_string()))?;
+    let client = security
+        .client_builder(reqwest::Client::builder())
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()

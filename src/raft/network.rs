@@ -131,6 +131,8 @@ pub struct Network {
     payload: Arc<PayloadBudget>,
     /// Per peer, the AppendEntries with entries in flight.
     flights: Arc<Flights>,
+    /// Adds the cluster secret's proof to every RPC.
+    security: Arc<crate::security::Security>,
 }
 
 impl Network {
@@ -139,9 +141,11 @@ impl Network {
         faults: Arc<Faults>,
         lease: Arc<Lease>,
         payload: Arc<PayloadBudget>,
+        security: Arc<crate::security::Security>,
     ) -> Network {
         Network {
             me,
+            security,
             clients: Arc::default(),
             faults,
             reachable: Arc::default(),
@@ -156,7 +160,8 @@ impl Network {
         clients
             .entry(target)
             .or_insert_with(|| {
-                reqwest::Client::builder()
+                self.security
+                    .client_builder(reqwest::Client::builder())
                     .no_proxy()
                     .tcp_nodelay(true)
                     .pool_max_idle_per_host(4)

@@ -6,6 +6,10 @@
 //! applied the log (staleness made visible). Every error is
 //! `{"error": {"code", "message"}}`; the mapping from [`Error`] to a status code lives in
 //! `error.rs` and is applied only here.
+//!
+//! With a cluster secret configured, [`guard`] answers 401 to every request for the
+//! Raft RPCs, the admin API or a forwarded write that does not prove it, before any
+//! handler runs (see `security`).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +62,8 @@ pub struct App {
     pub request_log: RequestLogBudget,
     /// Sends DynamoDB API writes that reach this node on to the leader.
     pub forward: dynamodb::Forwarder,
+    /// The cluster secret's proof, checked by [`guard`].
+    pub security: Arc<crate::security::Security>,
 }
 
 /// The per-second budget of `request` log lines (`request_log_per_sec`).
@@ -216,7 +222,9 @@ fn observe(app: &App, info: &RequestInfo, resp: &Response) {
 
 fn inner_routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let with_headers = app.clone();
-    api::routes(app.clone())
+    guard(app.clone())
+        .or(api::routes(app.clone()))
+        .unify()
         .or(dynamodb::routes(app.clone()))
         .unify()
         .or(raft::routes(app.clone()))
@@ -231,6 +239,68 @@ fn inner_routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Inf
             add_raft_headers(&with_headers, &mut resp);
             resp
         })
+}
+
+/// Whether a request must prove the cluster secret: the Raft RPCs, the admin API, and
+/// DynamoDB writes forwarded by a follower (the header makes the leader treat them as
+/// coming from a member).
+fn needs_proof(path: &str, forwarded: bool) -> bool {
+    forwarded || path.starts_with("/raft/") || path.starts_with("/admin/") || path == "/admin"
+}
+
+/// Answers 401 `unauthorized` to a request that must prove the cluster secret and does
+/// not, and logs `peer_rejected` the first time a peer (IP address and claimed node id)
+/// is refused. Every other request is rejected as "not found" here, so the routes after
+/// this one answer it; without a secret nothing is checked.
+fn guard(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    use crate::raft::network::FROM_HEADER;
+    use crate::security::AUTH_HEADER;
+    warp::path::full()
+        .and(warp::header::optional::<String>(AUTH_HEADER))
+        .and(warp::header::optional::<String>(FROM_HEADER))
+        .and(warp::header::optional::<String>(dynamodb::forward::FORWARDED_FROM))
+        .and(warp::addr::remote())
+        .and_then(
+            move |path: warp::path::FullPath,
+                  proof: Option<String>,
+                  from: Option<String>,
+                  forwarded: Option<String>,
+                  remote: Option<std::net::SocketAddr>| {
+                let app = app.clone();
+                async move {
+                    let path = path.as_str();
+                    if !app.security.enabled()
+                        || !needs_proof(path, forwarded.is_some())
+                        || app.security.admits(proof.as_deref().map(str::as_bytes))
+                    {
+                        return Err(warp::reject::not_found());
+                    }
+                    let ip = remote.map(|r| r.ip().to_string()).unwrap_or_else(|| "unknown".into());
+                    let claimed = from.or(forwarded);
+                    let peer = match &claimed {
+                        Some(id) => format!("{ip} node {id}"),
+                        None => ip.clone(),
+                    };
+                    let reason = if proof.is_some() { "wrong proof" } else { "no proof" };
+                    if app.security.first_rejection(&peer) {
+                        tracing::warn!(
+                            event = "peer_rejected",
+                            peer = %ip,
+                            claimed_node = claimed.as_deref(),
+                            path,
+                            reason,
+                            "refused a request without the cluster secret's proof ({reason}); \
+                             further refusals of this peer are not logged"
+                        );
+                    }
+                    let e = Error::Unauthorized(format!(
+                        "{path} needs the cluster secret's proof in the {AUTH_HEADER} header \
+                         ({reason}); give this process the cluster's secret_file"
+                    ));
+                    Ok::<_, Rejection>(error_reply(&e, path))
+                }
+            },
+        )
 }
 
 /// The name of a Raft role as `/status`, headers and metrics show it.
