@@ -5,12 +5,13 @@ mod common;
 
 use std::time::Duration;
 
+use common::supervised::Supervised;
 use common::{eventually, http, http_with_proof, send_following, TestCluster};
 use raft_nosql::raft::{NodeId, TypeConfig, Vote};
 use serde_json::{json, Value};
 
 const SECRET: &str = "the cluster's secret, 32 bytes or so";
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
 /// What must not move when a request is refused: term, vote, leader, log and data.
 fn fingerprint(c: &TestCluster, i: usize) -> Value {
@@ -244,4 +245,54 @@ fn without_a_secret_a_node_refuses_a_non_loopback_address() {
         assert!(err.contains(&format!("refusing to listen on 0.0.0.0:{port}")), "{err}");
         assert!(err.contains("secret_file") && err.contains("--insecure"), "{err}");
     }
+}
+
+/// Under the supervisor with a secret configured, every internal client proves it: the
+/// supervisor initialises the cluster and follows it, the dashboard's fault buttons and
+/// the CLI's fault commands reach the nodes' admin API, and `cluster add-node` makes a
+/// new member through the leader's membership API; the same admin API refuses a
+/// process without the secret.
+#[test]
+fn supervisor_dashboard_and_cli_prove_the_secret() {
+    let secret_dir = tempfile::tempdir().unwrap();
+    let file = secret_dir.path().join("secret");
+    std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+    let s = Supervised::start_with(3, &format!("[security]\nsecret_file = {:?}\n", file));
+    let leader = s.wait_leader_other_than(None);
+    let follower = (0..3).find(|i| *i != leader).unwrap();
+    let faults = |id: u64| -> Option<Value> {
+        let addr = s.addr_of(id)?;
+        let st: Value = http().get(format!("http://{addr}/status")).send().ok()?.json().ok()?;
+        st.get("faults").cloned()
+    };
+    let addr = s.addr_of(follower).unwrap();
+    let r = http().get(format!("http://{addr}/admin/faults")).send().unwrap();
+    assert_eq!(r.status(), 401, "the nodes do check the secret");
+
+    // The dashboard: the page calls the supervisor, which calls the nodes with the proof.
+    let r =
+        http().post(s.url("/api/partition")).json(&json!({ "nodes": [follower] })).send().unwrap();
+    assert_eq!(r.status(), 200, "dashboard partition: {}", r.text().unwrap());
+    assert!(faults(follower).is_some(), "the partition reached node {follower}");
+    let r = http().post(s.url("/api/heal")).send().unwrap();
+    assert_eq!(r.status(), 200, "dashboard heal: {}", r.text().unwrap());
+    eventually(WAIT, "the heal to reach every node", || {
+        (0..3).all(|i| faults(i).is_none()).then_some(())
+    });
+
+    // The CLI's direct admin calls.
+    let out = s.cli(&["cluster", "slow", &follower.to_string(), "--delay-ms", "5"]);
+    assert!(out.status.success(), "cluster slow: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(faults(follower).is_some(), "cluster slow reached node {follower}");
+    let out = s.cli(&["cluster", "heal"]);
+    assert!(out.status.success(), "cluster heal: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(faults(follower).is_none());
+
+    // A membership change: the supervisor's steps on the leader, the new node's log
+    // from the leader, all with the proof.
+    let out = s.cli(&["cluster", "add-node"]);
+    assert!(out.status.success(), "add-node: {}", String::from_utf8_lossy(&out.stderr));
+    let addr = s.addr_of(s.wait_leader_other_than(None)).unwrap();
+    let st: Value = http().get(format!("http://{addr}/status")).send().unwrap().json().unwrap();
+    assert_eq!(st["voters"].as_array().map(Vec::len), Some(4), "{st}");
 }

@@ -82,6 +82,19 @@ pub enum ClusterCommand {
         #[arg(long)]
         insecure: bool,
     },
+    /// Initialise a cluster whose nodes were started by hand (`raft-nosql node` on each
+    /// host): the config's nodes become the first membership and elect a leader
+    #[command(
+        after_help = "Example:\n  raft-nosql --config cluster.toml cluster init    # once, after 'raft-nosql node --id N' runs on every host\n\
+        Needs no supervisor; with [security] secret_file it proves the cluster secret. A cluster\n\
+        that is already initialised is left as it is ('already': true). The supervisor\n\
+        ('server', 'cluster start') does this by itself."
+    )]
+    Init {
+        /// The node to initialise through [default: the first node of the config]
+        #[arg(long, value_parser = parse_node, value_name = "ID")]
+        node: Option<u64>,
+    },
     /// Stop every node and the background supervisor
     #[command(after_help = "Example:\n  raft-nosql cluster stop    # also what 'make stop' runs")]
     Stop,
@@ -472,6 +485,7 @@ async fn execute(
         Duration::from_millis(config.supervisor.stop_timeout_ms) + Duration::from_secs(15);
     let client = ControlClient::new(&addr, timeout);
     let (node, action) = match cmd {
+        ClusterCommand::Init { node } => return init(&config, node, output).await,
         ClusterCommand::Start { insecure } => {
             return start(global, &config, insecure, output).await
         }
@@ -937,6 +951,29 @@ async fn partition(
 }
 
 /// Removes every simulated network fault and apply delay on every node that answers.
+/// `cluster init`: `POST /admin/init` on one node, which proposes the config's nodes as
+/// the first membership.
+async fn init(
+    config: &ClusterConfig,
+    node: Option<u64>,
+    output: Option<Output>,
+) -> Result<(), Failure> {
+    let node = node.unwrap_or(config.nodes[0].id);
+    let answer = node_admin(config, node, reqwest::Method::POST, "/admin/init", None).await?;
+    let text = if answer["already"] == true {
+        format!("the cluster was already initialised (asked node {node})")
+    } else {
+        let ids: Vec<String> = config.nodes.iter().map(|n| n.id.to_string()).collect();
+        format!(
+            "cluster initialised through node {node} with nodes {}; a leader is elected within \
+             about a second ('raft-nosql status' shows it)",
+            ids.join(", ")
+        )
+    };
+    print(output, &text, answer);
+    Ok(())
+}
+
 async fn heal(config: &ClusterConfig, output: Option<Output>) -> Result<(), Failure> {
     let mut unreachable = Vec::new();
     for n in &config.nodes {
