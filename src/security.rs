@@ -51,6 +51,10 @@ const PROOF_MESSAGE: &[u8] = b"raft-nosql cluster v1";
 /// of key if they are random; `head -c 32 /dev/urandom | base64` gives 44.
 pub const MIN_SECRET_LEN: usize = 16;
 
+/// Most distinct peers logged as `peer_rejected`: the claimed node id is the sender's to
+/// choose, so without a bound a stranger could fill memory and the log by varying it.
+pub const MAX_REPORTED_PEERS: usize = 1024;
+
 /// The secret cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -132,9 +136,13 @@ impl Security {
     }
 
     /// Records a refused request from `peer`; true the first time this peer is refused
-    /// (the caller then logs `peer_rejected`).
+    /// (the caller then logs `peer_rejected`), for up to [`MAX_REPORTED_PEERS`] peers.
     pub fn first_rejection(&self, peer: &str) -> bool {
-        self.rejected.lock().expect("rejected peers lock").insert(peer.to_string())
+        let mut seen = self.rejected.lock().expect("rejected peers lock");
+        if seen.len() >= MAX_REPORTED_PEERS || seen.contains(peer) {
+            return false;
+        }
+        seen.insert(peer.to_string())
     }
 }
 
@@ -215,6 +223,10 @@ mod tests {
         assert!(s.first_rejection("10.0.0.9"));
         assert!(!s.first_rejection("10.0.0.9"));
         assert!(s.first_rejection("10.0.0.9 node 2"));
+        for i in 3..=MAX_REPORTED_PEERS {
+            assert!(s.first_rejection(&format!("10.0.0.9 node {i}")));
+        }
+        assert!(!s.first_rejection("10.0.0.10"), "no more than MAX_REPORTED_PEERS are kept");
     }
 
     #[test]

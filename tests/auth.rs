@@ -89,10 +89,20 @@ fn without_the_secret_every_raft_and_admin_call_is_refused_and_nothing_changes()
     let read =
         http().get(c.url(follower, "/tables/tab/items?pk=a&consistency=strong")).send().unwrap();
     assert_eq!(read.status(), 200, "strong read on a follower");
+    // A DynamoDB write sent to a follower is forwarded to the leader, with the proof.
+    let ddb = http()
+        .post(c.url(follower, "/"))
+        .header("x-amz-target", "DynamoDB_20120810.PutItem")
+        .header("content-type", "application/x-amz-json-1.0")
+        .body(r#"{"TableName":"tab","Item":{"pk":{"S":"ddb"}}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(ddb.headers()["x-raft-forwarded-from"], follower.to_string().as_str());
+    assert_eq!(ddb.status(), 200, "forwarded write: {}", ddb.text().unwrap());
     eventually(WAIT, "every node to apply the write", || {
         let d: Vec<Value> =
             (0..3).map(|i| c.status(i).map(|s| s["digest"].clone())).collect::<Option<_>>()?;
-        (d.iter().all(|x| *x == d[0]) && c.status(0)?["items"] == 1).then_some(())
+        (d.iter().all(|x| *x == d[0]) && c.status(0)?["items"] == 2).then_some(())
     });
     let before: Vec<Value> = (0..3).map(|i| fingerprint(&c, i)).collect();
 

@@ -9,6 +9,9 @@
 //! - A refused connection is reported as `Unreachable`, so openraft backs off instead
 //!   of retrying hot; other transport failures are `Network` errors; a Raft error the
 //!   peer returned is a `RemoteError`.
+//! - With a cluster secret, every RPC carries its proof (`x-raft-nosql-auth`, added to
+//!   each peer's client by `security::Security::client_builder`); a peer that refuses
+//!   it answers 401, reported as a `Network` error naming the reason.
 //!
 //! The server side of these RPCs is `server::raft`.
 //!

@@ -419,7 +419,21 @@ pub fn path_and_query() -> impl Filter<Extract = (String,), Error = Infallible> 
 
 #[cfg(test)]
 mod tests {
-    use super::RequestLogBudget;
+    use super::{needs_proof, RequestLogBudget};
+
+    #[test]
+    fn raft_admin_and_forwarded_requests_need_the_proof_and_the_data_api_does_not() {
+        for path in ["/raft/append", "/raft/vote", "/raft/snapshot", "/raft/read_index"] {
+            assert!(needs_proof(path, false), "{path}");
+        }
+        for path in ["/admin/init", "/admin/faults", "/admin/members/remove", "/admin"] {
+            assert!(needs_proof(path, false), "{path}");
+        }
+        assert!(needs_proof("/", true), "a forwarded DynamoDB write");
+        for path in ["/", "/tables", "/tables/t/items", "/status", "/metrics", "/raft", "/adminx"] {
+            assert!(!needs_proof(path, false), "{path}");
+        }
+    }
 
     #[test]
     fn request_log_budget_allows_the_limit_per_second_and_reports_the_rest_once() {
