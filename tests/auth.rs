@@ -257,6 +257,30 @@ fn without_a_secret_a_node_refuses_a_non_loopback_address() {
     }
 }
 
+/// A secret file that cannot be read, or is too short to be a secret, stops a node
+/// before it starts (exit 2, as for a bad config), naming the file and how to make one.
+#[test]
+fn an_unusable_secret_file_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    let missing = dir.path().join("missing");
+    for (file, says) in [(&missing, "cannot read the cluster secret"), (&short, "fewer than 16")] {
+        let extra = format!("[security]\nsecret_file = {:?}\n", file.display().to_string());
+        let (config, _) = common::write_config(dir.path(), 1, &extra);
+        let out = std::process::Command::new(common::bin())
+            .args(["node", "--id", "0", "--config"])
+            .arg(&config)
+            .env_remove(raft_nosql::config::SECRET_FILE_ENV)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says) && err.contains(&file.display().to_string()), "{err}");
+        assert!(err.contains("head -c 32 /dev/urandom | base64"), "{err}");
+    }
+}
+
 /// Under the supervisor with a secret configured, every internal client proves it: the
 /// supervisor initialises the cluster and follows it, the dashboard's fault buttons and
 /// the CLI's fault commands reach the nodes' admin API, and `cluster add-node` makes a

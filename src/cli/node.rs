@@ -50,6 +50,12 @@ pub async fn run(global: &GlobalOpts, args: NodeArgs) -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(super::EXIT_USAGE);
     }
+    // A missing or short secret file is a configuration mistake: exit 2, as for a bad
+    // config, so that systemd does not restart the node in a loop.
+    if let Err(e) = crate::security::Security::from_config(&config) {
+        eprintln!("error: {e}");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
     let _log_guard = crate::node::init_logging(args.id, &config.log_level);
     let dir = config.node_dir(args.id);
     if args.rejoin {

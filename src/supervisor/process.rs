@@ -354,6 +354,8 @@ mod tests {
             spec.node_args(2),
             ["node", "--id", "2", "--config", "/etc/c.toml", "--data-dir-root", "/var/data"]
         );
+        let insecure = LaunchSpec { insecure: true, ..spec.clone() };
+        assert_eq!(insecure.node_args(0).last().map(String::as_str), Some("--insecure"));
         assert_eq!(spec.pid_file(2), PathBuf::from("/var/data/node2/node.pid"));
     }
 
