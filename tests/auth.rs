@@ -139,6 +139,26 @@ fn without_the_secret_every_raft_and_admin_call_is_refused_and_nothing_changes()
             assert_eq!(r.status(), 401, "{who}: forwarded write on node {i}");
         }
     }
+    // Neither header bytes that are not text nor odd spellings of a path slip past.
+    let (_, vote) = rogue_rpcs().into_iter().find(|(p, _)| *p == "/raft/vote").unwrap();
+    let odd = reqwest::header::HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+    let r = http()
+        .post(c.url(follower, "/raft/vote"))
+        .header("x-raft-from", "9")
+        .header(raft_nosql::security::AUTH_HEADER, odd)
+        .json(&vote)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401, "a proof that is not text");
+    for path in ["//raft/vote", "/raft//vote", "/%72aft/vote", "/raft/%76ote"] {
+        let r = http()
+            .post(c.url(follower, path))
+            .header("x-raft-from", "9")
+            .json(&vote)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401, "POST {path}");
+    }
     let after: Vec<Value> = (0..3).map(|i| fingerprint(&c, i)).collect();
     assert_eq!(before, after, "a refused request changed the cluster");
 
