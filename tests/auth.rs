@@ -238,6 +238,21 @@ fn a_node_with_the_wrong_secret_cannot_join_or_disrupt_the_cluster() {
             .any(|l| l["claimed_node"].as_str() == Some(&*leader.to_string()))
             .then_some(())
     });
+    // Each side says, once per peer, that the other refuses its proof.
+    let refused = |i: usize| -> Vec<u64> {
+        let mut peers: Vec<u64> = c
+            .output(i)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == "proof_refused")
+            .filter_map(|v| v["peer"].as_u64())
+            .collect();
+        peers.sort();
+        peers
+    };
+    eventually(WAIT, "proof_refused on both sides", || {
+        (refused(2) == [0, 1] && refused(leader) == [2]).then_some(())
+    });
     let put = send_following(
         reqwest::Method::PUT,
         &c.url(leader, "/tables/tab/items"),
