@@ -421,6 +421,22 @@ fn config_file(global: &GlobalOpts) -> Option<PathBuf> {
     }
 }
 
+/// Before a supervisor starts any node: every node may listen where it is told to (a
+/// non-loopback address needs a secret or `--insecure`), and the secret file, if one is
+/// named, is usable. Both are usage errors, reported before anything starts.
+fn check_security(
+    config: &ClusterConfig,
+    insecure: bool,
+) -> Result<crate::security::Security, Failure> {
+    let secured = config.security.secret_file.is_some();
+    for n in &config.nodes {
+        if let Err(e) = crate::security::check_listen(n.listen_addr(), secured, insecure) {
+            return Err(Failure::usage(format!("node {}: {e}", n.id)));
+        }
+    }
+    crate::security::Security::from_config(config).map_err(|e| Failure::usage(e.to_string()))
+}
+
 /// `raft-nosql server`: the supervisor in the foreground.
 pub async fn run_server(global: &GlobalOpts, args: ServerArgs) -> ExitCode {
     let config = match load(global) {
@@ -431,15 +447,9 @@ pub async fn run_server(global: &GlobalOpts, args: ServerArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return fail(format!("cannot find this executable: {e}")).report(global.output),
     };
-    let secured = config.security.secret_file.is_some();
-    for n in &config.nodes {
-        if let Err(e) = crate::security::check_listen(n.listen_addr(), secured, args.insecure) {
-            return Failure::usage(format!("node {}: {e}", n.id)).report(global.output);
-        }
-    }
-    let security = match crate::security::Security::from_config(&config) {
+    let security = match check_security(&config, args.insecure) {
         Ok(s) => std::sync::Arc::new(s),
-        Err(e) => return Failure::usage(e.to_string()).report(global.output),
+        Err(f) => return f.report(global.output),
     };
     let spec = LaunchSpec {
         exe,
@@ -699,13 +709,7 @@ async fn start(
     insecure: bool,
     output: Option<Output>,
 ) -> Result<(), Failure> {
-    let secured = config.security.secret_file.is_some();
-    for n in &config.nodes {
-        if let Err(e) = crate::security::check_listen(n.listen_addr(), secured, insecure) {
-            return Err(Failure::usage(format!("node {}: {e}", n.id)));
-        }
-    }
-    crate::security::Security::from_config(config).map_err(|e| Failure::usage(e.to_string()))?;
+    check_security(config, insecure)?;
     let data_root = absolute(&config.data_root);
     let addr = &config.supervisor.control_addr;
     let client = ControlClient::new(addr, Duration::from_secs(5));
@@ -950,7 +954,6 @@ async fn partition(
     Ok(())
 }
 
-/// Removes every simulated network fault and apply delay on every node that answers.
 /// `cluster init`: `POST /admin/init` on one node, which proposes the config's nodes as
 /// the first membership.
 async fn init(
@@ -974,6 +977,7 @@ async fn init(
     Ok(())
 }
 
+/// Removes every simulated network fault and apply delay on every node that answers.
 async fn heal(config: &ClusterConfig, output: Option<Output>) -> Result<(), Failure> {
     let mut unreachable = Vec::new();
     for n in &config.nodes {
