@@ -6,8 +6,8 @@
 //! 1. built-in defaults ([`ClusterConfig::default`]: 3 nodes on 127.0.0.1:8100–8102);
 //! 2. the TOML file (`cluster.toml` unless `--config` names another);
 //! 3. environment variables `RAFT_NOSQL_*` (nested keys with `__`, e.g.
-//!    `RAFT_NOSQL_RAFT__HEARTBEAT_MS=200`), and `DATA_DIR` for the data root, as in the
-//!    original project;
+//!    `RAFT_NOSQL_RAFT__HEARTBEAT_MS=200`), `DATA_DIR` for the data root, as in the
+//!    original project, and `RAFT_NOSQL_SECRET_FILE` for `security.secret_file`;
 //! 4. command-line flags (`--data-dir-root`).
 //!
 //! The node list has one more source: once the membership changed at run time
