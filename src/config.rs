@@ -6,8 +6,8 @@
 //! 1. built-in defaults ([`ClusterConfig::default`]: 3 nodes on 127.0.0.1:8100–8102);
 //! 2. the TOML file (`cluster.toml` unless `--config` names another);
 //! 3. environment variables `RAFT_NOSQL_*` (nested keys with `__`, e.g.
-//!    `RAFT_NOSQL_RAFT__HEARTBEAT_MS=200`), and `DATA_DIR` for the data root, as in the
-//!    original project;
+//!    `RAFT_NOSQL_RAFT__HEARTBEAT_MS=200`), `DATA_DIR` for the data root, as in the
+//!    original project, and `RAFT_NOSQL_SECRET_FILE` for `security.secret_file`;
 //! 4. command-line flags (`--data-dir-root`).
 //!
 //! The node list has one more source: once the membership changed at run time
@@ -51,6 +51,8 @@ pub struct ClusterConfig {
     /// Knobs that make replication visible on one machine. They change when entries
     /// become visible, never what is durable or safe.
     pub simulation: SimulationConfig,
+    /// The cluster secret that peers and admin calls must prove (see `security`).
+    pub security: SecurityConfig,
     /// Where `nodes` came from, when it was `<data_root>/members.json` rather than the
     /// config file (never read from or written to TOML).
     #[serde(skip)]
@@ -80,14 +82,44 @@ impl SimulationConfig {
     }
 }
 
+/// Peer and admin authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// A file holding the cluster secret, the same on every host (relative paths are
+    /// relative to the working directory). When set, Raft RPCs, forwarded writes and
+    /// admin calls must prove it (header `x-raft-nosql-auth`); every process of the
+    /// cluster sends that proof. Env `RAFT_NOSQL_SECRET_FILE` sets it too. Default: none
+    /// (nothing checked; nodes then listen on loopback only unless `--insecure`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+}
+
 /// One member of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// The Raft node id; unique.
     pub id: u64,
-    /// `host:port` of the node's one HTTP port (client API, Raft RPC and admin); unique.
+    /// `host:port` of the node's one HTTP port (client API, Raft RPC and admin) as the
+    /// other nodes and clients reach it: what the node advertises; unique.
     pub addr: String,
+    /// `host:port` the node binds, when it differs from `addr` (`0.0.0.0:8100` behind
+    /// `addr = "10.0.0.1:8100"`). Default: `addr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+impl NodeConfig {
+    /// A node that listens where it is reached.
+    pub fn new(id: u64, addr: impl Into<String>) -> NodeConfig {
+        NodeConfig { id, addr: addr.into(), listen: None }
+    }
+
+    /// The address the node binds: `listen`, else `addr`.
+    pub fn listen_addr(&self) -> &str {
+        self.listen.as_deref().unwrap_or(&self.addr)
+    }
 }
 
 /// Raft timing. openraft's AppendEntries RPC timeout equals the heartbeat interval, so
@@ -163,12 +195,11 @@ impl Default for ClusterConfig {
             data_root: PathBuf::from("data"),
             log_level: "info".to_string(),
             request_log_per_sec: 200,
-            nodes: (0..3)
-                .map(|i| NodeConfig { id: i, addr: format!("127.0.0.1:{}", 8100 + i) })
-                .collect(),
+            nodes: (0..3).map(|i| NodeConfig::new(i, format!("127.0.0.1:{}", 8100 + i))).collect(),
             raft: RaftConfig::default(),
             supervisor: SupervisorConfig::default(),
             simulation: SimulationConfig::default(),
+            security: SecurityConfig::default(),
             recorded_members: None,
         }
     }
@@ -343,10 +374,15 @@ pub struct Overrides {
     pub data_root: Option<PathBuf>,
 }
 
+/// The environment variable that names the secret file (as `security.secret_file`, which
+/// `RAFT_NOSQL_SECURITY__SECRET_FILE` also sets).
+pub const SECRET_FILE_ENV: &str = "RAFT_NOSQL_SECRET_FILE";
+
 /// The default config file name, looked up in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "cluster.toml";
 
-/// Loads the configuration: defaults < `path` < env `RAFT_NOSQL_*` / `DATA_DIR` < flags.
+/// Loads the configuration: defaults < `path` < env `RAFT_NOSQL_*` / `DATA_DIR` /
+/// `RAFT_NOSQL_SECRET_FILE` < flags.
 ///
 /// `path = None` means `cluster.toml` in the working directory if it exists, else the
 /// defaults alone. An explicit path that does not exist is an error.
@@ -365,7 +401,10 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<ClusterConfig,
             }
         }
     }
-    fig = fig.merge(Env::prefixed("RAFT_NOSQL_").ignore(&["CONFIG"]).split("__"));
+    fig = fig.merge(Env::prefixed("RAFT_NOSQL_").ignore(&["CONFIG", "SECRET_FILE"]).split("__"));
+    if let Some(file) = std::env::var_os(SECRET_FILE_ENV).filter(|f| !f.is_empty()) {
+        fig = fig.merge(Serialized::default("security.secret_file", PathBuf::from(file)));
+    }
     if let Some(dir) = std::env::var_os("DATA_DIR").filter(|d| !d.is_empty()) {
         fig = fig.merge(Serialized::default("data_root", PathBuf::from(dir)));
     }
@@ -424,6 +463,14 @@ impl ClusterConfig {
                     &format!("nodes[{i}].addr"),
                     format!("duplicate address {}", n.addr),
                 ));
+            }
+            if let Some(listen) = &n.listen {
+                if listen.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(invalid(
+                        &format!("nodes[{i}].listen"),
+                        format!("{listen:?} is not an ip:port address"),
+                    ));
+                }
             }
         }
         let r = &self.raft;
@@ -546,6 +593,29 @@ mod tests {
         assert!(from_toml_str(dup_id).unwrap_err().to_string().contains("nodes[1].id"));
         let dup_addr = "[[nodes]]\nid = 1\naddr = \"127.0.0.1:1\"\n[[nodes]]\nid = 2\naddr = \"127.0.0.1:1\"\n";
         assert!(from_toml_str(dup_addr).unwrap_err().to_string().contains("nodes[1].addr"));
+    }
+
+    #[test]
+    fn listen_defaults_to_addr_and_must_be_an_address() {
+        let c = from_toml_str(
+            "[[nodes]]\nid = 0\naddr = \"10.0.0.1:8100\"\nlisten = \"0.0.0.0:8100\"\n\
+             [[nodes]]\nid = 1\naddr = \"10.0.0.2:8100\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.node(0).unwrap().listen_addr(), "0.0.0.0:8100");
+        assert_eq!(c.node(0).unwrap().addr, "10.0.0.1:8100");
+        assert_eq!(c.node(1).unwrap().listen_addr(), "10.0.0.2:8100");
+        let bad = "[[nodes]]\nid = 0\naddr = \"10.0.0.1:8100\"\nlisten = \"anywhere\"\n";
+        assert!(from_toml_str(bad).unwrap_err().to_string().contains("nodes[0].listen"));
+    }
+
+    #[test]
+    fn secret_file_is_read_from_the_security_section() {
+        let c = from_toml_str("[security]\nsecret_file = \"/etc/raft-nosql/secret\"\n").unwrap();
+        assert_eq!(c.security.secret_file, Some(PathBuf::from("/etc/raft-nosql/secret")));
+        assert_eq!(from_toml_str("").unwrap().security.secret_file, None);
+        let err = from_toml_str("[security]\nsecret = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("valid keys in [security]: secret_file"), "{err}");
     }
 
     #[test]

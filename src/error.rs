@@ -79,6 +79,10 @@ pub enum Error {
     /// The node's storage failed; the node is going down.
     #[error("storage error: {0}")]
     Storage(String),
+    /// The request needs the proof of the cluster secret (`x-raft-nosql-auth`) and came
+    /// without it, or with a wrong one; nothing was done.
+    #[error("{0}")]
+    Unauthorized(String),
     /// A bug: something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
@@ -102,6 +106,7 @@ impl Error {
             Error::NotLeader { .. } => StatusCode::TEMPORARY_REDIRECT,
             Error::NoLeader | Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::WriteTimeout(_) | Error::OutcomeUnknown(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Storage(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +133,7 @@ impl Error {
             Error::Unavailable(_) => "unavailable",
             Error::WriteTimeout(_) => "write_timeout",
             Error::OutcomeUnknown(_) => "outcome_unknown",
+            Error::Unauthorized(_) => "unauthorized",
             Error::Storage(_) => "storage",
             Error::Internal(_) => "internal",
         }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod model;
 pub mod node;
 pub mod raft;
+pub mod security;
 pub mod server;
 pub mod storage;
 pub mod supervisor;

@@ -113,6 +113,8 @@ pub const EVENTS: &[&str] = &[
     "log_purged",               // upto
     "peer_unreachable",         // peer
     "peer_reachable",           // peer
+    "peer_rejected",            // peer, claimed_node, path, reason (no or wrong cluster secret)
+    "proof_refused",            // peer, addr (a peer refused this node's cluster secret proof)
     "vote_refused",             // candidate, term (within a leader's lease)
     "forward_failed",           // leader, error (a DynamoDB write forwarded to the leader)
     "requests_not_logged",      // count (beyond request_log_per_sec)

@@ -74,6 +74,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     let tables = state_machine.tables();
     let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);
     let faults = Arc::new(Faults::default());
+    let security = Arc::new(crate::security::Security::from_config(&config)?);
     let had_vote = log_store
         .clone()
         .read_vote()
@@ -85,7 +86,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         Duration::from_millis(config.raft.election_timeout_min_ms / 2),
         had_vote,
     ));
-    let network = Network::new(id, faults.clone(), lease.clone(), payload);
+    let network = Network::new(id, faults.clone(), lease.clone(), payload, security.clone());
     let log = log_store.clone();
     let raft = Raft::new(id, raft_config, network.clone(), log_store, state_machine)
         .await
@@ -105,9 +106,10 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     );
     // DynamoDB writes forwarded to the leader: the leader's own write timeout plus a
     // margin, so the leader's answer (even a timeout) arrives first.
-    let forward = crate::server::dynamodb::Forwarder::new(Duration::from_millis(
-        config.raft.client_write_timeout_ms + 2000,
-    ));
+    let forward = crate::server::dynamodb::Forwarder::new(
+        Duration::from_millis(config.raft.client_write_timeout_ms + 2000),
+        &security,
+    );
     let app = Arc::new(App {
         id,
         addr: me.addr,
@@ -122,6 +124,7 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         lease,
         request_log,
         forward,
+        security,
     });
     Ok(Node { app, raft, store })
 }
@@ -133,10 +136,17 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let dir = config.node_dir(id);
+    // Bound where `listen` says (default `addr`); advertised to peers as `addr`.
+    let listen = config
+        .node(id)
+        .ok_or_else(|| anyhow!("node id {id} is not in the config"))?
+        .listen_addr()
+        .to_string();
     let Node { app, raft, store } = open(config, id).await?;
     let addr = app.addr.clone();
+    let secured = app.security.enabled();
     let listener =
-        TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         warp::serve(routes(app))
@@ -147,7 +157,14 @@ pub async fn run(
             .run(),
     );
     let watcher = crate::raft::events::spawn_watcher(&raft);
-    tracing::info!(event = "node_started", addr = %addr, data_dir = %dir.display(), "node started");
+    tracing::info!(
+        event = "node_started",
+        addr = %addr,
+        listen = %listen,
+        secured,
+        data_dir = %dir.display(),
+        "node started"
+    );
 
     let mut metrics = raft.metrics();
     let raft_died = async move {

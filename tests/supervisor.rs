@@ -305,6 +305,11 @@ fn every_shipped_config_file_loads_and_cluster_toml_names_every_key() {
     for k in want {
         assert!(have.contains(&k), "cluster.toml does not write out `{k}`");
     }
+    // Keys without a default value are not written out by the defaults; the file shows
+    // them in an example line.
+    for example in ["# secret_file = ", "listen = \"0.0.0.0:8100\""] {
+        assert!(ours.contains(example), "cluster.toml does not show `{example}`");
+    }
 }
 
 /// `server` starts three node processes that elect a leader and replicate a write to

@@ -63,6 +63,10 @@ pub struct ServerArgs {
     /// Set by `cluster start` for the detached supervisor it spawns
     #[arg(long, hide = true)]
     pub detached: bool,
+    /// Let nodes listen on non-loopback addresses although no cluster secret is
+    /// configured ([security] secret_file); passed on to every node
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +76,25 @@ pub enum ClusterCommand {
         after_help = "Example:\n  raft-nosql cluster start --config config/five-nodes.toml\n  \
         (supervisor output goes to <data_root>/supervisor.log; 'raft-nosql cluster stop' ends it)"
     )]
-    Start,
+    Start {
+        /// Let nodes listen on non-loopback addresses although no cluster secret is
+        /// configured ([security] secret_file)
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Initialise a cluster whose nodes were started by hand (`raft-nosql node` on each
+    /// host): the config's nodes become the first membership and elect a leader
+    #[command(
+        after_help = "Example:\n  raft-nosql --config cluster.toml cluster init    # once, after 'raft-nosql node --id N' runs on every host\n\
+        Needs no supervisor; with [security] secret_file it proves the cluster secret. A cluster\n\
+        that is already initialised is left as it is ('already': true). The supervisor\n\
+        ('server', 'cluster start') does this by itself."
+    )]
+    Init {
+        /// The node to initialise through [default: the first node of the config]
+        #[arg(long, value_parser = parse_node, value_name = "ID")]
+        node: Option<u64>,
+    },
     /// Stop every node and the background supervisor
     #[command(after_help = "Example:\n  raft-nosql cluster stop    # also what 'make stop' runs")]
     Stop,
@@ -399,6 +421,22 @@ fn config_file(global: &GlobalOpts) -> Option<PathBuf> {
     }
 }
 
+/// Before a supervisor starts any node: every node may listen where it is told to (a
+/// non-loopback address needs a secret or `--insecure`), and the secret file, if one is
+/// named, is usable. Both are usage errors, reported before anything starts.
+fn check_security(
+    config: &ClusterConfig,
+    insecure: bool,
+) -> Result<crate::security::Security, Failure> {
+    let secured = config.security.secret_file.is_some();
+    for n in &config.nodes {
+        if let Err(e) = crate::security::check_listen(n.listen_addr(), secured, insecure) {
+            return Err(Failure::usage(format!("node {}: {e}", n.id)));
+        }
+    }
+    crate::security::Security::from_config(config).map_err(|e| Failure::usage(e.to_string()))
+}
+
 /// `raft-nosql server`: the supervisor in the foreground.
 pub async fn run_server(global: &GlobalOpts, args: ServerArgs) -> ExitCode {
     let config = match load(global) {
@@ -409,10 +447,16 @@ pub async fn run_server(global: &GlobalOpts, args: ServerArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return fail(format!("cannot find this executable: {e}")).report(global.output),
     };
+    let security = match check_security(&config, args.insecure) {
+        Ok(s) => std::sync::Arc::new(s),
+        Err(f) => return f.report(global.output),
+    };
     let spec = LaunchSpec {
         exe,
         config_file: config_file(global),
         data_root: absolute(&config.data_root),
+        insecure: args.insecure,
+        security,
     };
     match sup::run(
         config,
@@ -451,7 +495,10 @@ async fn execute(
         Duration::from_millis(config.supervisor.stop_timeout_ms) + Duration::from_secs(15);
     let client = ControlClient::new(&addr, timeout);
     let (node, action) = match cmd {
-        ClusterCommand::Start => return start(global, &config, output).await,
+        ClusterCommand::Init { node } => return init(&config, node, output).await,
+        ClusterCommand::Start { insecure } => {
+            return start(global, &config, insecure, output).await
+        }
         ClusterCommand::Stop => return stop(&config, &client, output).await,
         ClusterCommand::Status { wait, .. } => return status(&client, wait, output).await,
         ClusterCommand::AddNode { id, addr, no_wait } => {
@@ -659,8 +706,10 @@ fn settled(view: &ClusterView) -> bool {
 async fn start(
     global: &GlobalOpts,
     config: &ClusterConfig,
+    insecure: bool,
     output: Option<Output>,
 ) -> Result<(), Failure> {
+    check_security(config, insecure)?;
     let data_root = absolute(&config.data_root);
     let addr = &config.supervisor.control_addr;
     let client = ControlClient::new(addr, Duration::from_secs(5));
@@ -686,6 +735,9 @@ async fn start(
     }
     args.push("--data-dir-root".to_string());
     args.push(data_root.display().to_string());
+    if insecure {
+        args.push("--insecure".to_string());
+    }
     let log = sup::log_file(&data_root);
     let mut child = process::spawn_detached(&exe, &args, &log)
         .map_err(|e| fail(format!("cannot start the supervisor: {e}")))?;
@@ -787,7 +839,11 @@ async fn node_admin(
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, Failure> {
     let addr = &config.node(node).ok_or_else(|| check_node(config, node).unwrap_err())?.addr;
-    let client = reqwest::Client::builder()
+    // Admin calls prove the cluster secret, when there is one.
+    let security =
+        crate::security::Security::from_config(config).map_err(|e| fail(e.to_string()))?;
+    let client = security
+        .client_builder(reqwest::Client::builder())
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
@@ -895,6 +951,29 @@ async fn partition(
         .collect();
     let text = format!("partitioned: {} (Raft messages between sides are dropped; 'raft-nosql cluster heal' undoes it)", shown.join(" | "));
     print(output, &text, serde_json::json!({ "partitioned": sides }));
+    Ok(())
+}
+
+/// `cluster init`: `POST /admin/init` on one node, which proposes the config's nodes as
+/// the first membership.
+async fn init(
+    config: &ClusterConfig,
+    node: Option<u64>,
+    output: Option<Output>,
+) -> Result<(), Failure> {
+    let node = node.unwrap_or(config.nodes[0].id);
+    let answer = node_admin(config, node, reqwest::Method::POST, "/admin/init", None).await?;
+    let text = if answer["already"] == true {
+        format!("the cluster was already initialised (asked node {node})")
+    } else {
+        let ids: Vec<String> = config.nodes.iter().map(|n| n.id.to_string()).collect();
+        format!(
+            "cluster initialised through node {node} with nodes {}; a leader is elected within \
+             about a second ('raft-nosql status' shows it)",
+            ids.join(", ")
+        )
+    };
+    print(output, &text, answer);
     Ok(())
 }
 

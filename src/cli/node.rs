@@ -9,7 +9,10 @@ use super::GlobalOpts;
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example:\n  raft-nosql node --id 1 --config cluster.toml    # what the supervisor runs for node 1\n\
-    Its JSON log lines go to stdout; the supervisor appends them to <data_root>/node1/node.log."
+    Its JSON log lines go to stdout; the supervisor appends them to <data_root>/node1/node.log.\n\
+    On several hosts, run this on each host (e.g. under systemd: deploy/raft-nosql@.service) with\n\
+    the same cluster.toml and secret file; the node binds its `listen` address (default `addr`)\n\
+    and refuses a non-loopback one without [security] secret_file unless given --insecure."
 )]
 pub struct NodeArgs {
     /// This node's id (one of the ids in the config's [[nodes]])
@@ -20,6 +23,11 @@ pub struct NodeArgs {
     /// other nodes must hold a quorum
     #[arg(long)]
     pub rejoin: bool,
+    /// Listen on a non-loopback address although no cluster secret is configured
+    /// ([security] secret_file): anyone who can reach the port can then send Raft
+    /// messages and admin calls. Only for a network you trust
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Runs the node until SIGTERM/SIGINT (exit 0) or a fatal error (exit 1).
@@ -34,6 +42,18 @@ pub async fn run(global: &GlobalOpts, args: NodeArgs) -> ExitCode {
     if config.node(args.id).is_none() {
         let ids: Vec<String> = config.nodes.iter().map(|n| n.id.to_string()).collect();
         eprintln!("error: node id {} is not in the config (ids: {})", args.id, ids.join(", "));
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    let me = config.node(args.id).expect("checked above");
+    let secured = config.security.secret_file.is_some();
+    if let Err(e) = crate::security::check_listen(me.listen_addr(), secured, args.insecure) {
+        eprintln!("error: {e}");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    // A missing or short secret file is a configuration mistake: exit 2, as for a bad
+    // config, so that systemd does not restart the node in a loop.
+    if let Err(e) = crate::security::Security::from_config(&config) {
+        eprintln!("error: {e}");
         return ExitCode::from(super::EXIT_USAGE);
     }
     let _log_guard = crate::node::init_logging(args.id, &config.log_level);

@@ -9,6 +9,10 @@
 //! - A refused connection is reported as `Unreachable`, so openraft backs off instead
 //!   of retrying hot; other transport failures are `Network` errors; a Raft error the
 //!   peer returned is a `RemoteError`.
+//! - With a cluster secret, every RPC carries its proof (`x-raft-nosql-auth`, added to
+//!   each peer's client by `security::Security::client_builder`); a peer that refuses
+//!   it answers 401, reported as a `Network` error naming the reason and logged once
+//!   per peer as `proof_refused` (the two nodes hold different secrets).
 //!
 //! The server side of these RPCs is `server::raft`.
 //!
@@ -131,6 +135,10 @@ pub struct Network {
     payload: Arc<PayloadBudget>,
     /// Per peer, the AppendEntries with entries in flight.
     flights: Arc<Flights>,
+    /// Adds the cluster secret's proof to every RPC.
+    security: Arc<crate::security::Security>,
+    /// Peers that refused this node's proof (logged once each).
+    refused_proof: Arc<Mutex<std::collections::HashSet<NodeId>>>,
 }
 
 impl Network {
@@ -139,9 +147,12 @@ impl Network {
         faults: Arc<Faults>,
         lease: Arc<Lease>,
         payload: Arc<PayloadBudget>,
+        security: Arc<crate::security::Security>,
     ) -> Network {
         Network {
             me,
+            security,
+            refused_proof: Arc::default(),
             clients: Arc::default(),
             faults,
             reachable: Arc::default(),
@@ -156,7 +167,8 @@ impl Network {
         clients
             .entry(target)
             .or_insert_with(|| {
-                reqwest::Client::builder()
+                self.security
+                    .client_builder(reqwest::Client::builder())
                     .no_proxy()
                     .tcp_nodelay(true)
                     .pool_max_idle_per_host(4)
@@ -338,6 +350,18 @@ impl PeerConnection {
             return Err(RPCError::Unreachable(Unreachable::new(&e)));
         }
         self.note_reachable(true);
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+            && self.net.refused_proof.lock().expect("refused lock").insert(self.target)
+        {
+            tracing::warn!(
+                event = "proof_refused",
+                peer = self.target,
+                addr = %self.addr,
+                "node {} refuses this node's Raft messages (401): the two hold different \
+                 cluster secrets, or one has none; give every node the same secret_file",
+                self.target
+            );
+        }
         if !resp.status().is_success() {
             let status = resp.status();
             let body: serde_json::Value = resp.json().await.unwrap_or_default();

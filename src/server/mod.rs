@@ -6,6 +6,10 @@
 //! applied the log (staleness made visible). Every error is
 //! `{"error": {"code", "message"}}`; the mapping from [`Error`] to a status code lives in
 //! `error.rs` and is applied only here.
+//!
+//! With a cluster secret configured, [`guard`] answers 401 to every request for the
+//! Raft RPCs, the admin API or a forwarded write that does not prove it, before any
+//! handler runs (see `security`).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +62,8 @@ pub struct App {
     pub request_log: RequestLogBudget,
     /// Sends DynamoDB API writes that reach this node on to the leader.
     pub forward: dynamodb::Forwarder,
+    /// The cluster secret's proof, checked by [`guard`].
+    pub security: Arc<crate::security::Security>,
 }
 
 /// The per-second budget of `request` log lines (`request_log_per_sec`).
@@ -216,7 +222,9 @@ fn observe(app: &App, info: &RequestInfo, resp: &Response) {
 
 fn inner_routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let with_headers = app.clone();
-    api::routes(app.clone())
+    guard(app.clone())
+        .or(api::routes(app.clone()))
+        .unify()
         .or(dynamodb::routes(app.clone()))
         .unify()
         .or(raft::routes(app.clone()))
@@ -231,6 +239,93 @@ fn inner_routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Inf
             add_raft_headers(&with_headers, &mut resp);
             resp
         })
+}
+
+/// Whether a request must prove the cluster secret: the Raft RPCs, the admin API, and
+/// DynamoDB writes forwarded by a follower (the header makes the leader treat them as
+/// coming from a member). The first path segment decides, however it is spelled
+/// (`//raft/vote`, `/%72aft/vote`), so that no spelling the routes might still accept
+/// slips past.
+fn needs_proof(path: &str, forwarded: bool) -> bool {
+    let path = percent_decode(path).to_ascii_lowercase();
+    let first = path.split('/').find(|s| !s.is_empty()).unwrap_or("");
+    forwarded || first == "raft" || first == "admin"
+}
+
+/// `%xx` escapes decoded (invalid ones kept as they are).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Answers 401 `unauthorized` to a request that must prove the cluster secret and does
+/// not, and logs `peer_rejected` the first time a peer (IP address and claimed node id)
+/// is refused. Every other request is rejected as "not found" here, so the routes after
+/// this one answer it; without a secret nothing is checked.
+///
+/// The headers are read as raw bytes: a filter that failed on a header that is not
+/// valid text would let the request fall through to the routes after it unchecked.
+fn guard(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    use crate::raft::network::FROM_HEADER;
+    use crate::security::AUTH_HEADER;
+    use dynamodb::forward::FORWARDED_FROM;
+    warp::path::full().and(warp::header::headers_cloned()).and(warp::addr::remote()).and_then(
+        move |path: warp::path::FullPath,
+              headers: warp::http::HeaderMap,
+              remote: Option<std::net::SocketAddr>| {
+            let app = app.clone();
+            async move {
+                let path = path.as_str();
+                let proof = headers.get(AUTH_HEADER).map(HeaderValue::as_bytes);
+                let forwarded = headers.get(FORWARDED_FROM);
+                if !app.security.enabled()
+                    || !needs_proof(path, forwarded.is_some())
+                    || app.security.admits(proof)
+                {
+                    return Err(warp::reject::not_found());
+                }
+                let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+                let ip = remote.map(|r| r.ip().to_string()).unwrap_or_else(|| "unknown".into());
+                let claimed = headers.get(FROM_HEADER).or(forwarded).map(text);
+                let peer = match &claimed {
+                    Some(id) => format!("{ip} node {id}"),
+                    None => ip.clone(),
+                };
+                let reason = if proof.is_some() { "wrong proof" } else { "no proof" };
+                if app.security.first_rejection(&peer) {
+                    tracing::warn!(
+                        event = "peer_rejected",
+                        peer = %ip,
+                        claimed_node = claimed.as_deref(),
+                        path,
+                        reason,
+                        "refused a request without the cluster secret's proof ({reason}); \
+                         further refusals of this peer are not logged"
+                    );
+                }
+                let e = Error::Unauthorized(format!(
+                    "{path} needs the cluster secret's proof in the {AUTH_HEADER} header \
+                         ({reason}); give this process the cluster's secret_file"
+                ));
+                Ok::<_, Rejection>(error_reply(&e, path))
+            }
+        },
+    )
 }
 
 /// The name of a Raft role as `/status`, headers and metrics show it.
@@ -349,7 +444,24 @@ pub fn path_and_query() -> impl Filter<Extract = (String,), Error = Infallible> 
 
 #[cfg(test)]
 mod tests {
-    use super::RequestLogBudget;
+    use super::{needs_proof, RequestLogBudget};
+
+    #[test]
+    fn raft_admin_and_forwarded_requests_need_the_proof_and_the_data_api_does_not() {
+        for path in ["/raft/append", "/raft/vote", "/raft/snapshot", "/raft/read_index"] {
+            assert!(needs_proof(path, false), "{path}");
+        }
+        for path in ["/admin/init", "/admin/faults", "/admin/members/remove", "/admin"] {
+            assert!(needs_proof(path, false), "{path}");
+        }
+        for path in ["//raft/vote", "/%72aft/vote", "/RAFT/vote", "/raft", "/admin%2Ffaults"] {
+            assert!(needs_proof(path, false), "{path}");
+        }
+        assert!(needs_proof("/", true), "a forwarded DynamoDB write");
+        for path in ["/", "/tables", "/tables/t/items", "/status", "/metrics", "/adminx", "/%zz"] {
+            assert!(!needs_proof(path, false), "{path}");
+        }
+    }
 
     #[test]
     fn request_log_budget_allows_the_limit_per_second_and_reports_the_rest_once() {

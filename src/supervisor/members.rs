@@ -121,10 +121,12 @@ pub struct LeaderApi {
     http: reqwest::Client,
 }
 
-impl Default for LeaderApi {
-    fn default() -> Self {
+impl LeaderApi {
+    /// A client whose membership calls carry the cluster secret's proof.
+    pub fn new(security: &crate::security::Security) -> Self {
         // A change waits for two commits; redirects (307 to the leader) are followed.
-        let http = reqwest::Client::builder()
+        let http = security
+            .client_builder(reqwest::Client::builder())
             .no_proxy()
             .timeout(Duration::from_secs(30))
             .build()
@@ -324,7 +326,7 @@ impl super::Supervisor {
     fn record(&self, nodes: &[(u64, String)]) -> Result<(), ApiError> {
         let nodes: Vec<crate::config::NodeConfig> = nodes
             .iter()
-            .map(|(id, addr)| crate::config::NodeConfig { id: *id, addr: addr.clone() })
+            .map(|(id, addr)| crate::config::NodeConfig::new(*id, addr.clone()))
             .collect();
         crate::config::record_members(&self.spec.data_root, &nodes).map_err(|e| {
             ApiError::ActionFailed(format!(

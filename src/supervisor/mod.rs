@@ -227,7 +227,10 @@ impl Supervisor {
     /// Waits until the nodes answer, initialises the cluster if needed and waits for a
     /// leader. Returns the leader.
     async fn bring_up(&self) -> LeaderInfo {
-        let http = reqwest::Client::builder()
+        let http = self
+            .spec
+            .security
+            .client_builder(reqwest::Client::builder())
             .no_proxy()
             .timeout(Duration::from_secs(5))
             .build()
@@ -370,8 +373,9 @@ fn check_no_leftover_nodes(
     }
     for n in &config.nodes {
         // A listener bound for a moment and dropped at once; the node binds it for real.
-        if let Err(source) = std::net::TcpListener::bind(&n.addr) {
-            return Err(SupervisorError::NodeAddrInUse { id: n.id, addr: n.addr.clone(), source });
+        if let Err(source) = std::net::TcpListener::bind(n.listen_addr()) {
+            let addr = n.listen_addr().to_string();
+            return Err(SupervisorError::NodeAddrInUse { id: n.id, addr, source });
         }
     }
     Ok(())
@@ -433,13 +437,14 @@ pub async fn run(
         })
         .collect();
     let (stop_tx, mut stop_rx) = watch::channel(false);
+    let leader_api = members::LeaderApi::new(&spec.security);
     let sup = Arc::new(Supervisor {
         config,
         spec,
         nodes: std::sync::RwLock::new(nodes),
         change_lock: Arc::new(tokio::sync::Mutex::new(())),
         change: std::sync::Mutex::new(None),
-        leader_api: members::LeaderApi::default(),
+        leader_api,
         ready: std::sync::atomic::AtomicBool::new(false),
         started: Instant::now(),
         stop_tx,

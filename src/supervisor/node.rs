@@ -193,7 +193,9 @@ impl NodeHandle {
     ) -> NodeHandle {
         let view = Arc::new(Mutex::new(NodeView::new(id, addr.clone())));
         let (tx, rx) = mpsc::channel(16);
-        let http = reqwest::Client::builder()
+        let http = spec
+            .security
+            .client_builder(reqwest::Client::builder())
             .no_proxy()
             .timeout(STATUS_TIMEOUT)
             .build()

@@ -41,6 +41,11 @@ pub struct LaunchSpec {
     /// Absolute data root, passed as `--data-dir-root` so that a node resolves exactly the
     /// directory the supervisor does, whatever `DATA_DIR` or the working directory say.
     pub data_root: PathBuf,
+    /// `--insecure` is passed on: nodes may listen off loopback without a secret.
+    pub insecure: bool,
+    /// The cluster secret's proof, sent by every client the supervisor builds (status
+    /// polls, init, membership steps, the dashboard's admin calls).
+    pub security: std::sync::Arc<crate::security::Security>,
 }
 
 impl LaunchSpec {
@@ -59,7 +64,8 @@ impl LaunchSpec {
         self.node_dir(id).join("node.log")
     }
 
-    /// The command line of node `id`: `raft-nosql node --id N [--config F] --data-dir-root D`.
+    /// The command line of node `id`:
+    /// `raft-nosql node --id N [--config F] --data-dir-root D [--insecure]`.
     pub fn node_args(&self, id: u64) -> Vec<String> {
         let mut args = vec!["node".to_string(), "--id".to_string(), id.to_string()];
         if let Some(c) = &self.config_file {
@@ -68,6 +74,9 @@ impl LaunchSpec {
         }
         args.push("--data-dir-root".to_string());
         args.push(self.data_root.display().to_string());
+        if self.insecure {
+            args.push("--insecure".to_string());
+        }
         args
     }
 }
@@ -338,11 +347,15 @@ mod tests {
             exe: "/bin/raft-nosql".into(),
             config_file: Some("/etc/c.toml".into()),
             data_root: "/var/data".into(),
+            insecure: false,
+            security: Default::default(),
         };
         assert_eq!(
             spec.node_args(2),
             ["node", "--id", "2", "--config", "/etc/c.toml", "--data-dir-root", "/var/data"]
         );
+        let insecure = LaunchSpec { insecure: true, ..spec.clone() };
+        assert_eq!(insecure.node_args(0).last().map(String::as_str), Some("--insecure"));
         assert_eq!(spec.pid_file(2), PathBuf::from("/var/data/node2/node.pid"));
     }
 

@@ -49,6 +49,22 @@ pub fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// A blocking HTTP client like [`http`] whose requests carry `proof` as the cluster
+/// secret's proof (`x-raft-nosql-auth`); without one, exactly [`http`].
+pub fn http_with_proof(proof: Option<&str>) -> reqwest::blocking::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(p) = proof {
+        headers.insert(raft_nosql::security::AUTH_HEADER, p.parse().unwrap());
+    }
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// Writes a cluster config for `n` nodes on free ports under `dir`, returns its path and
 /// the node addresses (index = node id). `extra` is TOML appended right after the
 /// `[raft]` keys: more `[raft]` keys first, then any other sections.
@@ -99,6 +115,9 @@ pub struct TestCluster {
     pub children: Vec<Option<Child>>,
     /// Nodes killed for good after leaving the cluster: never restarted.
     pub retired: BTreeSet<usize>,
+    /// The cluster secret's proof, when the config names a secret file: sent with the
+    /// harness's admin calls (init, faults).
+    pub proof: Option<String>,
 }
 
 impl TestCluster {
@@ -110,10 +129,7 @@ impl TestCluster {
 
     /// Like [`start`](Self::start), with extra TOML for the config (see [`write_config`]).
     pub fn start_with(n: usize, extra: &str) -> TestCluster {
-        let dir = tempfile::tempdir().unwrap();
-        let (config, addrs) = write_config(dir.path(), n, extra);
-        let mut c =
-            TestCluster { dir, config, addrs, children: Vec::new(), retired: BTreeSet::new() };
+        let mut c = Self::configure(n, extra, None);
         for i in 0..n {
             let child = c.spawn(i);
             c.children.push(Some(child));
@@ -121,10 +137,55 @@ impl TestCluster {
         for i in 0..n {
             c.wait_up(i);
         }
-        let resp = http().post(format!("http://{}/admin/init", c.addrs[0])).send().unwrap();
-        assert!(resp.status().is_success(), "init failed: {}", resp.status());
+        c.init(0);
         c.wait_leader();
         c
+    }
+
+    /// Like [`start`](Self::start) with a cluster secret: the config's `[security]
+    /// secret_file` is `secret` written to `<dir>/secret`, and the harness's admin calls
+    /// prove it.
+    pub fn start_secured(n: usize, secret: &str) -> TestCluster {
+        let mut c = Self::configure_secured(n, secret);
+        for i in 0..n {
+            let child = c.spawn(i);
+            c.children.push(Some(child));
+        }
+        for i in 0..n {
+            c.wait_up(i);
+        }
+        c.init(0);
+        c.wait_leader();
+        c
+    }
+
+    /// A cluster of `n` nodes with a secret (see [`start_secured`](Self::start_secured)),
+    /// configured but with no node started (`children` empty).
+    pub fn configure_secured(n: usize, secret: &str) -> TestCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, format!("{secret}\n")).unwrap();
+        let extra = format!("[security]\nsecret_file = {:?}\n", file.display().to_string());
+        let (config, addrs) = write_config(dir.path(), n, &extra);
+        let proof = Some(raft_nosql::security::proof(secret.as_bytes()));
+        TestCluster { dir, config, addrs, children: Vec::new(), retired: BTreeSet::new(), proof }
+    }
+
+    fn configure(n: usize, extra: &str, proof: Option<String>) -> TestCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, addrs) = write_config(dir.path(), n, extra);
+        TestCluster { dir, config, addrs, children: Vec::new(), retired: BTreeSet::new(), proof }
+    }
+
+    /// A client for admin calls: it proves the cluster secret if there is one.
+    pub fn admin_http(&self) -> reqwest::blocking::Client {
+        http_with_proof(self.proof.as_deref())
+    }
+
+    /// Initialises the cluster through node `i`'s `/admin/init`.
+    pub fn init(&self, i: usize) {
+        let resp = self.admin_http().post(self.url(i, "/admin/init")).send().unwrap();
+        assert!(resp.status().is_success(), "init failed: {}", resp.status());
     }
 
     fn spawn(&self, i: usize) -> Child {
@@ -139,6 +200,12 @@ impl TestCluster {
     }
 
     fn spawn_with(&self, i: usize, args: &[&str]) -> Child {
+        self.spawn_with_env(i, args, &[])
+    }
+
+    /// Starts node `i` with extra arguments and environment variables, without waiting
+    /// for it or recording it in `children`.
+    pub fn spawn_with_env(&self, i: usize, args: &[&str], env: &[(&str, &Path)]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -148,6 +215,7 @@ impl TestCluster {
             .args(["node", "--id", &i.to_string(), "--config"])
             .arg(&self.config)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -255,7 +323,8 @@ impl TestCluster {
                 side.to_vec()
             };
             if self.children[i].is_some() {
-                let r = http()
+                let r = self
+                    .admin_http()
                     .post(self.url(i, "/admin/faults"))
                     .json(&serde_json::json!({ "partitioned_from": others }))
                     .send();
@@ -268,7 +337,7 @@ impl TestCluster {
     pub fn heal(&self) {
         for i in 0..self.addrs.len() {
             if self.children[i].is_some() {
-                let _ = http().delete(self.url(i, "/admin/faults")).send();
+                let _ = self.admin_http().delete(self.url(i, "/admin/faults")).send();
             }
         }
     }

@@ -162,6 +162,7 @@ pub fn from_error(e: &Error) -> DdbError {
         Error::Storage(_)
         | Error::Internal(_)
         | Error::MembershipConflict(_)
+        | Error::Unauthorized(_)
         | Error::NodeNotFound(_) => DdbError::new(Kind::InternalServerError, e.to_string()),
         Error::ConditionFailed { .. } => {
             DdbError::new(Kind::ConditionalCheckFailed, "The conditional request failed")

@@ -36,8 +36,10 @@ pub struct Forwarder {
 impl Forwarder {
     /// A forwarder whose requests give up after `timeout` (the leader's own write
     /// timeout plus a margin, so the leader answers first).
-    pub fn new(timeout: Duration) -> Forwarder {
-        let http = reqwest::Client::builder()
+    /// Forwarded writes carry the cluster secret's proof (`security`).
+    pub fn new(timeout: Duration, security: &crate::security::Security) -> Forwarder {
+        let http = security
+            .client_builder(reqwest::Client::builder())
             .no_proxy()
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -177,7 +177,11 @@ fn to_json<T: Serialize>(v: &T) -> Arc<String> {
 impl Hub {
     /// A hub for the nodes launched by `spec`; nothing runs until [`Hub::run`].
     pub fn new(spec: Arc<crate::supervisor::process::LaunchSpec>) -> Arc<Hub> {
-        let http = reqwest::Client::builder()
+        // The page's admin calls (faults, log strips) go through this client, which
+        // carries the cluster secret's proof: the browser never needs the secret.
+        let http = spec
+            .security
+            .client_builder(reqwest::Client::builder())
             .no_proxy()
             .timeout(Duration::from_secs(2))
             .build()
@@ -732,6 +736,8 @@ mod tests {
             exe: "raft-nosql".into(),
             config_file: None,
             data_root: std::env::temp_dir(),
+            insecure: false,
+            security: Default::default(),
         };
         routes(Hub::new(Arc::new(spec)), control)
     }
