@@ -51,6 +51,8 @@ pub struct ClusterConfig {
     /// Knobs that make replication visible on one machine. They change when entries
     /// become visible, never what is durable or safe.
     pub simulation: SimulationConfig,
+    /// TLS for the client API and peer traffic (off by default: plain HTTP).
+    pub tls: crate::tls::TlsConfig,
     /// Where `nodes` came from, when it was `<data_root>/members.json` rather than the
     /// config file (never read from or written to TOML).
     #[serde(skip)]
@@ -169,6 +171,7 @@ impl Default for ClusterConfig {
             raft: RaftConfig::default(),
             supervisor: SupervisorConfig::default(),
             simulation: SimulationConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
             recorded_members: None,
         }
     }
@@ -469,6 +472,7 @@ impl ClusterConfig {
         if addrs.contains(&self.supervisor.control_addr) {
             return Err(invalid("supervisor.control_addr", "is also a node's address"));
         }
+        self.tls.check().map_err(|m| invalid("tls", m))?;
         Ok(())
     }
 

@@ -88,7 +88,7 @@ pub const TIMELINE_EVENTS: &[&str] = &[
 /// Every stable structured event name (the `event` field of a log line). Each is listed
 /// with its fields, the ones worth filtering on with `--event`.
 pub const EVENTS: &[&str] = &[
-    "node_started",             // addr
+    "node_started",             // addr, scheme (http or https)
     "node_stopping",            // reason
     "node_stopped",             //
     "node_exited",              // status, pid (supervisor: the node process ended)
@@ -120,6 +120,8 @@ pub const EVENTS: &[&str] = &[
     "request",                  // method, path, status, latency_ms, redirected_to, consistency
     "simulation_changed",       // apply_delay_ms
     "faults_changed",           // the fault set
+    "tls_refused",              // peer, error (a TLS handshake failed: no TLS, another CA)
+    "peer_rejected",            // path, reason (a peer-only route without a client certificate)
 ];
 
 /// Top-level keys of a line that become [`LogEntry`] fields of their own rather than

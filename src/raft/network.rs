@@ -156,7 +156,7 @@ impl Network {
         clients
             .entry(target)
             .or_insert_with(|| {
-                reqwest::Client::builder()
+                crate::tls::client(reqwest::Client::builder())
                     .no_proxy()
                     .tcp_nodelay(true)
                     .pool_max_idle_per_host(4)
@@ -188,7 +188,7 @@ impl Network {
         peer.simulate(timeout).await.map_err(|e| format!("leader {target}: {e}"))?;
         let resp = peer
             .client
-            .post(format!("http://{addr}/raft/read_index"))
+            .post(crate::tls::url(addr, "/raft/read_index"))
             .header(FROM_HEADER, self.me)
             .timeout(timeout)
             .body("{}")
@@ -301,7 +301,7 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let url = format!("http://{}/raft/{}", self.addr, path);
+        let url = crate::tls::url(&self.addr, &format!("/raft/{path}"));
         if let Err(e) = self.simulate(option.hard_ttl()).await {
             self.note_reachable(false);
             return Err(match e.kind() {

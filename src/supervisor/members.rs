@@ -124,7 +124,7 @@ pub struct LeaderApi {
 impl Default for LeaderApi {
     fn default() -> Self {
         // A change waits for two commits; redirects (307 to the leader) are followed.
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client(reqwest::Client::builder())
             .no_proxy()
             .timeout(Duration::from_secs(30))
             .build()
@@ -174,7 +174,7 @@ impl LeaderApi {
     ) -> Result<ChangeReply, StepError> {
         let resp = self
             .http
-            .post(format!("http://{addr}/admin/members/{step}"))
+            .post(crate::tls::url(addr, &format!("/admin/members/{step}")))
             .json(&body)
             .send()
             .await
@@ -203,7 +203,7 @@ impl LeaderApi {
     pub async fn members(&self, addr: &str) -> Result<Members, StepError> {
         let resp = self
             .http
-            .get(format!("http://{addr}/admin/members"))
+            .get(crate::tls::url(addr, "/admin/members"))
             .timeout(Duration::from_secs(2))
             .send()
             .await

@@ -76,6 +76,9 @@ pub enum SupervisorError {
     /// The data root cannot be created or written.
     #[error("cannot write {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// `[tls]` names files that cannot be used.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// How this supervisor was started.
@@ -227,7 +230,7 @@ impl Supervisor {
     /// Waits until the nodes answer, initialises the cluster if needed and waits for a
     /// leader. Returns the leader.
     async fn bring_up(&self) -> LeaderInfo {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client(reqwest::Client::builder())
             .no_proxy()
             .timeout(Duration::from_secs(5))
             .build()
@@ -276,7 +279,7 @@ impl Supervisor {
             }
             let first_answers = view.nodes.iter().any(|n| n.id == first.id && n.status.is_some());
             if !initialised && first_answers && (all || t0.elapsed() > READY_WAIT) {
-                let url = format!("http://{}/admin/init", first.addr);
+                let url = crate::tls::url(&first.addr, "/admin/init");
                 match http.post(&url).send().await {
                     Ok(r) if r.status().is_success() => {
                         initialised = true;
@@ -388,6 +391,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SupervisorError> {
     let events = Events;
+    if let Some(first) = config.nodes.first() {
+        crate::tls::install_for_cluster(&config.tls, first.id)?;
+    }
     let io_err = |path: &std::path::Path| {
         let path = path.to_path_buf();
         move |source| SupervisorError::Io { path, source }

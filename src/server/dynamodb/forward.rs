@@ -37,12 +37,12 @@ impl Forwarder {
     /// A forwarder whose requests give up after `timeout` (the leader's own write
     /// timeout plus a margin, so the leader answers first).
     pub fn new(timeout: Duration) -> Forwarder {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client(reqwest::Client::builder())
             .no_proxy()
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .expect("a plain HTTP client builds");
+            .expect("an HTTP client builds");
         Forwarder { http }
     }
 
@@ -56,7 +56,7 @@ impl Forwarder {
     ) -> Response {
         let sent = self
             .http
-            .post(format!("http://{leader_addr}/"))
+            .post(crate::tls::url(leader_addr, "/"))
             .header("x-amz-target", target)
             .header("content-type", wire::CONTENT_TYPE)
             .header(FORWARDED_FROM, me)

@@ -177,7 +177,7 @@ fn to_json<T: Serialize>(v: &T) -> Arc<String> {
 impl Hub {
     /// A hub for the nodes launched by `spec`; nothing runs until [`Hub::run`].
     pub fn new(spec: Arc<crate::supervisor::process::LaunchSpec>) -> Arc<Hub> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client(reqwest::Client::builder())
             .no_proxy()
             .timeout(Duration::from_secs(2))
             .build()
@@ -292,7 +292,7 @@ impl Hub {
             let hub = &self;
             let polls = view.nodes.iter().map(|n| {
                 let running = n.state == ProcState::Running && n.status.is_some();
-                let url = format!("http://{}/admin/log?last={STRIP_LEN}", n.addr);
+                let url = crate::tls::url(&n.addr, &format!("/admin/log?last={STRIP_LEN}"));
                 async move {
                     if !running {
                         return (n.id, None);
@@ -340,7 +340,7 @@ impl Hub {
             let view = control.view();
             let hub = &self;
             let polls = view.nodes.iter().filter(|n| n.state == ProcState::Running).map(|n| {
-                let url = format!("http://{}/metrics", n.addr);
+                let url = crate::tls::url(&n.addr, "/metrics");
                 async move {
                     let text = async {
                         let r = hub
