@@ -51,7 +51,7 @@ days=825
 if [[ ! -f "$dir/ca.pem" || ! -f "$dir/ca-key.pem" ]]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" -days "$days" \
-    -subj "/CN=raft-nosql cluster CA" \
+    -subj "/CN=raft-nosql cluster CA $(openssl rand -hex 4)" \
     -addext "basicConstraints=critical,CA:TRUE" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
 fi
