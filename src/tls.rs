@@ -239,6 +239,22 @@ impl NodeTls {
             .map_err(|e| {
                 TlsError::Config(format!("cannot use the CA {}: {e}", files.ca.display()))
             })?;
+        // The node's own certificate must be one its peers accept: signed by the CA,
+        // in its validity period, usable as a client certificate.
+        let now = rustls::pki_types::UnixTime::now();
+        rustls::server::danger::ClientCertVerifier::verify_client_cert(
+            verifier.as_ref(),
+            &certs[0],
+            &certs[1..],
+            now,
+        )
+        .map_err(|e| {
+            TlsError::Config(format!(
+                "{} is not a certificate the cluster CA {} vouches for: {e}",
+                files.cert.display(),
+                files.ca.display()
+            ))
+        })?;
         let mut server = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Config(e.to_string()))?

@@ -200,8 +200,8 @@ fn mutual_tls_cluster_elects_a_leader_replicates_and_answers_over_https() {
     assert!(text(&o).contains("certificate"), "a wrong CA is named as such: {}", text(&o));
 }
 
-/// Node 2 holds a certificate from another CA (it trusts the cluster CA, but the others
-/// do not trust it). Nodes 0 and 1 form the cluster and take a write; node 2 never
+/// Node 2 holds a certificate from another CA (and trusts only that CA, as a node of
+/// another cluster would). Nodes 0 and 1 form the cluster and take a write; node 2 never
 /// learns of a leader, its elections raise only its own term, and a Raft RPC sent with
 /// its certificate fails at the handshake.
 #[test]
@@ -215,15 +215,20 @@ fn a_peer_with_a_certificate_from_another_ca_is_refused() {
     // the other one.
     let certs = dir.path().join("certs");
     std::fs::create_dir_all(&certs).unwrap();
-    let copy = |from: &Path, name: &str| std::fs::copy(from.join(name), certs.join(name)).unwrap();
-    copy(&good, "ca.pem");
+    let copy = |from: &Path, name: &str, to: &str| {
+        std::fs::copy(from.join(name), certs.join(to)).unwrap();
+    };
     for f in ["node0.pem", "node0-key.pem", "node1.pem", "node1-key.pem"] {
-        copy(&good, f);
+        copy(&good, f, f);
     }
-    copy(&rogue, "node2.pem");
-    copy(&rogue, "node2-key.pem");
+    copy(&good, "ca.pem", "ca0.pem");
+    copy(&good, "ca.pem", "ca1.pem");
+    copy(&rogue, "ca.pem", "ca2.pem");
+    copy(&rogue, "node2.pem", "node2.pem");
+    copy(&rogue, "node2-key.pem", "node2-key.pem");
+    let tls = tls_section(&certs).replace("ca.pem", "ca{id}.pem");
 
-    let (config, addrs) = write_config(dir.path(), 3, &tls_section(&certs));
+    let (config, addrs) = write_config(dir.path(), 3, &tls);
     let mut procs = Procs(Vec::new());
     for id in 0..3 {
         let log = std::fs::File::create(dir.path().join(format!("node{id}.out"))).unwrap();
@@ -267,11 +272,14 @@ fn a_peer_with_a_certificate_from_another_ca_is_refused() {
         .unwrap();
     assert_eq!(r.status(), 201, "create table on the leader");
 
-    // Node 2, initialised with the same members (through its own admin route, which
-    // accepts the cluster's certificates), campaigns: its term climbs past the cluster's,
+    // Node 2, initialised with the same members (through its own admin route, with a
+    // certificate of its CA), campaigns: its term climbs past the cluster's,
     // but its vote requests are never heard. The cluster keeps its leader and term, and
     // node 2 knows no leader.
-    let to_rogue = https(&rogue.join("ca.pem"), Some((&node0_id.0, &node0_id.1)));
+    let to_rogue = https(
+        &rogue.join("ca.pem"),
+        Some((&certs.join("node2.pem"), &certs.join("node2-key.pem"))),
+    );
     let r = to_rogue.post(format!("https://{}/admin/init", addrs[2])).send().unwrap();
     assert!(r.status().is_success(), "init node 2: {}", r.status());
     eventually(WAIT, "node 2 to campaign past the cluster's term", || {
@@ -297,4 +305,40 @@ fn a_peer_with_a_certificate_from_another_ca_is_refused() {
     assert!(err.is_connect() || err.is_request(), "refused at the handshake: {err:?}");
     let log = std::fs::read_to_string(dir.path().join(format!("node{leader}.out"))).unwrap();
     assert!(log.contains("tls_refused"), "the refusal is logged");
+}
+
+/// A node whose certificate the configured CA did not sign, or whose key file is missing,
+/// refuses to start with a message naming the file; so does the supervisor, before it
+/// starts any node.
+#[test]
+fn a_node_with_a_certificate_its_ca_did_not_sign_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    let rogue = dir.path().join("rogue");
+    gen_certs(&good, 1);
+    gen_certs(&rogue, 1);
+    let tls = tls_section(&rogue)
+        .replace(&format!("{}/ca.pem", rogue.display()), &format!("{}/ca.pem", good.display()));
+    let (config, _) = write_config(dir.path(), 1, &tls);
+    let cfg = config.to_str().unwrap();
+    let o = cli(dir.path(), &["node", "--id", "0", "--config", cfg]);
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(
+        out.contains("node0.pem is not a certificate the cluster CA")
+            && out.contains("vouches for"),
+        "{out}"
+    );
+    let o = cli(dir.path(), &["--config", cfg, "server"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("cannot set up TLS"), "{}", text(&o));
+
+    std::fs::remove_file(rogue.join("node0-key.pem")).unwrap();
+    let o = cli(dir.path(), &["node", "--id", "0", "--config", cfg]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("cannot read the private key") && text(&o).contains("node0-key.pem"),
+        "{}",
+        text(&o)
+    );
 }

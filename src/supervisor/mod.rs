@@ -391,6 +391,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SupervisorError> {
     let events = Events;
+    // Every node's TLS files are checked before any node starts: a missing or wrong file
+    // is one clear error here, not a node that crashes and is restarted in a loop.
+    for n in &config.nodes {
+        crate::tls::NodeTls::load(&config.tls, n.id)?;
+    }
     if let Some(first) = config.nodes.first() {
         crate::tls::install_for_cluster(&config.tls, first.id)?;
     }
