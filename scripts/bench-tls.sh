@@ -15,7 +15,8 @@
 #   KEYS=10000         key space
 #   VALUE_SIZE=100     bytes per value
 #   CLIENTS="1 64"     client counts of the write and read runs
-#   REPEAT=1           runs per workload and side (the table shows the median run by throughput)
+#   REPEAT=1           runs per workload and side (the table shows the median run by
+#                      throughput; with an even count, the lower of the middle two)
 #   OUT=path.md        also write the table there
 #   SKIP_BUILD=1       use the existing release binary
 #
