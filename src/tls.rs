@@ -395,14 +395,8 @@ pub async fn serve<F>(
             }
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::info!(event = "tls_refused", peer = %remote, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(event = "tls_refused", peer = %remote, error = "handshake timed out", "TLS handshake refused");
-                    return;
-                }
+                Ok(Err(e)) => return refused(remote, &e.to_string()),
+                Err(_) => return refused(remote, "handshake timed out"),
             };
             let cert = ClientCert {
                 verified: tls.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty()),
@@ -423,6 +417,32 @@ pub async fn serve<F>(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// How often the same refusal (same host, same reason) is logged at most.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Logs `tls_refused` for a failed handshake, once per host and reason a minute: a
+/// peer of another CA retries every few hundred milliseconds, and one line says it all.
+fn refused(remote: std::net::SocketAddr, error: &str) {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static LAST: OnceLock<Mutex<HashMap<(std::net::IpAddr, String), Instant>>> = OnceLock::new();
+    let mut last = LAST.get_or_init(Default::default).lock().expect("refusal log lock");
+    let now = Instant::now();
+    last.retain(|_, at| now.duration_since(*at) < REFUSAL_LOG_EVERY);
+    let key = (remote.ip(), error.to_string());
+    if last.contains_key(&key) {
+        return;
+    }
+    last.insert(key, now);
+    tracing::info!(
+        event = "tls_refused",
+        peer = %remote,
+        error,
+        "TLS handshake refused (the same refusal is logged at most once a minute)"
+    );
 }
 
 /// Whether the first byte the client sent opens a TLS handshake record (0x16). A client
