@@ -116,8 +116,8 @@ pub struct TlsFiles {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// The file cannot be read.
-    #[error("cannot read the {what} {path}: {source}")]
-    Read { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("cannot read the {what} {path}: {error}")]
+    Read { what: &'static str, path: PathBuf, error: std::io::Error },
     /// The file holds no usable PEM block of the expected kind.
     #[error("{path} is not a usable {what}: {message}")]
     Pem { what: &'static str, path: PathBuf, message: String },
@@ -142,8 +142,8 @@ pub fn install_provider() {
 
 fn read_error(what: &'static str, path: &Path, e: rustls::pki_types::pem::Error) -> TlsError {
     match e {
-        rustls::pki_types::pem::Error::Io(source) => {
-            TlsError::Read { what, path: path.to_path_buf(), source }
+        rustls::pki_types::pem::Error::Io(error) => {
+            TlsError::Read { what, path: path.to_path_buf(), error }
         }
         other => TlsError::Pem { what, path: path.to_path_buf(), message: other.to_string() },
     }
