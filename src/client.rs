@@ -223,6 +223,10 @@ pub enum ClientError {
     /// A 307 redirect could not be followed (bad `Location`, or too many hops).
     #[error("redirect failed: {0}")]
     Redirect(String),
+    /// The TLS settings cannot be used: an unreadable or malformed CA file, or an
+    /// `https://` node address without a CA to check the node's certificate with.
+    #[error("{0}")]
+    Tls(String),
     /// A node address given to the client is not `host:port`.
     #[error("invalid node address {addr:?}: {reason}")]
     InvalidAddress {
@@ -475,9 +479,18 @@ pub struct ClientBuilder {
     consistency: Consistency,
     read_fallback: bool,
     on_wait: Option<WaitNotifier>,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl ClientBuilder {
+    /// Talk https to the nodes and trust only the CA certificate(s) in this PEM file
+    /// (the cluster's `[tls] ca_file`). Without it the client speaks https only when the
+    /// process installed TLS settings ([`crate::tls::install`]), else plain http.
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
     /// How long a write keeps retrying while there is no leader or nodes are down.
     /// Default [`DEFAULT_WRITE_DEADLINE`].
     pub fn write_deadline(mut self, d: Duration) -> Self {
@@ -534,7 +547,22 @@ impl ClientBuilder {
                 reason: "at least one node address is needed".into(),
             });
         };
-        let http = reqwest::Client::builder()
+        let mut http = crate::tls::client(reqwest::Client::builder());
+        if let Some(ca) = &self.ca_file {
+            let tls = crate::tls::client_config(ca, None)
+                .map_err(|e| ClientError::Tls(format!("cannot use --ca-file: {e}")))?;
+            http = http.tls_backend_preconfigured(tls);
+        }
+        let https = self.ca_file.is_some() || crate::tls::enabled();
+        if !https {
+            if let Some(a) = self.nodes.iter().find(|a| a.trim().starts_with("https://")) {
+                return Err(ClientError::Tls(format!(
+                    "{a} is an https address: give the cluster's CA certificate \
+                     (--ca-file or RAFT_NOSQL_CA_FILE) to check the node's certificate"
+                )));
+            }
+        }
+        let http = http
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.request_timeout)
@@ -546,6 +574,7 @@ impl ClientBuilder {
             })?;
         let inner = Inner {
             http,
+            scheme: if https { "https" } else { "http" },
             nodes,
             leader: Mutex::new(None),
             written: AtomicU64::new(0),
@@ -573,6 +602,8 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
+    /// `https` with a CA file (or the process's TLS settings), else `http`.
+    scheme: &'static str,
     /// Every node the client knows, in the order given; writes try them in this order.
     nodes: Vec<String>,
     /// Where the last redirect pointed, or the last node that accepted a write.
@@ -606,7 +637,8 @@ struct Failure {
 }
 
 impl Client {
-    /// A client for the given nodes (`host:port`, an `http://` prefix is accepted).
+    /// A client for the given nodes (`host:port`; an `http://` or `https://` prefix is
+    /// accepted, and https needs [`ClientBuilder::ca_file`]).
     /// Reads go to the first one; writes to the known leader, else to each in turn.
     pub fn new<I, S>(nodes: I) -> Result<Client, ClientError>
     where
@@ -631,6 +663,7 @@ impl Client {
             consistency: Consistency::Eventual,
             read_fallback: false,
             on_wait: None,
+            ca_file: None,
         }
     }
 
@@ -1007,8 +1040,8 @@ impl Client {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Result<Reply, Failure> {
-        let mut url =
-            Url::parse(&format!("http://{addr}{path_and_query}")).map_err(|e| Failure {
+        let mut url = Url::parse(&format!("{}://{addr}{path_and_query}", self.inner.scheme))
+            .map_err(|e| Failure {
                 error: ClientError::InvalidAddress {
                     addr: addr.to_string(),
                     reason: e.to_string(),
@@ -1088,6 +1121,14 @@ fn classify(addr: &str, timeout: Duration, e: reqwest::Error) -> (ClientError, b
     if e.is_connect() {
         let reason =
             if e.is_timeout() { "connection timed out".to_string() } else { root_cause(&e) };
+        let reason = if reason.contains("certificate") {
+            format!(
+                "{reason} (the node's certificate is not signed by the CA given with \
+                 --ca-file, or not made for this address)"
+            )
+        } else {
+            reason
+        };
         (ClientError::Unreachable { addr: addr.to_string(), reason }, true)
     } else if e.is_timeout() {
         let last = format!("no answer from {addr}");
@@ -1155,12 +1196,13 @@ fn path<V: AsRef<str>>(segments: &[&str], query: &[(&str, V)]) -> String {
     }
 }
 
-/// `host:port` from a user: trims, drops an `http://` prefix and a trailing `/`.
+/// `host:port` from a user: trims, drops an `http://` or `https://` prefix and a
+/// trailing `/` (the scheme is the client's: https with a CA file).
 fn normalize_addr(addr: &str) -> Result<String, ClientError> {
     let bad =
         |reason: &str| ClientError::InvalidAddress { addr: addr.into(), reason: reason.into() };
     let a = addr.trim();
-    let a = a.strip_prefix("http://").unwrap_or(a);
+    let a = a.strip_prefix("http://").or_else(|| a.strip_prefix("https://")).unwrap_or(a);
     let a = a.strip_suffix('/').unwrap_or(a);
     if a.is_empty() || a.contains(['/', '?', '#', '@']) || a.contains(char::is_whitespace) {
         return Err(bad("expected host:port"));
@@ -1594,9 +1636,16 @@ mod tests {
         assert_eq!(normalize_addr(" http://127.0.0.1:8100/ ").unwrap(), "127.0.0.1:8100");
         assert_eq!(normalize_addr("localhost:8101").unwrap(), "localhost:8101");
         assert_eq!(normalize_addr("[::1]:8102").unwrap(), "[::1]:8102");
-        for bad in ["", "localhost", "a b:1", "host:port", "h:1/x", "https://h:1"] {
+        assert_eq!(normalize_addr("https://127.0.0.1:8100").unwrap(), "127.0.0.1:8100");
+        for bad in ["", "localhost", "a b:1", "host:port", "h:1/x", "ftp://h:1"] {
             assert!(normalize_addr(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(Client::new(Vec::<String>::new()).is_err());
+        // https needs a CA to check the node with.
+        let err = Client::new(["https://127.0.0.1:8100"]).unwrap_err();
+        assert!(
+            matches!(err, ClientError::Tls(_)) && err.to_string().contains("--ca-file"),
+            "{err}"
+        );
     }
 }

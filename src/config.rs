@@ -53,6 +53,8 @@ pub struct ClusterConfig {
     pub simulation: SimulationConfig,
     /// The cluster secret that peers and admin calls must prove (see `security`).
     pub security: SecurityConfig,
+    /// TLS for the client API and peer traffic (off by default: plain HTTP).
+    pub tls: crate::tls::TlsConfig,
     /// Where `nodes` came from, when it was `<data_root>/members.json` rather than the
     /// config file (never read from or written to TOML).
     #[serde(skip)]
@@ -200,6 +202,7 @@ impl Default for ClusterConfig {
             supervisor: SupervisorConfig::default(),
             simulation: SimulationConfig::default(),
             security: SecurityConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
             recorded_members: None,
         }
     }
@@ -516,6 +519,7 @@ impl ClusterConfig {
         if addrs.contains(&self.supervisor.control_addr) {
             return Err(invalid("supervisor.control_addr", "is also a node's address"));
         }
+        self.tls.check().map_err(|m| invalid("tls", m))?;
         Ok(())
     }
 

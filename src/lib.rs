@@ -25,3 +25,4 @@ pub mod security;
 pub mod server;
 pub mod storage;
 pub mod supervisor;
+pub mod tls;

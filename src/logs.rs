@@ -87,7 +87,7 @@ pub const TIMELINE_EVENTS: &[&str] = &[
 /// Every stable structured event name (the `event` field of a log line). Each is listed
 /// with its fields, the ones worth filtering on with `--event`.
 pub const EVENTS: &[&str] = &[
-    "node_started",             // addr
+    "node_started",             // addr, scheme (http or https)
     "node_stopping",            // reason
     "node_stopped",             //
     "node_exited",              // status, pid (supervisor: the node process ended)
@@ -113,14 +113,15 @@ pub const EVENTS: &[&str] = &[
     "log_purged",               // upto
     "peer_unreachable",         // peer
     "peer_reachable",           // peer
-    "peer_rejected",            // peer, claimed_node, path, reason (no or wrong cluster secret)
-    "proof_refused",            // peer, addr (a peer refused this node's cluster secret proof)
-    "vote_refused",             // candidate, term (within a leader's lease)
-    "forward_failed",           // leader, error (a DynamoDB write forwarded to the leader)
-    "requests_not_logged",      // count (beyond request_log_per_sec)
-    "request",                  // method, path, status, latency_ms, redirected_to, consistency
-    "simulation_changed",       // apply_delay_ms
-    "faults_changed",           // the fault set
+    "peer_rejected", // peer, path, reason (no or wrong cluster secret; no client certificate)
+    "proof_refused", // peer, addr (a peer refused this node's cluster secret proof)
+    "vote_refused",  // candidate, term (within a leader's lease)
+    "forward_failed", // leader, error (a DynamoDB write forwarded to the leader)
+    "requests_not_logged", // count (beyond request_log_per_sec)
+    "request",       // method, path, status, latency_ms, redirected_to, consistency
+    "simulation_changed", // apply_delay_ms
+    "faults_changed", // the fault set
+    "tls_refused",   // peer, error (a TLS handshake failed: no TLS, another CA)
 ];
 
 /// Top-level keys of a line that become [`LogEntry`] fields of their own rather than

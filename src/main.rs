@@ -16,5 +16,7 @@ pub static malloc_conf: &[u8] =
 
 fn main() -> std::process::ExitCode {
     let cli = raft_nosql::cli::Cli::parse();
+    // reqwest builds a rustls configuration for every client, plain http or not.
+    raft_nosql::tls::install_provider();
     raft_nosql::cli::main(cli)
 }

@@ -142,26 +142,33 @@ pub async fn run(
         .ok_or_else(|| anyhow!("node id {id} is not in the config"))?
         .listen_addr()
         .to_string();
+    // Certificates are read before anything else starts, so a bad file stops the node
+    // with a message that names it, and every peer client built later uses them.
+    let tls = crate::tls::NodeTls::load(&config.tls, id)
+        .with_context(|| format!("cannot set up TLS for node {id}"))?;
+    if let Some(tls) = &tls {
+        crate::tls::install(tls.client.clone());
+    }
     let Node { app, raft, store } = open(config, id).await?;
     let addr = app.addr.clone();
     let secured = app.security.enabled();
     let listener =
         TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        warp::serve(routes(app))
-            .incoming(listener)
-            .graceful(async move {
-                let _ = stop_rx.await;
-            })
-            .run(),
-    );
+    let stopped = async move {
+        let _ = stop_rx.await;
+    };
+    let server = match tls {
+        Some(tls) => tokio::spawn(crate::tls::serve(listener, routes(app), tls.server, stopped)),
+        None => tokio::spawn(warp::serve(routes(app)).incoming(listener).graceful(stopped).run()),
+    };
     let watcher = crate::raft::events::spawn_watcher(&raft);
     tracing::info!(
         event = "node_started",
         addr = %addr,
         listen = %listen,
         secured,
+        scheme = crate::tls::scheme(),
         data_dir = %dir.display(),
         "node started"
     );

@@ -24,6 +24,7 @@ struct Sse {
 fn subscribe(url: String) -> mpsc::Receiver<Sse> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        raft_nosql::tls::install_provider(); // reqwest needs a rustls provider
         let client = reqwest::blocking::Client::builder().no_proxy().timeout(None).build().unwrap();
         let resp = client.get(url).send().unwrap();
         assert_eq!(resp.status(), 200);

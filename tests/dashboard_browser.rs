@@ -157,6 +157,7 @@ async fn click(b: &Client, css: &str) {
 /// The browser console's messages so far (chromedriver's log endpoint).
 async fn console(driver: &Driver, b: &Client) -> Vec<Value> {
     let session = b.session_id().await.unwrap().unwrap();
+    raft_nosql::tls::install_provider(); // reqwest needs a rustls provider
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let resp = http
         .post(format!("{}/session/{session}/se/log", driver.url()))

@@ -63,6 +63,7 @@ fn create_table(c: &Supervised) {
 
 /// Puts `pk` through the leader (following its redirects); true once acknowledged.
 fn put(addr: &str, pk: &str) -> bool {
+    raft_nosql::tls::install_provider(); // reqwest needs a rustls provider
     let client = reqwest::blocking::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))

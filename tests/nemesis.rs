@@ -67,6 +67,7 @@ impl Rng {
 
 /// A client with a short timeout: a slow answer is an indeterminate outcome.
 fn client() -> reqwest::blocking::Client {
+    raft_nosql::tls::install_provider(); // reqwest needs a rustls provider
     reqwest::blocking::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
@@ -192,6 +193,7 @@ fn current_leader(c: &TestCluster) -> Option<usize> {
 /// The client of the nemesis's membership steps. A change commits two entries (joint,
 /// then final); an answer slower than this is lost, and the step is checked and retried.
 fn admin_client() -> reqwest::blocking::Client {
+    raft_nosql::tls::install_provider(); // reqwest needs a rustls provider
     reqwest::blocking::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

@@ -15,7 +15,10 @@
 //!   a `200` body the caller does not look at is read and dropped, so the connection
 //!   stays usable.
 //!
-//! What it does not do: TLS, proxies, redirects (callers follow `307` themselves, see
+//! With TLS installed for the process ([`crate::tls::install`], from `--ca-file`), the
+//! connections are https (rustls), opened once and kept like the plain ones.
+//!
+//! What it does not do: proxies, redirects (callers follow `307` themselves, see
 //! [`parse_location`]), chunked request bodies, HTTP/2.
 
 use std::time::Duration;
@@ -248,9 +251,23 @@ async fn connect(addr: &str) -> Result<SendRequest<Full<Bytes>>, Transport> {
     };
     // Small requests, one at a time: do not let Nagle hold them back.
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| Transport::Connect(root_cause(&e)))?;
+    if !crate::tls::enabled() {
+        return drive(TokioIo::new(stream)).await;
+    }
+    match crate::tls::connect(addr, stream).await {
+        Some(Ok(tls)) => drive(TokioIo::new(tls)).await,
+        Some(Err(e)) => Err(Transport::Connect(format!("TLS: {}", root_cause(&e)))),
+        None => Err(Transport::Connect("TLS settings went away".into())),
+    }
+}
+
+/// Starts HTTP/1.1 on an open connection (plain or TLS) and drives it in a task.
+async fn drive<IO>(io: TokioIo<IO>) -> Result<SendRequest<Full<Bytes>>, Transport>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (sender, connection) =
+        http1::handshake(io).await.map_err(|e| Transport::Connect(root_cause(&e)))?;
     tokio::spawn(async move {
         // Ends when the sender is dropped or the connection fails; the failure is seen
         // (and counted) by the exchange that was using it.
@@ -328,29 +345,30 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Where a `Location` header points: the node (`host:port`) and the path and query.
-/// Absolute `http://` locations and paths (`/...`, same node as `current`) are accepted;
+/// Absolute `http://` and `https://` locations and paths (`/...`, same node as `current`) are accepted;
 /// anything else (another scheme, no host, a relative path) is `None`.
 pub fn parse_location<'a>(location: &'a str, current: &str) -> Option<(String, &'a str)> {
     let location = location.trim();
     if location.starts_with('/') && !location.starts_with("//") {
         return Some((current.to_string(), location));
     }
-    let rest = location.strip_prefix("http://")?;
+    let rest = location.strip_prefix("http://").or_else(|| location.strip_prefix("https://"))?;
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     let path = if path.starts_with('?') { return None } else { path };
-    let addr = normalize_addr(authority, Some(80)).ok()?;
+    let port = if location.starts_with("https://") { 443 } else { 80 };
+    let addr = normalize_addr(authority, Some(port)).ok()?;
     Some((addr, path))
 }
 
-/// `host:port` from a user: trims, drops an `http://` prefix and a trailing `/`. A
-/// missing port is `default_port` if there is one, else an error.
+/// `host:port` from a user: trims, drops an `http://` or `https://` prefix (the scheme
+/// is the process's: https once TLS is installed) and a trailing `/`. A missing port is `default_port` if there is one, else an error.
 pub fn normalize_addr(addr: &str, default_port: Option<u16>) -> Result<String, String> {
     let bad = |why: &str| format!("invalid node address {addr:?}: {why}");
     let a = addr.trim();
-    let a = a.strip_prefix("http://").unwrap_or(a);
+    let a = a.strip_prefix("http://").or_else(|| a.strip_prefix("https://")).unwrap_or(a);
     let a = a.strip_suffix('/').unwrap_or(a);
     if a.is_empty() || a.contains(['/', '?', '#', '@']) || a.contains(char::is_whitespace) {
         return Err(bad("expected host:port"));
@@ -444,11 +462,14 @@ mod tests {
         assert_eq!(parse_location("http://leader/x", here), Some(("leader:80".to_string(), "/x")));
         assert_eq!(parse_location("http://[::1]:7/x", here), Some(("[::1]:7".to_string(), "/x")));
         assert_eq!(parse_location("http://n:1", here), Some(("n:1".to_string(), "/")));
+        // https: the node's TLS address (the connection's scheme is the process's).
+        assert_eq!(parse_location("https://n:1/x", here), Some(("n:1".to_string(), "/x")));
+        assert_eq!(parse_location("https://n/x", here), Some(("n:443".to_string(), "/x")));
         // A path alone means the same node.
         assert_eq!(parse_location("/status", here), Some((here.to_string(), "/status")));
         for bad in [
             "",
-            "https://n:1/x",
+            "ftp://n:1/x",
             "n:1/x",
             "//n:1/x",
             "http:///x",

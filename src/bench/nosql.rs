@@ -64,6 +64,7 @@ pub fn error_kind(e: &ClientError) -> String {
         ClientError::Decode { .. } => "bad answer".into(),
         ClientError::Redirect(_) => "redirect failed".into(),
         ClientError::InvalidAddress { .. } => "invalid address".into(),
+        ClientError::Tls(_) => "tls".into(),
     }
 }
 

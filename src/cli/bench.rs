@@ -144,7 +144,7 @@ pub async fn run(global: &GlobalOpts, args: BenchArgs) -> ExitCode {
         (Some(ApiArg::Dynamodb), _) | (None, System::Dynamodb) => Api::Dynamodb,
         (None, _) => Api::Native,
     };
-    let targets = if !args.targets.is_empty() {
+    let targets: Vec<String> = if !args.targets.is_empty() {
         args.targets.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
     } else if system == System::Etcd {
         return usage("--system etcd needs --target HOST:PORT (the members' client addresses)");
@@ -157,6 +157,23 @@ pub async fn run(global: &GlobalOpts, args: BenchArgs) -> ExitCode {
             Err(e) => return usage(&format!("cannot load the cluster config: {e}")),
         }
     };
+    // https: the CA from --ca-file (or the config's [tls]); an https:// target needs it.
+    if system == System::RaftNosql {
+        match global.ca_file() {
+            Some(ca) => match crate::tls::client_config(&ca, None) {
+                Ok(c) => crate::tls::install(c),
+                Err(e) => return usage(&format!("cannot use --ca-file: {e}")),
+            },
+            None => {
+                if let Some(t) = targets.iter().find(|t: &&String| t.starts_with("https://")) {
+                    return usage(&format!(
+                        "{t} is an https address: give the cluster's CA certificate \
+                         (--ca-file or RAFT_NOSQL_CA_FILE)"
+                    ));
+                }
+            }
+        }
+    }
     let stop = match (args.duration, args.ops) {
         (_, Some(n)) => Stop::Ops(n),
         (Some(d), None) => Stop::After(d),

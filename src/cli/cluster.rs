@@ -295,8 +295,14 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The config, with this process's calls to nodes set up for its `[tls]`.
 fn load(global: &GlobalOpts) -> Result<ClusterConfig, Failure> {
-    Ok(global.load_config()?)
+    let config = global.load_config()?;
+    if let Some(first) = config.nodes.first() {
+        crate::tls::install_for_cluster(&config.tls, first.id)
+            .map_err(|e| Failure::usage(format!("cannot set up TLS: {e}")))?;
+    }
+    Ok(config)
 }
 
 fn fail(msg: impl std::fmt::Display) -> Failure {
@@ -843,12 +849,12 @@ async fn node_admin(
     let security =
         crate::security::Security::from_config(config).map_err(|e| fail(e.to_string()))?;
     let client = security
-        .client_builder(reqwest::Client::builder())
+        .client_builder(crate::tls::client(reqwest::Client::builder()))
         .no_proxy()
         .timeout(Duration::from_secs(5))
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    let mut req = client.request(method, format!("http://{addr}{path}"));
+    let mut req = client.request(method, crate::tls::url(addr, path));
     if let Some(b) = body {
         req = req.json(&b);
     }

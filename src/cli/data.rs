@@ -476,10 +476,16 @@ fn connect(global: &GlobalOpts, conn: &ConnArgs) -> Result<Client, Failure> {
         }
     };
     let mut builder = Client::builder(nodes).read_fallback(conn.target_addr.is_none());
+    if let Some(ca) = global.ca_file() {
+        builder = builder.ca_file(ca);
+    }
     if conn.verbose {
         builder = builder.on_wait(|note| eprintln!("{note}"));
     }
-    builder.build().map_err(|e| Failure::usage(format!("--target-addr: {e}")))
+    builder.build().map_err(|e| match e {
+        ClientError::Tls(_) => Failure::usage(e.to_string()),
+        e => Failure::usage(format!("--target-addr: {e}")),
+    })
 }
 
 /// `--item-data` must be a JSON object; anything else is a usage error.
@@ -572,7 +578,7 @@ fn explain(e: &ClientError, s: &Subject<'_>) -> Failure {
         ClientError::Timeout { .. } => "timeout".into(),
         ClientError::Decode { .. } => "bad_answer".into(),
         ClientError::Redirect(_) => "redirect_failed".into(),
-        ClientError::InvalidAddress { .. } => return Failure::usage(message),
+        ClientError::InvalidAddress { .. } | ClientError::Tls(_) => return Failure::usage(message),
     };
     Failure::Failed { code, message }
 }

@@ -47,7 +47,7 @@ Timeline events: node_started node_stopping node_stopped node_exited node_spawne
   learner_added learner_caught_up node_removed snapshot_built snapshot_installed storage_full
   storage_damaged node_waiting node_rejoin faults_changed simulation_changed
 Other events: snapshot_written snapshot_install_resumed log_purged peer_unreachable peer_reachable
-  vote_refused forward_failed requests_not_logged request
+  peer_rejected proof_refused tls_refused vote_refused forward_failed requests_not_logged request
 
 Exit status: 0 ok; 1 no node log file exists; 2 bad flag value or a config that does not load.";
 
@@ -430,6 +430,15 @@ impl Printer {
 mod tests {
     use super::*;
     use crate::logs::parse_line;
+
+    /// `logs --help` names every event `--event` can filter on.
+    #[test]
+    fn help_names_every_event() {
+        for e in crate::logs::EVENTS {
+            let word = format!(" {e}");
+            assert!(EXAMPLES.contains(&word), "logs --help does not name {e}");
+        }
+    }
 
     fn printer(timeline: bool) -> Printer {
         Printer {

@@ -49,6 +49,10 @@ pub struct GlobalOpts {
     /// and logs commands to table
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<Output>,
+    /// PEM file of the cluster's CA: talk https to the nodes and trust the certificates
+    /// it signed (needed for https:// targets) [default: the config's tls.ca_file]
+    #[arg(long, global = true, env = "RAFT_NOSQL_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How results (and, with `json`, errors) are printed.
@@ -129,6 +133,17 @@ impl From<config::ConfigError> for Failure {
 
 impl GlobalOpts {
     /// Loads the cluster config with these options applied.
+    /// The CA to check the nodes' certificates with: `--ca-file`, else the config's
+    /// `[tls] ca_file` when the config turns TLS on (and loads), else none (plain http).
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        if let Some(ca) = &self.ca_file {
+            return Some(ca.clone());
+        }
+        let config = self.load_config().ok()?;
+        let id = config.nodes.first()?.id;
+        config.tls.files_for(id).map(|f| f.ca)
+    }
+
     pub fn load_config(&self) -> Result<ClusterConfig, config::ConfigError> {
         config::load(self.config.as_deref(), &Overrides { data_root: self.data_dir_root.clone() })
     }

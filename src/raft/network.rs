@@ -168,7 +168,7 @@ impl Network {
             .entry(target)
             .or_insert_with(|| {
                 self.security
-                    .client_builder(reqwest::Client::builder())
+                    .client_builder(crate::tls::client(reqwest::Client::builder()))
                     .no_proxy()
                     .tcp_nodelay(true)
                     .pool_max_idle_per_host(4)
@@ -200,7 +200,7 @@ impl Network {
         peer.simulate(timeout).await.map_err(|e| format!("leader {target}: {e}"))?;
         let resp = peer
             .client
-            .post(format!("http://{addr}/raft/read_index"))
+            .post(crate::tls::url(addr, "/raft/read_index"))
             .header(FROM_HEADER, self.me)
             .timeout(timeout)
             .body("{}")
@@ -313,7 +313,7 @@ impl PeerConnection {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let url = format!("http://{}/raft/{}", self.addr, path);
+        let url = crate::tls::url(&self.addr, &format!("/raft/{path}"));
         if let Err(e) = self.simulate(option.hard_ttl()).await {
             self.note_reachable(false);
             return Err(match e.kind() {

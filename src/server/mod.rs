@@ -141,10 +141,51 @@ impl App {
 /// every client request counted, timed and logged (`request` event).
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let observed = app.clone();
-    request_info().and(inner_routes(app)).map(move |info: RequestInfo, resp: Response| {
-        observe(&observed, &info, &resp);
-        resp
-    })
+    request_info().and(peer_only().or(inner_routes(app)).unify()).map(
+        move |info: RequestInfo, resp: Response| {
+            observe(&observed, &info, &resp);
+            resp
+        },
+    )
+}
+
+/// Whether `path` is for the cluster's own members only: Raft RPC (`/raft/*`, which
+/// includes the read index) and administration (`/admin/*`: init, faults, membership,
+/// the log).
+pub fn is_peer_only(path: &str) -> bool {
+    path.starts_with("/raft/") || path.starts_with("/admin/")
+}
+
+/// With TLS, answers a peer-only request whose caller showed no certificate with 401
+/// `client_certificate_required` (and rejects every other request, which the real routes
+/// then take). A caller whose certificate is not signed by the cluster CA never gets
+/// here: its handshake fails. Without TLS there is no [`crate::tls::ClientCert`] and
+/// nothing is refused here.
+fn peer_only() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path::full().and(warp::ext::optional::<crate::tls::ClientCert>()).and_then(
+        |path: warp::path::FullPath, cert: Option<crate::tls::ClientCert>| async move {
+            match cert {
+                Some(c) if !c.verified && is_peer_only(path.as_str()) => {
+                    tracing::info!(
+                        event = "peer_rejected",
+                        path = path.as_str(),
+                        reason = "no client certificate",
+                        "peer-only route called without a client certificate"
+                    );
+                    let body = serde_json::json!({"error": {
+                        "code": "client_certificate_required",
+                        "message": format!(
+                            "{} is for the cluster's nodes only: call it with a client \
+                             certificate signed by the cluster CA",
+                            path.as_str()
+                        ),
+                    }});
+                    Ok(json_reply(StatusCode::UNAUTHORIZED, &body))
+                }
+                _ => Err(warp::reject::not_found()),
+            }
+        },
+    )
 }
 
 /// What is remembered of a request until its response is ready.
@@ -359,7 +400,7 @@ pub fn error_reply(e: &Error, path_and_query: &str) -> Response {
     let mut resp = json_reply(e.status(), &e.body());
     match e {
         Error::NotLeader { leader_addr, .. } => {
-            if let Ok(v) = HeaderValue::from_str(&format!("http://{leader_addr}{path_and_query}")) {
+            if let Ok(v) = HeaderValue::from_str(&crate::tls::url(leader_addr, path_and_query)) {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
         }

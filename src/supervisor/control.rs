@@ -305,6 +305,8 @@ impl ControlClient {
     /// A client for the supervisor at `addr`; `timeout` bounds each call (a node stop can
     /// take `stop_timeout_ms`).
     pub fn new(addr: &str, timeout: Duration) -> ControlClient {
+        // Plain http on loopback: the supervisor's API is not served over TLS.
+        crate::tls::install_provider();
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(timeout)

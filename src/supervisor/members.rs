@@ -126,7 +126,7 @@ impl LeaderApi {
     pub fn new(security: &crate::security::Security) -> Self {
         // A change waits for two commits; redirects (307 to the leader) are followed.
         let http = security
-            .client_builder(reqwest::Client::builder())
+            .client_builder(crate::tls::client(reqwest::Client::builder()))
             .no_proxy()
             .timeout(Duration::from_secs(30))
             .build()
@@ -176,7 +176,7 @@ impl LeaderApi {
     ) -> Result<ChangeReply, StepError> {
         let resp = self
             .http
-            .post(format!("http://{addr}/admin/members/{step}"))
+            .post(crate::tls::url(addr, &format!("/admin/members/{step}")))
             .json(&body)
             .send()
             .await
@@ -205,7 +205,7 @@ impl LeaderApi {
     pub async fn members(&self, addr: &str) -> Result<Members, StepError> {
         let resp = self
             .http
-            .get(format!("http://{addr}/admin/members"))
+            .get(crate::tls::url(addr, "/admin/members"))
             .timeout(Duration::from_secs(2))
             .send()
             .await

@@ -76,6 +76,9 @@ pub enum SupervisorError {
     /// The data root cannot be created or written.
     #[error("cannot write {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// `[tls]` names files that cannot be used.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// How this supervisor was started.
@@ -230,7 +233,7 @@ impl Supervisor {
         let http = self
             .spec
             .security
-            .client_builder(reqwest::Client::builder())
+            .client_builder(crate::tls::client(reqwest::Client::builder()))
             .no_proxy()
             .timeout(Duration::from_secs(5))
             .build()
@@ -279,7 +282,7 @@ impl Supervisor {
             }
             let first_answers = view.nodes.iter().any(|n| n.id == first.id && n.status.is_some());
             if !initialised && first_answers && (all || t0.elapsed() > READY_WAIT) {
-                let url = format!("http://{}/admin/init", first.addr);
+                let url = crate::tls::url(&first.addr, "/admin/init");
                 match http.post(&url).send().await {
                     Ok(r) if r.status().is_success() => {
                         initialised = true;
@@ -392,6 +395,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SupervisorError> {
     let events = Events;
+    // Every node's TLS files are checked before any node starts: a missing or wrong file
+    // is one clear error here, not a node that crashes and is restarted in a loop.
+    for n in &config.nodes {
+        crate::tls::NodeTls::load(&config.tls, n.id)?;
+    }
+    if let Some(first) = config.nodes.first() {
+        crate::tls::install_for_cluster(&config.tls, first.id)?;
+    }
     let io_err = |path: &std::path::Path| {
         let path = path.to_path_buf();
         move |source| SupervisorError::Io { path, source }

@@ -195,14 +195,14 @@ impl NodeHandle {
         let (tx, rx) = mpsc::channel(16);
         let http = spec
             .security
-            .client_builder(reqwest::Client::builder())
+            .client_builder(crate::tls::client(reqwest::Client::builder()))
             .no_proxy()
             .timeout(STATUS_TIMEOUT)
             .build()
             .expect("HTTP client builds");
         let actor = NodeActor {
             id,
-            status_url: format!("http://{addr}/status"),
+            status_url: crate::tls::url(&addr, "/status"),
             spec,
             restart: config.restart.clone(),
             stop_timeout: Duration::from_millis(config.stop_timeout_ms),

@@ -41,6 +41,7 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
 
 /// A blocking HTTP client that does not follow redirects (tests look at the 307s).
 pub fn http() -> reqwest::blocking::Client {
+    raft_nosql::tls::install_provider(); // reqwest needs a rustls provider
     reqwest::blocking::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

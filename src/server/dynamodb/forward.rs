@@ -39,12 +39,12 @@ impl Forwarder {
     /// Forwarded writes carry the cluster secret's proof (`security`).
     pub fn new(timeout: Duration, security: &crate::security::Security) -> Forwarder {
         let http = security
-            .client_builder(reqwest::Client::builder())
+            .client_builder(crate::tls::client(reqwest::Client::builder()))
             .no_proxy()
             .timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .expect("a plain HTTP client builds");
+            .expect("an HTTP client builds");
         Forwarder { http }
     }
 
@@ -58,7 +58,7 @@ impl Forwarder {
     ) -> Response {
         let sent = self
             .http
-            .post(format!("http://{leader_addr}/"))
+            .post(crate::tls::url(leader_addr, "/"))
             .header("x-amz-target", target)
             .header("content-type", wire::CONTENT_TYPE)
             .header(FORWARDED_FROM, me)

@@ -181,7 +181,7 @@ impl Hub {
         // carries the cluster secret's proof: the browser never needs the secret.
         let http = spec
             .security
-            .client_builder(reqwest::Client::builder())
+            .client_builder(crate::tls::client(reqwest::Client::builder()))
             .no_proxy()
             .timeout(Duration::from_secs(2))
             .build()
@@ -296,7 +296,7 @@ impl Hub {
             let hub = &self;
             let polls = view.nodes.iter().map(|n| {
                 let running = n.state == ProcState::Running && n.status.is_some();
-                let url = format!("http://{}/admin/log?last={STRIP_LEN}", n.addr);
+                let url = crate::tls::url(&n.addr, &format!("/admin/log?last={STRIP_LEN}"));
                 async move {
                     if !running {
                         return (n.id, None);
@@ -344,7 +344,7 @@ impl Hub {
             let view = control.view();
             let hub = &self;
             let polls = view.nodes.iter().filter(|n| n.state == ProcState::Running).map(|n| {
-                let url = format!("http://{}/metrics", n.addr);
+                let url = crate::tls::url(&n.addr, "/metrics");
                 async move {
                     let text = async {
                         let r = hub

@@ -59,7 +59,7 @@ async fn admin(
     path: &str,
     body: Option<Value>,
 ) -> Result<Value, ApiError> {
-    let mut req = http.request(method, format!("http://{addr}{path}"));
+    let mut req = http.request(method, crate::tls::url(addr, path));
     if let Some(b) = body {
         req = req.json(&b);
     }
