@@ -295,6 +295,14 @@ cmd_up() {
   mkdir -p "$run"
   echo "$n" >"$run/nodes"
   echo "$bin" >"$run/bin"
+  if [ -n "${NETNS_OWNER_PID:-}" ]; then
+    # A watcher in its own session: when the owner is gone (even SIGKILLed, even in the
+    # middle of this), it runs `down`.
+    NETNS_PREFIX=$prefix NETNS_RUN_DIR=$run setsid bash -c '
+      echo $$ >"$1/reaper.pid"
+      while kill -0 "$2" 2>/dev/null; do sleep 0.5; done
+      exec "$3" down' reaper "$run" "$NETNS_OWNER_PID" "$self" </dev/null >>"$run/reaper.log" 2>&1 &
+  fi
   # From here on a failure (or Ctrl+C) removes what was made.
   trap 'echo "netns-cluster: up failed, removing what it made" >&2; cmd_down >/dev/null 2>&1' EXIT
   trap 'exit 130' INT TERM
@@ -342,13 +350,6 @@ cmd_up() {
   done
   [ -n "$l" ] || die "no leader after 30 s; logs in $run"
 
-  if [ -n "${NETNS_OWNER_PID:-}" ]; then
-    # A watcher in its own session: when the owner is gone (even SIGKILLed), it runs `down`.
-    NETNS_PREFIX=$prefix NETNS_RUN_DIR=$run setsid bash -c '
-      echo $$ >"$1/reaper.pid"
-      while kill -0 "$2" 2>/dev/null; do sleep 0.5; done
-      exec "$3" down' reaper "$run" "$NETNS_OWNER_PID" "$self" </dev/null >>"$run/reaper.log" 2>&1 &
-  fi
   trap - EXIT INT TERM
   echo "cluster '$prefix' is up: $n nodes on 10.$s.0.0/24 (this machine is 10.$s.0.254), leader: node $l"
   echo "  targets: $(cmd_targets)"
