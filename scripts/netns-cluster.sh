@@ -30,7 +30,9 @@ Commands:
   addr NODE              the node's host:port
   targets                every node's host:port, comma-separated
   config                 the path of the cluster config
-  leader                 the id of the node that leads (exit 1 if none)
+  leader [--wait] [--not NODE]
+                         the id of the node that leads (exit 1 if none); --wait: wait up
+                         to 30 s for one; --not NODE: one other than NODE (a new leader)
   down                   stop the nodes and remove every namespace, link and rule
 
 Environment:
@@ -97,6 +99,7 @@ check_node() {
   n=$(nodes)
   [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -lt "$n" ] || die "no node '$1': nodes are 0..$((n - 1))"
 }
+node_log() { echo "$run/data/node$1/node.log"; }
 pid_of() { cat "$run/node$1.pid" 2>/dev/null || true; }
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 state() { cat "$run/$1" 2>/dev/null || echo "${2:-}"; }
@@ -133,8 +136,10 @@ start_node() {
   pid=$(pid_of "$i")
   if alive "$pid"; then die "node $i is running (pid $pid)"; fi
   # `ip netns exec` execs the binary: $! is the node's pid.
+  # Its output goes where the supervisor puts it, so that `raft-nosql logs` finds it.
+  mkdir -p "$run/data/node$i"
   ip netns exec "$(node_ns "$i")" "$bin" node --id "$i" --config "$run/cluster.toml" \
-    </dev/null >>"$run/node$i.log" 2>&1 &
+    </dev/null >>"$(node_log "$i")" 2>&1 &
   echo $! >"$run/node$i.pid"
 }
 
@@ -142,19 +147,21 @@ wait_answers() {
   local i=$1 _
   for _ in $(seq 1 300); do
     [ -n "$(node_status "$i")" ] && return 0
-    alive "$(pid_of "$i")" || die "node $i exited; its log: $run/node$i.log"
+    alive "$(pid_of "$i")" || die "node $i exited; its log: $(node_log "$i")"
     sleep 0.1 # poll interval, bounded by the loop count
   done
-  die "node $i does not answer at $(addr_of "$i") after 30 s; its log: $run/node$i.log"
+  die "node $i does not answer at $(addr_of "$i") after 30 s; its log: $(node_log "$i")"
 }
 
-# The id of the node that says it leads and that some node names as leader.
+# The id of the node that says it leads and that some node names as leader (other
+# than node $1, if given).
 leader_id() {
-  local n i l
+  local n i l not=${1:-}
   n=$(nodes)
   for ((i = 0; i < n; i++)); do
     l=$(field "$(node_status "$i")" leader_id)
-    if [ -n "$l" ] && [ "$l" -lt "$n" ] && [ "$(field "$(node_status "$l")" role)" = Leader ]; then
+    [ -n "$l" ] && [ "$l" != "$not" ] || continue
+    if [ "$l" -lt "$n" ] && [ "$(field "$(node_status "$l")" role)" = Leader ]; then
       echo "$l"
       return 0
     fi
@@ -353,7 +360,7 @@ cmd_up() {
   trap - EXIT INT TERM
   echo "cluster '$prefix' is up: $n nodes on 10.$s.0.0/24 (this machine is 10.$s.0.254), leader: node $l"
   echo "  targets: $(cmd_targets)"
-  echo "  config:  $run/cluster.toml   logs: $run/node<i>.log"
+  echo "  config:  $run/cluster.toml   logs: raft-nosql logs --config $run/cluster.toml"
 }
 
 cmd_down() {
@@ -470,7 +477,22 @@ main() {
     addr) [ $# -eq 1 ] || die "usage: addr NODE"; check_node "$1"; addr_of "$1" ;;
     targets) [ $# -eq 0 ] || die "usage: targets"; cmd_targets ;;
     config) [ $# -eq 0 ] || die "usage: config"; nodes >/dev/null; echo "$run/cluster.toml" ;;
-    leader) [ $# -eq 0 ] || die "usage: leader"; leader_id || { echo "no leader" >&2; exit 1; } ;;
+    leader)
+      local wait=0 not="" _
+      while [ $# -gt 0 ]; do
+        case $1 in
+          --wait) wait=1; shift ;;
+          --not) [ $# -ge 2 ] || die "usage: leader [--wait] [--not NODE]"; check_node "$2"; not=$2; shift 2 ;;
+          *) die "usage: leader [--wait] [--not NODE]" ;;
+        esac
+      done
+      if [ $wait = 0 ]; then leader_id "$not" || { echo "no leader" >&2; exit 1; }; return; fi
+      for _ in $(seq 1 300); do
+        leader_id "$not" && return 0
+        sleep 0.1 # poll interval, bounded by the loop count
+      done
+      echo "no leader${not:+ other than node $not} after 30 s" >&2
+      exit 1 ;;
     "") usage >&2; exit 2 ;;
     *) die "unknown command '$cmd' (see --help)" ;;
   esac

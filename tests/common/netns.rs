@@ -83,7 +83,7 @@ impl NetnsCluster {
     pub fn logs(&self) -> String {
         let mut out = String::new();
         for i in 0..self.addrs.len() {
-            let path = self.dir.path().join(format!("run/node{i}.log"));
+            let path = self.dir.path().join(format!("run/data/node{i}/node.log"));
             let text = std::fs::read_to_string(path).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(30).collect();
             out.push_str(&format!("--- node {i} (last lines)\n"));
