@@ -33,107 +33,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use common::workload::{
+    client, env_u64, perform, read_outcome, register_client, write_outcome, Rng, Targets, KEYS,
+    TABLE,
+};
 use common::{eventually, TestCluster};
 use raft_nosql::check::{self, Op, OpKind, Outcome};
 use raft_nosql::server::members::Members;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-const TABLE: &str = r#"{"table_name":"regs","partition_key":{"name":"k","type":"S"}}"#;
-const KEYS: usize = 4;
 const CLIENTS: u64 = 5;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// A tiny deterministic RNG (xorshift), seeded per thread from `NEMESIS_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// A client with a short timeout: a slow answer is an indeterminate outcome.
-fn client() -> reqwest::blocking::Client {
-    raft_nosql::tls::install_provider(); // reqwest needs a rustls provider
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(3))
-        .build()
-        .unwrap()
-}
-
-/// Why a request got no HTTP answer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum NoAnswer {
-    /// The connection was refused: the request never reached a node (definite).
-    Refused,
-    /// Timeout or a broken connection: it may have been executed (indeterminate).
-    Lost,
-}
-
-/// Sends one request, following 307s; classifies the outcome for the history.
-fn perform(
-    c: &reqwest::blocking::Client,
-    method: Method,
-    url: String,
-    body: Option<&Value>,
-) -> Result<(u16, Value), NoAnswer> {
-    let mut url = url;
-    for _ in 0..5 {
-        let mut req = c.request(method.clone(), &url);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp =
-            req.send()
-                .map_err(|e| if e.is_connect() { NoAnswer::Refused } else { NoAnswer::Lost })?;
-        let status = resp.status().as_u16();
-        if status == 307 {
-            let location = resp.headers().get("location").and_then(|l| l.to_str().ok());
-            url = location.ok_or(NoAnswer::Refused)?.to_string();
-            continue;
-        }
-        let body: Value = resp.json().unwrap_or(Value::Null);
-        return Ok((status, body));
-    }
-    Ok((307, Value::Null))
-}
-
-/// The outcome of a write for the checker: only a definite refusal is `Fail`.
-fn write_outcome(r: &Result<(u16, Value), NoAnswer>) -> Outcome {
-    match r {
-        Ok((200, _)) => Outcome::Ok(None),
-        Err(NoAnswer::Refused) => Outcome::Fail,
-        Ok((307, _)) => Outcome::Fail,
-        // A node answers 503 only for writes it certainly did not propose; a write whose
-        // answer was lost after proposing is a 504 (`write_timeout`, `outcome_unknown`).
-        Ok((503, _)) => Outcome::Fail,
-        Ok((s, _)) if (400..500).contains(s) => Outcome::Fail,
-        _ => Outcome::Unknown,
-    }
-}
-
-fn read_outcome(r: &Result<(u16, Value), NoAnswer>) -> Outcome {
-    match r {
-        Ok((200, b)) => Outcome::Ok(b["item"]["v"].as_str().map(str::to_string)),
-        Ok((404, b)) if b["error"]["code"] == "item_not_found" => Outcome::Ok(None),
-        _ => Outcome::Unknown,
-    }
-}
 
 /// The faults the nemesis can inject.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -172,15 +82,6 @@ const FAULTS: [Fault; 11] = [
 const MIN_VOTERS: usize = 3;
 /// ...and this many: an add at the minimum, a removal at the maximum.
 const MAX_VOTERS: usize = 5;
-
-/// The addresses the workload clients send to: the members as the nemesis last saw them.
-type Targets = RwLock<Vec<String>>;
-
-/// A random address of `targets`.
-fn pick(targets: &Targets, rng: &mut Rng) -> String {
-    let t = targets.read().unwrap();
-    t[rng.below(t.len() as u64) as usize].clone()
-}
 
 fn current_leader(c: &TestCluster) -> Option<usize> {
     (0..c.addrs.len()).find_map(|i| {
@@ -492,49 +393,7 @@ fn run_nemesis(secs: u64, faults: &[Fault], seed: u64) -> Report {
         for client_id in 0..CLIENTS {
             let (targets, history, next_id, stop) = (&targets, &history, &next_id, &stop);
             s.spawn(move || {
-                let http = client();
-                let mut rng = Rng::new(seed ^ ((client_id + 1) * 7919));
-                let mut seq = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    let key = format!("k{}", rng.below(KEYS as u64));
-                    let node = pick(targets, &mut rng);
-                    let id = next_id.fetch_add(1, Ordering::SeqCst);
-                    let invoke = now_us();
-                    let (kind, outcome) = if rng.below(2) == 0 {
-                        seq += 1;
-                        let v = format!("c{client_id}-{seq}");
-                        let body = json!({"k": key, "v": v});
-                        let r = perform(
-                            &http,
-                            Method::PUT,
-                            format!("http://{node}/tables/regs/items"),
-                            Some(&body),
-                        );
-                        (OpKind::Write(v), write_outcome(&r))
-                    } else {
-                        let url =
-                            format!("http://{node}/tables/regs/items?pk={key}&consistency=strong");
-                        let r = perform(&http, Method::GET, url, None);
-                        (OpKind::Read, read_outcome(&r))
-                    };
-                    let complete = match outcome {
-                        Outcome::Unknown => None,
-                        _ => Some(now_us()),
-                    };
-                    if !matches!(outcome, Outcome::Ok(_)) {
-                        // A dead node is not hammered: a short client backoff after an error.
-                        std::thread::sleep(Duration::from_millis(20)); // client backoff
-                    }
-                    history.lock().unwrap().push(Op {
-                        id,
-                        client: client_id,
-                        key,
-                        kind,
-                        invoke,
-                        complete,
-                        outcome,
-                    });
-                }
+                register_client(client_id, seed, targets, history, next_id, stop, now_us)
             });
         }
         let deadline = start + Duration::from_secs(secs);

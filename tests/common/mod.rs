@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod netns;
 pub mod supervised;
+pub mod workload;
 
 /// The binary under test.
 pub fn bin() -> &'static str {
