@@ -116,11 +116,17 @@ print("" if v is None else v)' "$1" "$2"; }
 # ---------------------------------------------------------------------------------------
 write_config() {
   local n=$1 i
+  # The nodes listen on bridge addresses, not loopback: they need a cluster secret (or
+  # --insecure). One per run, made as the README's "Running on several hosts" makes it.
+  [ -s "$run/secret" ] || (umask 077 && head -c 32 /dev/urandom | base64 >"$run/secret")
   {
     echo "# Written by scripts/netns-cluster.sh for run '$prefix': node i listens on"
     echo "# 10.$(subnet).0.(i+1), in its own network namespace $prefix-n<i>."
     echo "data_root = \"$run/data\""
     echo 'log_level = "info"'
+    echo
+    echo '[security]'
+    echo "secret_file = \"$run/secret\""
     echo
     for ((i = 0; i < n; i++)); do
       printf '[[nodes]]\nid = %d\naddr = "%s"\n\n' "$i" "$(addr_of "$i")"
@@ -349,7 +355,7 @@ cmd_up() {
   write_config "$n"
   for ((i = 0; i < n; i++)); do start_node "$i"; done
   for ((i = 0; i < n; i++)); do wait_answers "$i"; done
-  curl_q -f -X POST "http://$(addr_of 0)/admin/init" >/dev/null || die "POST /admin/init on node 0 failed"
+  "$bin" --config "$run/cluster.toml" cluster init --node 0 >/dev/null || die "cluster init on node 0 failed"
   local _ l=""
   for _ in $(seq 1 300); do
     l=$(leader_id) && break
