@@ -102,9 +102,8 @@ nosql_failover() {
     local leader ms all=""
     for _ in $(seq "$FAILOVERS"); do
         leader=$("$NET" leader --wait)
-        "$NET" kill "$leader" >/dev/null
         dead=$leader
-        ms=$(until_acked nosql_write)
+        ms=$(kill -KILL "$(cat "$NETNS_RUN_DIR/node$leader.pid")" && until_acked nosql_write)
         all+=" $ms"
         "$NET" start "$leader" >/dev/null
         "$NET" leader --wait >/dev/null
