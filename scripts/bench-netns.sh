@@ -15,6 +15,10 @@
 # with its own (heartbeat 100 ms, election timeout 500-1000 ms): failover times reflect
 # those settings as much as the code.
 #
+# Known problem: in one run the etcd failover step stalled after its first kill (writes
+# through the two surviving members kept failing); not understood yet. FAILOVERS=1
+# completed in the runs so far.
+#
 # Usage: sudo scripts/bench-netns.sh
 # Environment:
 #   DELAYS="0.5 5 25"   one-way delays in ms
