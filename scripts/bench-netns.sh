@@ -15,6 +15,10 @@
 # with its own (heartbeat 100 ms, election timeout 500-1000 ms): failover times reflect
 # those settings as much as the code.
 #
+# Known problem: in one run the etcd failover step stalled after its first kill (writes
+# through the two surviving members kept failing); not understood yet. FAILOVERS=1
+# completed in the runs so far.
+#
 # Usage: sudo scripts/bench-netns.sh
 # Environment:
 #   DELAYS="0.5 5 25"   one-way delays in ms
@@ -102,9 +106,8 @@ nosql_failover() {
     local leader ms all=""
     for _ in $(seq "$FAILOVERS"); do
         leader=$("$NET" leader --wait)
-        "$NET" kill "$leader" >/dev/null
         dead=$leader
-        ms=$(until_acked nosql_write)
+        ms=$(kill -KILL "$(cat "$NETNS_RUN_DIR/node$leader.pid")" && until_acked nosql_write)
         all+=" $ms"
         "$NET" start "$leader" >/dev/null
         "$NET" leader --wait >/dev/null

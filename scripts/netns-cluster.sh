@@ -31,8 +31,9 @@ Commands:
   targets                every node's host:port, comma-separated
   config                 the path of the cluster config
   leader [--wait] [--not NODE]
-                         the id of the node that leads (exit 1 if none); --wait: wait up
-                         to 30 s for one; --not NODE: one other than NODE (a new leader)
+                         the id of the leader the nodes agree on (exit 1 if none);
+                         --wait: wait up to 30 s for one; --not NODE: one other than NODE
+                         that the other nodes agree on (NODE cut off or down)
   down                   stop the nodes and remove every namespace, link and rule
 
 Environment:
@@ -101,7 +102,11 @@ check_node() {
 }
 node_log() { echo "$run/data/node$1/node.log"; }
 pid_of() { cat "$run/node$1.pid" 2>/dev/null || true; }
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+# A killed process stays a zombie until its parent (often init) reaps it: that is dead.
+alive() {
+  local st
+  [ -n "$1" ] && st=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $st != Z* ]]
+}
 state() { cat "$run/$1" 2>/dev/null || echo "${2:-}"; }
 
 curl_q() { curl -s --noproxy '*' --max-time "${CURL_TIME:-2}" "$@"; }
@@ -159,20 +164,24 @@ wait_answers() {
   die "node $i does not answer at $(addr_of "$i") after 30 s; its log: $(node_log "$i")"
 }
 
-# The id of the node that says it leads and that some node names as leader (other
-# than node $1, if given).
+# The leader every answering node (but node $1, if given) names, if it says it leads.
+# Agreement matters: a leader deposed by a newer election may still call itself Leader
+# for a moment, and a partitioned one does until the partition heals.
 leader_id() {
-  local n i l not=${1:-}
+  local n i l st not=${1:-} agreed=""
   n=$(nodes)
   for ((i = 0; i < n; i++)); do
-    l=$(field "$(node_status "$i")" leader_id)
-    [ -n "$l" ] && [ "$l" != "$not" ] || continue
-    if [ "$l" -lt "$n" ] && [ "$(field "$(node_status "$l")" role)" = Leader ]; then
-      echo "$l"
-      return 0
-    fi
+    [ "$i" = "$not" ] && continue
+    st=$(node_status "$i")
+    [ -n "$st" ] || continue
+    l=$(field "$st" leader_id)
+    [ -n "$l" ] || return 1
+    [ -z "$agreed" ] || [ "$agreed" = "$l" ] || return 1
+    agreed=$l
   done
-  return 1
+  [ -n "$agreed" ] && [ "$agreed" != "$not" ] && [ "$agreed" -lt "$n" ] || return 1
+  [ "$(field "$(node_status "$agreed")" role)" = Leader ] || return 1
+  echo "$agreed"
 }
 
 # ---------------------------------------------------------------------------------------
