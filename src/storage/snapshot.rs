@@ -90,12 +90,7 @@ impl SnapshotDir {
     /// crash too.
     pub fn scratch(&self, n: u64) -> std::io::Result<FileWriter> {
         let path = self.tmp_path(&format!("send-{n:020}"));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let file = create_rw(&path)?;
         std::fs::remove_file(&path)?;
         Ok(FileWriter {
             out: BufWriter::with_capacity(1 << 20, file),
@@ -108,12 +103,7 @@ impl SnapshotDir {
     /// A fresh temporary file for a snapshot being received.
     pub fn receiving(&self, n: u64) -> std::io::Result<Receiving> {
         let path = self.tmp_path(&format!("recv-{n:020}"));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
+        let file = create_rw(&path)?;
         Ok(Receiving { file: tokio::fs::File::from_std(file), path })
     }
 
@@ -179,6 +169,11 @@ impl SnapshotDir {
         }
         None
     }
+}
+
+/// Creates (or empties) `path`, open for reading and writing.
+fn create_rw(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)
 }
 
 /// Length and CRC-32 of a file.

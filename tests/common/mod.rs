@@ -132,34 +132,29 @@ impl TestCluster {
 
     /// Like [`start`](Self::start), with extra TOML for the config (see [`write_config`]).
     pub fn start_with(n: usize, extra: &str) -> TestCluster {
-        let mut c = Self::configure(n, extra, None);
+        Self::configure(n, extra, None).launch(n)
+    }
+
+    /// Starts nodes `0..n` of a configured cluster, initialises it through node 0 and
+    /// waits for a leader.
+    fn launch(mut self, n: usize) -> TestCluster {
         for i in 0..n {
-            let child = c.spawn(i);
-            c.children.push(Some(child));
+            let child = self.spawn(i);
+            self.children.push(Some(child));
         }
         for i in 0..n {
-            c.wait_up(i);
+            self.wait_up(i);
         }
-        c.init(0);
-        c.wait_leader();
-        c
+        self.init(0);
+        self.wait_leader();
+        self
     }
 
     /// Like [`start`](Self::start) with a cluster secret: the config's `[security]
     /// secret_file` is `secret` written to `<dir>/secret`, and the harness's admin calls
     /// prove it.
     pub fn start_secured(n: usize, secret: &str) -> TestCluster {
-        let mut c = Self::configure_secured(n, secret);
-        for i in 0..n {
-            let child = c.spawn(i);
-            c.children.push(Some(child));
-        }
-        for i in 0..n {
-            c.wait_up(i);
-        }
-        c.init(0);
-        c.wait_leader();
-        c
+        Self::configure_secured(n, secret).launch(n)
     }
 
     /// A cluster of `n` nodes with a secret (see [`start_secured`](Self::start_secured)),
@@ -228,7 +223,19 @@ impl TestCluster {
 
     /// Waits until node `i` answers `/status`.
     pub fn wait_up(&self, i: usize) {
-        eventually(Duration::from_secs(30), &format!("node {i} to answer"), || self.status(i));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.status(i).is_none() {
+            if Instant::now() > deadline {
+                let out = self.output(i);
+                let last: Vec<&str> = out.lines().rev().take(30).collect();
+                let last: Vec<&str> = last.into_iter().rev().collect();
+                panic!(
+                    "timed out after 30s waiting for node {i} to answer; its output:\n{}",
+                    last.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50)); // poll interval, bounded by the deadline
+        }
     }
 
     /// Node `i`'s `/status`, or None if it does not answer.
