@@ -34,12 +34,17 @@ pub struct DataDamaged(pub String);
 
 pub use crate::storage::disk::rejoin_remedy;
 
-fn damaged(id: u64, what: &str, e: impl std::fmt::Display) -> anyhow::Error {
+fn damaged(id: u64, dir: &std::path::Path, what: &str, e: impl std::fmt::Display) -> anyhow::Error {
     let text = e.to_string();
     if crate::storage::disk::is_disk_full(&text) {
         return anyhow!("{what}: {text}");
     }
-    DataDamaged(format!("{what}: {text}; {}", rejoin_remedy(id))).into()
+    // fjall's errors name no file: read every segment to find the one that fails.
+    let file = match crate::storage::disk::damaged_segment(&dir.join("db")) {
+        Some((path, why)) => format!(" ({} fails its checks: {why})", path.display()),
+        None => String::new(),
+    };
+    DataDamaged(format!("{what}{file}: {text}; {}", rejoin_remedy(id))).into()
 }
 
 /// How long in-flight HTTP requests get to finish at shutdown.
@@ -58,18 +63,21 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     let me = config.node(id).ok_or_else(|| anyhow!("node id {id} is not in the config"))?.clone();
     let dir = config.node_dir(id);
     std::fs::create_dir_all(&dir)
-        .map_err(|e| damaged(id, &format!("cannot create {}", dir.display()), e))?;
+        .map_err(|e| damaged(id, &dir, &format!("cannot create {}", dir.display()), e))?;
     crate::storage::disk::keep_reserve(&dir);
-    let store = Store::open(&dir)
-        .map_err(|e| damaged(id, &format!("cannot open the database in {}", dir.display()), e))?;
+    let store = Store::open(&dir).map_err(|e| {
+        damaged(id, &dir, &format!("cannot open the database in {}", dir.display()), e)
+    })?;
     let progress = Arc::new(Progress::default());
     progress.set_apply_delay_ms(config.simulation.apply_delay_for(id));
     let payload = Arc::new(PayloadBudget::default());
     let log_store = LogStore::new(store.clone(), progress.clone())
-        .map_err(|e| damaged(id, &format!("cannot read the raft log in {}", dir.display()), e))?
+        .map_err(|e| {
+            damaged(id, &dir, &format!("cannot read the raft log in {}", dir.display()), e)
+        })?
         .with_payload_budget(payload.clone());
     let state_machine = StateMachine::new(store.clone(), progress.clone()).map_err(|e| {
-        damaged(id, &format!("cannot read the state machine in {}", dir.display()), e)
+        damaged(id, &dir, &format!("cannot read the state machine in {}", dir.display()), e)
     })?;
     let tables = state_machine.tables();
     let raft_config = Arc::new(openraft_config(&config.raft).context("invalid raft timing")?);

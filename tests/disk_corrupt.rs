@@ -153,6 +153,12 @@ fn a_node_on_damaged_files_recovers_or_refuses_and_rejoin_converges() {
                         out.contains(&node_dir.display().to_string()) && out.contains("--rejoin"),
                         "{kind} {how:?}: the refusal names the directory and the remedy:\n{out}"
                     );
+                    if kind.starts_with("segment") && out.contains("fails its checks") {
+                        assert!(
+                            out.contains(&format!("{} fails its checks", path.display())),
+                            "{kind} {how:?}: a named file is the damaged one:\n{out}"
+                        );
+                    }
                     c.start_with_args(2, &["--rejoin"]);
                     "refused; rejoined"
                 }
@@ -236,6 +242,13 @@ fn a_damaged_node_is_shown_and_cluster_rejoin_node_brings_it_back() {
     let table = String::from_utf8_lossy(&table.stdout);
     assert!(table.contains("data damaged"), "cluster status names the reason:\n{table}");
     assert!(s.output().contains("rejoin-node 2"), "the supervisor names the remedy");
+    let log = std::fs::read_to_string(node_dir.join("node.log")).unwrap_or_default();
+    let refusal = log.lines().find(|l| l.contains("\"storage_damaged\"")).expect("logged");
+    assert!(
+        refusal.contains(&format!("{} fails its checks", segment.display())),
+        "the refusal names the damaged file {}:\n{refusal}",
+        segment.display()
+    );
     put(3000, 100);
     // Not restarted meanwhile.
     assert_eq!(node(2).unwrap()["state"], "crashed");
