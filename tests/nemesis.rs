@@ -94,13 +94,7 @@ fn current_leader(c: &TestCluster) -> Option<usize> {
 /// The client of the nemesis's membership steps. A change commits two entries (joint,
 /// then final); an answer slower than this is lost, and the step is checked and retried.
 fn admin_client() -> reqwest::blocking::Client {
-    raft_nosql::tls::install_provider(); // reqwest needs a rustls provider
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap()
+    common::workload::client_with_timeout(Duration::from_secs(5))
 }
 
 /// The membership as a running node that says it leads sees it, with that node's id.

@@ -44,11 +44,16 @@ impl Rng {
 
 /// A client with a short timeout: a slow answer is an indeterminate outcome.
 pub fn client() -> reqwest::blocking::Client {
+    client_with_timeout(Duration::from_secs(3))
+}
+
+/// A client that does not follow redirects and gives up after `timeout`.
+pub fn client_with_timeout(timeout: Duration) -> reqwest::blocking::Client {
     raft_nosql::tls::install_provider(); // reqwest needs a rustls provider
     reqwest::blocking::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(3))
+        .timeout(timeout)
         .build()
         .unwrap()
 }
