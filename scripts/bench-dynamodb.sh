@@ -71,17 +71,6 @@ die() {
 }
 
 # ---------------------------------------------------------------- prerequisites
-missing=()
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v jq >/dev/null 2>&1 || missing+=(jq)
-if ((${#missing[@]})); then
-    command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} and there is no apt-get"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    log "installing ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
 wants() { case " $SYSTEMS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 MOTO=$ROOT/.venv/bin/moto_server
 DYNALITE=$ROOT/tests/dynamodb/node_modules/dynalite/cli.js
@@ -107,6 +96,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-dynamodb.XXXXXX")
 NOSQL_PIDS=()
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"
+need curl jq
 
 # ---------------------------------------------------------------- raft-nosql, 3 nodes
 NOSQL_DIR=$WORK/raft-nosql

@@ -55,21 +55,27 @@ wait_for() {
     done
 }
 
+# need CMD[:PACKAGE]...: installs with apt-get the Debian package of every command that
+# is missing (PACKAGE defaults to CMD's name).
+need() {
+    local missing=() want cmd
+    for want in "$@"; do
+        cmd=${want%%:*}
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("${want#*:}")
+    done
+    ((${#missing[@]})) || return 0
+    command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} and there is no apt-get"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    log "installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 # install_etcd: installs Debian's etcd-server (etcd 3.4), curl and jq with apt-get when
 # missing, and sets ETCD to the etcd binary.
 install_etcd() {
-    local missing=()
-    command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
-    command -v curl >/dev/null 2>&1 || missing+=(curl)
-    command -v jq >/dev/null 2>&1 || missing+=(jq)
-    if ((${#missing[@]})); then
-        command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} and there is no apt-get"
-        local sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        log "installing ${missing[*]}"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
+    need etcd:etcd-server curl jq
     ETCD=$(command -v etcd || echo /usr/bin/etcd)
     [ -x "$ETCD" ] || die "etcd not found after install"
     log "etcd: $("$ETCD" --version 2>/dev/null | head -1)"

@@ -47,18 +47,6 @@ die() {
     exit 1
 }
 
-missing=()
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v jq >/dev/null 2>&1 || missing+=(jq)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-if ((${#missing[@]})); then
-    command -v apt-get >/dev/null 2>&1 || die "need ${missing[*]} and there is no apt-get"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    log "installing ${missing[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     log "building raft-nosql (release)"
@@ -69,6 +57,7 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-tls.XXXXXX")
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"
+need curl jq openssl
 
 "$ROOT/scripts/gen-certs.sh" "$WORK/certs" 3 >/dev/null
 CA=$WORK/certs/ca.pem
