@@ -106,8 +106,8 @@ pub struct BenchArgs {
     /// Delete and recreate the table (etcd: delete the benchmark keys) first
     #[arg(long)]
     pub fresh: bool,
-    /// Run the workload this many seconds before measuring
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    /// Run the workload this many seconds before measuring (0: no warm-up)
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds_or_zero)]
     pub warmup: Option<Duration>,
     /// Do not write the key space before a workload with reads
     #[arg(long)]
@@ -127,9 +127,17 @@ fn parse_workload(s: &str) -> Result<Workload, String> {
 
 /// A positive number of seconds (fractions allowed).
 fn parse_seconds(s: &str) -> Result<Duration, String> {
+    match parse_seconds_or_zero(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: give more than 0 seconds")),
+        d => Ok(d),
+    }
+}
+
+/// A number of seconds from 0 to 86400 (fractions allowed).
+fn parse_seconds_or_zero(s: &str) -> Result<Duration, String> {
     match s.trim().parse::<f64>() {
-        Ok(x) if x > 0.0 && x.is_finite() && x <= 86_400.0 => Ok(Duration::from_secs_f64(x)),
-        _ => Err(format!("{s:?} is not a number of seconds between 0 and 86400")),
+        Ok(x) if (0.0..=86_400.0).contains(&x) => Ok(Duration::from_secs_f64(x)),
+        _ => Err(format!("{s:?} is not a number of seconds from 0 to 86400")),
     }
 }
 
@@ -238,4 +246,23 @@ pub async fn run(global: &GlobalOpts, args: BenchArgs) -> ExitCode {
 fn usage(message: &str) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(EXIT_USAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A duration must be positive; a warm-up may be 0 (none); garbage and out-of-range
+    /// values say what is accepted.
+    #[test]
+    fn seconds_parse_with_zero_allowed_only_for_the_warm_up() {
+        assert_eq!(parse_seconds("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_seconds("0").unwrap_err().contains("more than 0"));
+        assert_eq!(parse_seconds_or_zero("0"), Ok(Duration::ZERO));
+        for bad in ["-1", "86401", "NaN", "inf", "soon"] {
+            let e = parse_seconds_or_zero(bad).unwrap_err();
+            assert!(e.contains("from 0 to 86400"), "{bad}: {e}");
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
 }
