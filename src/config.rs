@@ -287,17 +287,10 @@ struct RecordedMembers {
 /// temporary name, fsynced, renamed over the old one, and the directory fsynced, so a
 /// crash leaves the old list or the new one, never half of one.
 pub fn record_members(data_root: &Path, nodes: &[NodeConfig]) -> std::io::Result<()> {
-    use std::io::Write;
-    let path = members_file(data_root);
-    let tmp = data_root.join("members.json.tmp");
-    let text = serde_json::to_string_pretty(&RecordedMembers { nodes: nodes.to_vec() })
+    let mut text = serde_json::to_string_pretty(&RecordedMembers { nodes: nodes.to_vec() })
         .expect("members serialize");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(data_root)?.sync_all()
+    text.push('\n');
+    crate::storage::disk::write_durably(&members_file(data_root), text.as_bytes())
 }
 
 /// Reads `<data_root>/members.json`, if there is one.

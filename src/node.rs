@@ -65,6 +65,16 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
     std::fs::create_dir_all(&dir)
         .map_err(|e| damaged(id, &dir, &format!("cannot create {}", dir.display()), e))?;
     crate::storage::disk::keep_reserve(&dir);
+    // Before fjall opens: it would cut a damaged journal short without an error.
+    if let Some(j) = crate::storage::journal::damaged_journal(&dir.join("db")) {
+        return Err(DataDamaged(format!(
+            "cannot open the database in {}: the journal {j}; reading it would drop the \
+             writes after the damage; {}",
+            dir.display(),
+            rejoin_remedy(id)
+        ))
+        .into());
+    }
     let store = Store::open(&dir).map_err(|e| {
         damaged(id, &dir, &format!("cannot open the database in {}", dir.display()), e)
     })?;
@@ -76,6 +86,21 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
             damaged(id, &dir, &format!("cannot read the raft log in {}", dir.display()), e)
         })?
         .with_payload_budget(payload.clone());
+    let lost = log_store.lost_writes().map_err(|e| {
+        damaged(id, &dir, &format!("cannot check the raft log in {}", dir.display()), e)
+    })?;
+    if let Some(lost) = lost {
+        let journal = crate::storage::journal::journals(&dir.join("db")).pop();
+        let journal = journal.map_or("its journal".to_string(), |j| j.display().to_string());
+        return Err(DataDamaged(format!(
+            "the database in {} has lost writes it had synced: {lost}, recorded in {}; \
+             {journal} was most likely cut short; {}",
+            dir.display(),
+            crate::storage::watermark::path(&dir).display(),
+            rejoin_remedy(id)
+        ))
+        .into());
+    }
     let state_machine = StateMachine::new(store.clone(), progress.clone()).map_err(|e| {
         damaged(id, &dir, &format!("cannot read the state machine in {}", dir.display()), e)
     })?;

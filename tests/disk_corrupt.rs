@@ -3,7 +3,9 @@
 //! it is sent or installed, see the state machine's tests) either recovers to the
 //! state the cluster's digests confirm, or refuses to start with exit status 65, naming
 //! its data directory and the remedy (`--rejoin`); with `--rejoin` it converges. It
-//! never serves or replicates different data.
+//! never serves or replicates different data. A flipped byte in a journal is always
+//! refused, naming the journal; a journal cut short reads as a crash's torn tail: the
+//! node has lost writes it had synced, and either catches up from the leader or refuses.
 
 mod common;
 
@@ -71,14 +73,19 @@ enum Damage {
     Truncate,
 }
 
+/// Damages the middle of the file's content. A journal is preallocated with zeros,
+/// so its content ends with the last batch's end marker (trailer `FJL\x03`).
 fn damage(path: &Path, how: Damage) {
     let mut bytes = std::fs::read(path).unwrap();
+    let len = if path.extension().is_some_and(|e| e == "jnl") {
+        let last = bytes.windows(4).rposition(|w| w == b"FJL\x03").expect("a journal batch");
+        last + 4
+    } else {
+        bytes.len()
+    };
     match how {
-        Damage::Flip => {
-            let at = bytes.len() / 2;
-            bytes[at] ^= 0x5a;
-        }
-        Damage::Truncate => bytes.truncate(bytes.len() / 2),
+        Damage::Flip => bytes[len / 2] ^= 0x5a,
+        Damage::Truncate => bytes.truncate(len / 2),
     }
     std::fs::write(path, bytes).unwrap();
 }
@@ -153,6 +160,19 @@ fn a_node_on_damaged_files_recovers_or_refuses_and_rejoin_converges() {
                         out.contains(&node_dir.display().to_string()) && out.contains("--rejoin"),
                         "{kind} {how:?}: the refusal names the directory and the remedy:\n{out}"
                     );
+                    if kind == "journal" {
+                        // A flip: the journal check names it; a cut: what the database
+                        // lost (the record beside it, or a finished install's missing
+                        // file) is named with the journal as the cause.
+                        let named = match how {
+                            Damage::Flip => format!("the journal {} is damaged", path.display()),
+                            Damage::Truncate => "cut short".to_string(),
+                        };
+                        assert!(
+                            out.contains(&named),
+                            "{kind} {how:?}: the refusal names the journal:\n{out}"
+                        );
+                    }
                     if kind.starts_with("segment") && out.contains("fails its checks") {
                         assert!(
                             out.contains(&format!("{} fails its checks", path.display())),
@@ -160,9 +180,18 @@ fn a_node_on_damaged_files_recovers_or_refuses_and_rejoin_converges() {
                         );
                     }
                     c.start_with_args(2, &["--rejoin"]);
-                    "refused; rejoined"
+                    let why = out.lines().find(|l| l.starts_with("error: ")).unwrap_or("");
+                    format!("refused ({}); rejoined", why.chars().take(400).collect::<String>())
                 }
-                None => "recovered",
+                None => {
+                    // fjall would cut a journal at a flipped byte and drop the batches
+                    // after it: that is refused, never "recovered".
+                    assert!(
+                        !(kind == "journal" && matches!(how, Damage::Flip)),
+                        "a flipped byte in the middle of a journal is refused"
+                    );
+                    "recovered".to_string()
+                }
             };
             c.wait_up(2);
             // New writes reach the node either way.

@@ -88,7 +88,8 @@ pub async fn run(global: &GlobalOpts, args: NodeArgs) -> ExitCode {
     }
 }
 
-/// Removes the node's database and snapshot files (`--rejoin`).
+/// Removes the node's database, snapshot files and the record of what the database
+/// had made durable (`--rejoin`).
 ///
 /// Shortcut taken: the wiped node also forgets its vote, so in the term it is in it
 /// could vote a second time. openraft 0.9 has no way to rejoin as a non-voter first; the
@@ -100,5 +101,8 @@ fn wipe(dir: &std::path::Path) -> std::io::Result<()> {
             _ => {}
         }
     }
-    Ok(())
+    match std::fs::remove_file(crate::storage::watermark::path(dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }

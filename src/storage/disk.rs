@@ -20,6 +20,22 @@ pub const EXIT_DISK_FULL: u8 = 28;
 /// Exit status of a node that refused to start on damaged data (sysexits' EX_DATAERR).
 pub const EXIT_CORRUPT: u8 = 65;
 
+/// Replaces the file at `path` with `bytes` so that a crash leaves the old or the new
+/// content, never a mix: written to `<path>.tmp`, fsynced, renamed over `path`, and the
+/// directory fsynced so the rename is durable.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
 /// The remedy for damaged data of node `id`.
 pub fn rejoin_remedy(id: u64) -> String {
     format!(

@@ -20,6 +20,7 @@ use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOEr
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::watermark::{self, Watermark};
 use super::{any, Progress, Store};
 use crate::raft::payload::{Fill, PayloadBudget};
 use crate::raft::{Entry, LogId, StorageError, TypeConfig, Vote};
@@ -118,6 +119,42 @@ impl LogStore {
         let entry: Entry = serde_json::from_slice(&v)
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
         Ok(Some(entry.log_id))
+    }
+
+    /// The vote and purge point the database holds now (see [`super::watermark`]).
+    fn held(&self) -> Result<Watermark, StorageError> {
+        let purged: Option<LogId> = read_json(&self.store.raft_meta, KEY_LAST_PURGED)?;
+        Ok(Watermark {
+            vote: read_json(&self.store.raft_meta, KEY_VOTE)?,
+            purged: purged.map(|l| l.index),
+        })
+    }
+
+    /// What the database lost of the vote and purge point it had recorded as durable,
+    /// said in words; `None` when it lost nothing. Records what it holds when there
+    /// is no record yet (a new node, or data from before the record existed).
+    pub fn lost_writes(&self) -> Result<Option<String>, StorageError> {
+        let held = self.held()?;
+        let err = |e| io_err(ErrorSubject::Store, ErrorVerb::Read, e);
+        match watermark::read(&self.store.dir).map_err(err)? {
+            Some(rec) => Ok(rec.lost(&held)),
+            None => {
+                watermark::write(&self.store.dir, &held)
+                    .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Records the vote and purge point the database holds, after a sync made them
+    /// durable.
+    async fn record_watermark(&self, subject: ErrorSubject<u64>) -> Result<(), StorageError> {
+        let held = self.held()?;
+        let dir = self.store.dir.clone();
+        tokio::task::spawn_blocking(move || watermark::write(&dir, &held))
+            .await
+            .map_err(|e| io_err(subject.clone(), ErrorVerb::Write, e))?
+            .map_err(|e| io_err(subject, ErrorVerb::Write, e))
     }
 
     /// The last purged and the last log id (the last entry, else the last purged).
@@ -279,7 +316,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .insert(KEY_VOTE, to_json(vote))
             .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))?;
         // Durable before we return: a forgotten vote allows a second vote in this term.
-        self.sync(ErrorSubject::Vote).await
+        self.sync(ErrorSubject::Vote).await?;
+        // Recorded beside the database too: a journal cut short would forget it quietly.
+        self.record_watermark(ErrorSubject::Vote).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -360,8 +399,56 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .insert(KEY_LAST_PURGED, to_json(&log_id))
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
         self.sync(ErrorSubject::Store).await?;
+        self.record_watermark(ErrorSubject::Store).await?;
         self.remove_range((Bound::Unbounded, Bound::Included(log_id.index.to_be_bytes())))?;
         self.compact_if_bloated();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> LogStore {
+        LogStore::new(Store::open(dir).unwrap(), Arc::default()).unwrap()
+    }
+
+    /// The newest journal in `dir` and the length of its content.
+    fn journal(dir: &std::path::Path) -> (std::path::PathBuf, usize) {
+        let path = super::super::journal::journals(&dir.join("db")).pop().unwrap();
+        let len = super::super::journal::content_len(&std::fs::read(&path).unwrap());
+        (path, len)
+    }
+
+    /// A journal cut short opens without an error in fjall, having forgotten a vote it
+    /// had synced: the record beside the database tells.
+    #[tokio::test]
+    async fn a_vote_lost_to_a_journal_cut_short_is_found() {
+        let d = tempfile::tempdir().unwrap();
+        let mut log = open(d.path());
+        assert_eq!(log.lost_writes().unwrap(), None, "a new node lost nothing");
+        log.save_vote(&Vote::new(3, 1)).await.unwrap();
+        log.save_vote(&Vote::new_committed(4, 2)).await.unwrap();
+        let (_, before) = journal(d.path());
+        log.save_vote(&Vote::new(7, 0)).await.unwrap();
+        drop(log);
+
+        let mut log = open(d.path());
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(7, 0)));
+        assert_eq!(log.lost_writes().unwrap(), None, "reopened whole");
+        drop(log);
+
+        // Cut the journal where the last vote's batch starts.
+        let (path, len) = journal(d.path());
+        assert!(len > before, "the last vote is in the newest journal");
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(before as u64).unwrap();
+        drop(f);
+
+        let mut log = open(d.path());
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new_committed(4, 2)), "fjall forgot");
+        let why = log.lost_writes().unwrap().expect("the loss is found");
+        assert!(why.contains("the vote") && why.contains("T7"), "{why}");
     }
 }

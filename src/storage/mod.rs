@@ -25,6 +25,10 @@
 //! - building a snapshot syncs the journal (the state as of the snapshot is durable)
 //!   before its meta is recorded and returned, so the log behind it may be purged;
 //!   an install records the received file (synced) before it clears the state.
+//! - after `save_vote` and `purge` have synced, the vote and the purge point are also
+//!   recorded beside the database ([`watermark`]); a start on a database that holds
+//!   less (a journal cut short) is refused, as is one with a damaged journal
+//!   ([`journal`], checked before fjall opens it, since fjall would cut it short).
 //!
 //! Any storage failure is returned to openraft as a `StorageError`, which stops Raft;
 //! the node then exits and the supervisor restarts it.
@@ -35,11 +39,13 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions};
 
 pub mod conditional;
 pub mod disk;
+pub mod journal;
 pub mod log_store;
 pub mod progress;
 pub mod snapshot;
 pub mod state_machine;
 pub mod tables;
+pub mod watermark;
 
 pub use log_store::{LogCell, LogStore};
 pub use progress::Progress;
@@ -58,6 +64,8 @@ pub struct Store {
     pub snapshot: Keyspace,
     /// The snapshot files.
     pub snapshots: snapshot::SnapshotDir,
+    /// The node's directory (holds `db`, `snapshots` and the [`watermark`] record).
+    pub dir: std::path::PathBuf,
 }
 
 /// fjall's block cache. Small: reads of recent data hit the memtables, and the OS page
@@ -96,6 +104,7 @@ impl Store {
             snapshot: ks("snapshot")?,
             snapshots,
             db,
+            dir: dir.to_path_buf(),
         })
     }
 }

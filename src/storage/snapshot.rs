@@ -155,6 +155,16 @@ impl SnapshotDir {
         let path = self.path(current.gen);
         let (len, crc) = match crc_of(&path) {
             Ok(x) => x,
+            // The file is deleted only after the record of the install is removed
+            // (synced): the database has lost writes it had made durable.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Some(format!(
+                    "{} does not exist: it is removed only after the install is recorded \
+                     as finished, so the database lost writes it had synced (a journal cut \
+                     short or damaged)",
+                    path.display()
+                ))
+            }
             Err(e) => return Some(format!("cannot read {}: {e}", path.display())),
         };
         if len != current.len {
@@ -488,7 +498,7 @@ mod tests {
         std::fs::write(dir.path(8), &bytes[..1000]).unwrap();
         assert!(dir.check(&current).unwrap().contains("long"));
         current.gen = 9;
-        assert!(dir.check(&current).unwrap().contains("cannot read"));
+        assert!(dir.check(&current).unwrap().contains("does not exist"));
         dir.remove_others(None, true).unwrap();
         assert!(dir.gens().unwrap().is_empty());
     }
