@@ -182,6 +182,15 @@ impl LogStore {
         }
         let (ks, flag) = (self.store.raft_log.clone(), self.compacting.clone());
         tokio::task::spawn_blocking(move || {
+            // The purge's tombstones are still in the memtable, where a compaction of the
+            // segment files cannot see them, and fjall advances the seqno below which it
+            // may drop shadowed versions only when a memtable is rotated. Without this
+            // flush a compaction after a purge often reclaimed nothing, and with the
+            // writes stopped (no later purge) the purged log stayed on disk: 2.05x the
+            // live data instead of 1.22x in the same 100,000-item run.
+            if let Err(e) = ks.rotate_memtable_and_wait() {
+                tracing::warn!(error = %e, "flushing the raft log before compaction failed");
+            }
             // `major_compact` is hidden in fjall's docs but public and stable in 3.1.
             if let Err(e) = ks.major_compact() {
                 tracing::warn!(error = %e, "compaction of the raft log failed");
@@ -419,6 +428,46 @@ mod tests {
         let path = super::super::journal::journals(&dir.join("db")).pop().unwrap();
         let len = super::super::journal::content_len(&std::fs::read(&path).unwrap());
         (path, len)
+    }
+
+    /// A purged log is reclaimed by the compaction the purge starts, even with no
+    /// write after it: its tombstones are flushed first, where the compaction sees them.
+    #[tokio::test]
+    async fn a_purge_reclaims_the_space_of_the_purged_log() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        // Values that do not compress (segment files are compressed).
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut noise = || {
+            (0..10_000)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect::<Vec<u8>>()
+        };
+        let leader = openraft::CommittedLeaderId::new(1, 0);
+        for i in 1..6000u64 {
+            store.raft_log.insert(i.to_be_bytes(), noise()).unwrap();
+        }
+        let last =
+            Entry { log_id: LogId::new(leader, 6000), payload: openraft::EntryPayload::Blank };
+        store.raft_log.insert(6000u64.to_be_bytes(), to_json(&last)).unwrap();
+        store.raft_log.rotate_memtable_and_wait().unwrap();
+        let before = store.raft_log.disk_space();
+        assert!(before > 55_000_000, "the log is in segment files: {before}");
+        let mut log = LogStore::new(store.clone(), Arc::default()).unwrap();
+        let purged = LogId::new(leader, 5990);
+        log.purge(purged).await.unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while log.compacting.load(std::sync::atomic::Ordering::Acquire) {
+            assert!(std::time::Instant::now() < deadline, "the compaction ends");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await; // poll interval
+        }
+        let after = store.raft_log.disk_space();
+        assert!(after < 5_000_000, "{before} bytes of log files before the purge, {after} after");
     }
 
     /// A journal cut short opens without an error in fjall, having forgotten a vote it
