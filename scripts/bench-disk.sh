@@ -3,7 +3,7 @@
 # throughput while snapshots are built, as a user would see them: a 3-node cluster
 # (supervisor, free ports, temp dir), `raft-nosql bench` writing N new items, then
 # `cluster du` once every node has applied everything and fjall has compacted. Finally
-# one follower's data is wiped (stop-node, rm, start-node) and the time until it has
+# one follower's data is wiped (stop-node, rejoin-node) and the time until it has
 # installed a snapshot of the whole state and caught up is measured.
 #
 # Usage: scripts/bench-disk.sh [--items N] [--value-size B] [--clients C] [--bin PATH]
@@ -96,10 +96,10 @@ done
 echo "== snapshot install: node $(( (leader + 1) % 3 )) wiped and restarted"
 lag=$(( (leader + 1) % 3 ))
 "$bin" cluster stop-node "$lag" --config "$cfg" >/dev/null
-rm -rf "$dir/data/node$lag/db" "$dir/data/node$lag/snapshots"
 target=$(field "$(status "$leader")" applied)
 t=$(now)
-"$bin" cluster start-node "$lag" --config "$cfg" >/dev/null
+# Wipes the node's data (and its record of what it had made durable) and starts it.
+"$bin" cluster rejoin-node "$lag" --config "$cfg" >/dev/null
 caught=""
 for _ in $(seq 1 6000); do
   a=$(field "$(status "$lag")" applied)
@@ -119,5 +119,5 @@ for i in range(3):
             e = json.loads(l)
             print(f"node {i}: snapshot of {e['size'] / 1e6:.1f} MB (index {e['index']}) installed in {e.get('ms', '?')} ms")
 EOF
-echo "node $lag caught up to index $target in $caught s after start-node"
+echo "node $lag caught up to index $target in $caught s after rejoin-node"
 "$bin" cluster du --config "$cfg"

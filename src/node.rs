@@ -66,7 +66,14 @@ pub async fn open(config: ClusterConfig, id: u64) -> anyhow::Result<Node> {
         .map_err(|e| damaged(id, &dir, &format!("cannot create {}", dir.display()), e))?;
     crate::storage::disk::keep_reserve(&dir);
     // Before fjall opens: it would cut a damaged journal short without an error.
-    if let Some(j) = crate::storage::journal::damaged_journal(&dir.join("db")) {
+    let started = std::time::Instant::now();
+    let damage = crate::storage::journal::damaged_journal(&dir.join("db"));
+    tracing::info!(
+        journals = crate::storage::journal::journals(&dir.join("db")).len(),
+        ms = started.elapsed().as_millis() as u64,
+        "journals checked"
+    );
+    if let Some(j) = damage {
         return Err(DataDamaged(format!(
             "cannot open the database in {}: the journal {j}; reading it would drop the \
              writes after the damage; {}",
