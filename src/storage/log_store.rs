@@ -172,8 +172,9 @@ impl LogStore {
     /// compaction (in the background, one at a time) rewrites just the live entries.
     /// Its cost is bounded by the log kept after a snapshot.
     fn compact_if_bloated(&self) {
-        let files = self.store.raft_log.disk_space();
-        if files <= COMPACT_FACTOR * self.progress.log_bytes() + COMPACT_SLACK {
+        let (files, live) = (self.store.raft_log.disk_space(), self.progress.log_bytes());
+        if files <= COMPACT_FACTOR * live + COMPACT_SLACK {
+            tracing::debug!(files, live, "the raft log's files are within bounds");
             return;
         }
         use std::sync::atomic::Ordering;
@@ -192,8 +193,16 @@ impl LogStore {
                 tracing::warn!(error = %e, "flushing the raft log before compaction failed");
             }
             // `major_compact` is hidden in fjall's docs but public and stable in 3.1.
-            if let Err(e) = ks.major_compact() {
-                tracing::warn!(error = %e, "compaction of the raft log failed");
+            let t0 = std::time::Instant::now();
+            match ks.major_compact() {
+                Ok(()) => tracing::info!(
+                    files_before = files,
+                    files_after = ks.disk_space(),
+                    live,
+                    ms = t0.elapsed().as_millis() as u64,
+                    "raft log compacted"
+                ),
+                Err(e) => tracing::warn!(error = %e, "compaction of the raft log failed"),
             }
             flag.store(false, Ordering::Release);
         });
