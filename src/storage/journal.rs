@@ -276,6 +276,16 @@ mod tests {
         out
     }
 
+    /// A journal of `batches` batches fjall wrote: its directory, path, bytes and the
+    /// offsets where its batches start.
+    fn fresh(batches: usize) -> (tempfile::TempDir, PathBuf, Vec<u8>, Vec<usize>) {
+        let d = tempfile::tempdir().unwrap();
+        let path = write_journal(d.path(), batches);
+        let bytes = std::fs::read(&path).unwrap();
+        let starts = batch_starts(&bytes);
+        (d, path, bytes, starts)
+    }
+
     fn keys(dir: &Path) -> usize {
         let db = fjall::Database::builder(dir).open().unwrap();
         let ks = db.keyspace("items", fjall::KeyspaceCreateOptions::default).unwrap();
@@ -284,19 +294,14 @@ mod tests {
 
     #[test]
     fn journals_fjall_wrote_read_back_whole() {
-        let d = tempfile::tempdir().unwrap();
-        let path = write_journal(d.path(), 300);
-        let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(batch_starts(&bytes).len(), 300, "every batch fjall wrote reads back");
+        let (d, _, _, starts) = fresh(300);
+        assert_eq!(starts.len(), 300, "every batch fjall wrote reads back");
         assert_eq!(damaged_journal(d.path()), None);
     }
 
     #[test]
     fn a_flipped_tag_in_the_middle_is_damage_fjall_would_hide() {
-        let d = tempfile::tempdir().unwrap();
-        let path = write_journal(d.path(), 300);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let starts = batch_starts(&bytes);
+        let (d, path, mut bytes, starts) = fresh(300);
         let at = starts[150];
         bytes[at] = 0x2a; // not a tag: fjall stops reading here without an error
         std::fs::write(&path, &bytes).unwrap();
@@ -315,10 +320,7 @@ mod tests {
 
     #[test]
     fn a_flipped_value_byte_or_a_cut_sealed_journal_is_damage() {
-        let d = tempfile::tempdir().unwrap();
-        let path = write_journal(d.path(), 300);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let starts = batch_starts(&bytes);
+        let (d, path, mut bytes, starts) = fresh(300);
         let at = starts[100] + 13 + 30; // inside the first item's key or value
         bytes[at] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
@@ -340,10 +342,7 @@ mod tests {
 
     #[test]
     fn a_torn_tail_or_a_flip_in_the_preallocated_zeros_is_not_damage() {
-        let d = tempfile::tempdir().unwrap();
-        let path = write_journal(d.path(), 50);
-        let mut bytes = std::fs::read(&path).unwrap();
-        let starts = batch_starts(&bytes);
+        let (_d, _, mut bytes, starts) = fresh(50);
         let content = read_batch(&bytes, *starts.last().unwrap()).unwrap();
         assert!(bytes.len() > content, "fjall preallocates the journal");
         // A batch torn by a crash: its start and part of its items, then zeros.
