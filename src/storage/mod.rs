@@ -6,7 +6,7 @@
 //! | keyspace    | key                           | value                               |
 //! |-------------|-------------------------------|-------------------------------------|
 //! | `raft_log`  | log index, u64 big-endian     | JSON `Entry`                        |
-//! | `raft_meta` | `vote`, `committed`, `last_purged` | JSON                           |
+//! | `raft_meta` | `vote`, `committed`, `last_purged`; `log_compacted_bytes` | JSON; u64 BE |
 //! | `sm_meta`   | `last_applied`, `membership`, `count/<table id>` | JSON / u64 BE     |
 //! | `tables`    | table name                    | JSON [`tables::TableMeta`]          |
 //! | `items`     | [`crate::model::key::item_key_bytes`] | version u64 BE + JSON item  |
