@@ -40,21 +40,32 @@ enum Select {
     Count,
 }
 
-fn select(req: &Req, exprs: &ReadExprs) -> Result<Select, DdbError> {
+/// `Select` against the projection asked for. DynamoDB's messages for the combinations
+/// it refuses name the projection member given, and a Query's carry the "1 validation
+/// error detected: " envelope where a Scan's do not.
+fn select(req: &Req, exprs: &ReadExprs, query: bool) -> Result<Select, DdbError> {
     let projected = exprs.projection.is_some();
+    let envelope = if query { "1 validation error detected: " } else { "" };
+    let projection =
+        if req.has("ProjectionExpression") { "ProjectionExpression" } else { "AttributesToGet" };
     match (req.str_opt("Select")?, projected) {
         (None, false) | (Some("ALL_ATTRIBUTES"), false) => Ok(Select::All),
         (None, true) | (Some("SPECIFIC_ATTRIBUTES"), true) => Ok(Select::Specific),
         (Some("COUNT"), false) => Ok(Select::Count),
-        (Some("SPECIFIC_ATTRIBUTES"), false) => Err(DdbError::validation(
-            "SPECIFIC_ATTRIBUTES requires AttributesToGet or ProjectionExpression",
-        )),
-        (Some("ALL_ATTRIBUTES"), true) => Err(DdbError::validation(
-            "Cannot specify the AttributesToGet when choosing to get ALL_ATTRIBUTES",
-        )),
-        (Some("COUNT"), true) => Err(DdbError::validation(
-            "Cannot specify the AttributesToGet when choosing to get only the COUNT",
-        )),
+        (Some("SPECIFIC_ATTRIBUTES"), false) => Err(DdbError::validation(format!(
+            "{envelope}Must specify the AttributesToGet or ProjectionExpression when choosing to \
+             get SPECIFIC_ATTRIBUTES"
+        ))),
+        (Some("ALL_ATTRIBUTES"), true) => Err(DdbError::validation(format!(
+            "{envelope}Cannot specify the {projection} when choosing to get ALL_ATTRIBUTES"
+        ))),
+        (Some("COUNT"), true) => Err(DdbError::validation(format!(
+            "{envelope}Cannot specify the {projection} when choosing to get only the Count"
+        ))),
+        (Some("ALL_PROJECTED_ATTRIBUTES"), true) => Err(DdbError::validation(format!(
+            "{envelope}Cannot specify the {projection} when choosing to get \
+             ALL_PROJECTED_ATTRIBUTES"
+        ))),
         (Some("ALL_PROJECTED_ATTRIBUTES"), _) => Err(DdbError::validation(
             "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an IndexName",
         )),
@@ -121,7 +132,7 @@ async fn common(
     let meta = table(app, req)?;
     let kind = if query { ReadKind::Query(&meta.schema) } else { ReadKind::Scan };
     let (key, exprs) = read_plan(req, kind)?;
-    let select = select(req, &exprs)?;
+    let select = select(req, &exprs, query)?;
     Ok((Common { level, exprs, select, limit }, meta, key))
 }
 
@@ -181,6 +192,23 @@ pub async fn query(app: &App, req: &Req) -> Result<Value, DdbError> {
     let cond = cond.expect("a Query's plan has a key condition");
     let desc = req.bool_opt("ScanIndexForward")? == Some(false);
     let pk = cond.partition_key;
+    let start = start_key(req, &meta)?;
+    if let Some(start) = &start {
+        // DynamoDB refuses a starting key the key condition could not have returned.
+        if let (Some(c), Some(sk)) = (&cond.sort_key, &start.sk) {
+            if !c.matches(sk) {
+                return Err(DdbError::validation(
+                    "The provided starting key does not match the range key predicate",
+                ));
+            }
+        }
+        if start.pk != pk {
+            return Err(DdbError::validation(
+                "The provided starting key is outside query boundaries based on provided \
+                 conditions",
+            ));
+        }
+    }
     let mut spec = QuerySpec { pk: Some(pk.clone()), desc, ..QuerySpec::default() };
     match cond.sort_key {
         None => {}
@@ -206,13 +234,7 @@ pub async fn query(app: &App, req: &Req) -> Result<Value, DdbError> {
             ))
         }
     }
-    if let Some(start) = start_key(req, &meta)? {
-        if start.pk != pk {
-            return Err(DdbError::validation(
-                "The provided starting key is invalid: The provided key element does not match \
-                 the schema",
-            ));
-        }
+    if let Some(start) = start {
         match start.sk {
             Some(sk) => spec.start_after = Some(sk),
             // The partition's only item came before: nothing follows it.
