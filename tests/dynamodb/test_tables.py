@@ -91,6 +91,31 @@ def test_key_schema_must_match_attribute_definitions(ddb):
     assert message.startswith("One or more parameter values were invalid")
 
 
+@pytest.mark.parametrize(
+    "keys,defs,message",
+    [
+        (
+            [{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "r", "KeyType": "RANGE"}],
+            [{"AttributeName": "id", "AttributeType": "S"}],
+            "Invalid KeySchema: Some index key attribute have no definition",
+        ),
+        (
+            [{"AttributeName": "id", "KeyType": "HASH"}],
+            [{"AttributeName": "other", "AttributeType": "S"}],
+            "One or more parameter values were invalid: Some index key attributes are not defined "
+            "in AttributeDefinitions. Keys: [id], AttributeDefinitions: [other]",
+        ),
+    ],
+    ids=["fewer-definitions", "undefined-key"],
+)
+def test_key_schema_messages(ddb, keys, defs, message):
+    with pytest.raises(ClientError) as e:
+        ddb.create_table(
+            TableName=unique(), KeySchema=keys, AttributeDefinitions=defs, BillingMode="PAY_PER_REQUEST"
+        )
+    assert error_of(e) == ("ValidationException", message)
+
+
 @pytest.mark.deviation(moto="accepts a RANGE key without a HASH key first")
 def test_first_key_must_be_the_hash_key(ddb):
     with pytest.raises(ClientError) as e:
@@ -222,3 +247,14 @@ def test_every_replica_describes_a_table_identically(cluster, make_table):
         return all(d == ds[0] for d in ds)
 
     eventually("every replica to describe the table the same", same, 30)
+
+
+@pytest.mark.deviation(moto="accepts an UpdateTable that changes nothing")
+def test_update_table_must_change_something(ddb, make_table):
+    with pytest.raises(ClientError) as e:
+        ddb.update_table(TableName=make_table())
+    assert error_of(e) == (
+        "ValidationException",
+        "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
+        "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
+    )

@@ -64,7 +64,13 @@ fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
             .ok_or_else(|| wire::missing("AttributeType"))?;
         defined.push((n.to_string(), key_type(t)?));
     }
-    if ks.is_empty() || ks.len() > 2 {
+    if ks.is_empty() {
+        return Err(DdbError::validation(
+            "1 validation error detected: Value '[]' at 'keySchema' failed to satisfy \
+             constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    if ks.len() > 2 {
         return Err(DdbError::validation(format!(
             "1 validation error detected: Value '{}' at 'keySchema' failed to satisfy constraint: \
              Member must have length less than or equal to 2",
@@ -101,6 +107,11 @@ fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
     if keys.len() == 2 && keys[0].0 == keys[1].0 {
         return Err(DdbError::invalid(
             "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+        ));
+    }
+    if keys.len() > defined.len() {
+        return Err(DdbError::validation(
+            "Invalid KeySchema: Some index key attribute have no definition",
         ));
     }
     let find = |n: &str| defined.iter().find(|(d, _)| d == n).map(|(_, t)| *t);
@@ -307,6 +318,12 @@ pub async fn update_table(app: &App, req: &Req) -> Result<Value, DdbError> {
             "UpdateTable: {other} is not supported by raft-nosql (only BillingMode and \
              ProvisionedThroughput)"
         )));
+    }
+    if !req.has("BillingMode") && !req.has("ProvisionedThroughput") {
+        return Err(DdbError::validation(
+            "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, \
+             GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
+        ));
     }
     let billing = billing_from(req, Some(meta.options.billing))?;
     ensure_leader(app)?;
