@@ -130,7 +130,7 @@ pub enum BillingMode {
 /// Table metadata that is not part of the key schema. Decided by the node that
 /// proposes the table (never computed at apply time from a local clock) and
 /// replicated with it, so every replica reports the same.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableOptions {
     /// Creation time in ms since the Unix epoch, by the proposing node's clock; 0 for
     /// tables created before it was recorded.
@@ -143,6 +143,50 @@ pub struct TableOptions {
     /// never.
     #[serde(default)]
     pub billing_updated_ms: u64,
+    /// The table's secondary indexes, as created (none for tables stored before they
+    /// existed). An index is a definition only: it is read from the table's items when
+    /// a Query or Scan names it, so no write maintains it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<SecondaryIndex>,
+}
+
+/// A global or local secondary index: another key over the same items. An item is in
+/// the index only if it has the index's key attributes (indexes are sparse).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryIndex {
+    pub name: String,
+    /// A global index (any partition key) or a local one (the table's partition key,
+    /// another sort key).
+    pub global: bool,
+    pub partition_key: KeyAttr,
+    pub sort_key: Option<KeyAttr>,
+    pub projection: IndexProjection,
+    /// A global index's provisioned read and write capacity, reported only (None when
+    /// the table is billed per request).
+    #[serde(default)]
+    pub throughput: Option<(u64, u64)>,
+}
+
+/// Which attributes a secondary index holds besides the table's and the index's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexProjection {
+    /// Every attribute.
+    All,
+    /// The keys only.
+    KeysOnly,
+    /// The keys and these top-level attributes.
+    Include(Vec<String>),
+}
+
+impl SecondaryIndex {
+    /// The index's keys as a schema, for parsing key conditions against it.
+    pub fn key_schema(&self, table_name: &str) -> TableSchema {
+        TableSchema {
+            table_name: table_name.to_string(),
+            partition_key: self.partition_key.clone(),
+            sort_key: self.sort_key.clone(),
+        }
+    }
 }
 
 /// One key attribute's value. `N` holds the number in canonical form.

@@ -96,6 +96,7 @@ pub(super) fn item_for(
         return Err(DdbError::validation("Item size has exceeded the maximum allowed size"));
     }
     meta.schema.validate_item(&item)?;
+    super::indexes::check_item(meta, &item)?;
     Ok((item, key))
 }
 

@@ -37,6 +37,7 @@ pub mod conditions;
 pub mod error;
 pub mod exprs;
 pub mod forward;
+pub mod indexes;
 pub mod items;
 pub mod keys;
 pub mod read;

@@ -6,12 +6,15 @@
 //! Creation time and billing changes are stamped by the proposing node and travel in the
 //! command, so every replica describes a table identically.
 //!
-//! Shortcuts taken: no secondary indexes (GlobalSecondaryIndexes and
-//! LocalSecondaryIndexes are refused), no streams, tags, TTL or deletion protection.
+//! Secondary indexes are created with the table (see [`indexes`]); UpdateTable cannot
+//! add or remove them.
+//!
+//! Shortcuts taken: no streams, tags, TTL or deletion protection.
 
 use serde_json::{json, Value};
 
 use super::error::{DdbError, Kind};
+use super::indexes;
 use super::wire::{self, Req};
 use crate::model::schema::{validate_table_name, BillingMode, TableOptions};
 use crate::model::{KeyAttr, KeyType, TableSchema};
@@ -22,9 +25,6 @@ use crate::storage::tables::TableMeta;
 
 /// The region and account in table ARNs (as DynamoDB Local reports them).
 const ARN_PREFIX: &str = "arn:aws:dynamodb:ddblocal:000000000000:table/";
-
-/// Members of CreateTable this server refuses rather than ignores.
-const CREATE_REFUSED: [&str; 2] = ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"];
 
 fn table_name(req: &Req) -> Result<String, DdbError> {
     let name = req.str("TableName")?;
@@ -49,8 +49,9 @@ fn key_type(t: &str) -> Result<KeyType, DdbError> {
     }
 }
 
-/// The key schema from `KeySchema` and `AttributeDefinitions`.
-fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
+/// The key schema from `KeySchema` and `AttributeDefinitions`, and the definitions
+/// (the table's indexes may use more of them).
+fn schema_from(req: &Req, name: String) -> Result<(TableSchema, Vec<(String, KeyType)>), DdbError> {
     let ks = req.list_opt("KeySchema")?.ok_or_else(|| wire::missing("KeySchema"))?;
     let defs = req
         .list_opt("AttributeDefinitions")?
@@ -129,7 +130,8 @@ fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
         };
         attrs.push(KeyAttr { name: n.clone(), key_type: t });
     }
-    if defined.len() != keys.len() {
+    let indexed = req.has("GlobalSecondaryIndexes") || req.has("LocalSecondaryIndexes");
+    if !indexed && defined.len() != keys.len() {
         return Err(DdbError::invalid(
             "Number of attributes in KeySchema does not exactly match number of attributes \
              defined in AttributeDefinitions",
@@ -142,7 +144,7 @@ fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
         sort_key: attrs.next(),
     };
     schema.validate()?;
-    Ok(schema)
+    Ok((schema, defined))
 }
 
 /// The billing mode from `BillingMode` and `ProvisionedThroughput`; `current` is the
@@ -221,13 +223,13 @@ fn secs(ms: u64) -> Value {
 pub fn description(app: &App, meta: &TableMeta, status: &str) -> Result<Value, DdbError> {
     let s = &meta.schema;
     let mut key_schema = vec![json!({"AttributeName": s.partition_key.name, "KeyType": "HASH"})];
-    let mut defs = vec![json!({
-        "AttributeName": s.partition_key.name, "AttributeType": s.partition_key.key_type.to_string()
-    })];
     if let Some(sk) = &s.sort_key {
         key_schema.push(json!({"AttributeName": sk.name, "KeyType": "RANGE"}));
-        defs.push(json!({"AttributeName": sk.name, "AttributeType": sk.key_type.to_string()}));
     }
+    let defs: Vec<Value> = indexes::key_attributes(s, &meta.options.indexes)
+        .into_iter()
+        .map(|a| json!({"AttributeName": a.name, "AttributeType": a.key_type.to_string()}))
+        .collect();
     let (items, bytes) = app.tables.table_stats(meta.id)?;
     let o = &meta.options;
     let (read, write) = match o.billing {
@@ -266,24 +268,38 @@ pub fn description(app: &App, meta: &TableMeta, status: &str) -> Result<Value, D
     if summary.as_object().is_some_and(|m| !m.is_empty()) {
         t["BillingModeSummary"] = summary;
     }
+    let arn = format!("{ARN_PREFIX}{}", s.table_name);
+    let (global, local) = indexes::describe(app, meta, &arn)?;
+    if let Some(g) = global {
+        t["GlobalSecondaryIndexes"] = g;
+    }
+    if let Some(l) = local {
+        t["LocalSecondaryIndexes"] = l;
+    }
     Ok(t)
 }
 
 pub async fn create_table(app: &App, req: &Req) -> Result<Value, DdbError> {
     let name = table_name(req)?;
-    if let Some(p) = CREATE_REFUSED.iter().find(|p| req.has(p)) {
-        return Err(DdbError::validation(format!(
-            "{p} is not supported by raft-nosql (no secondary indexes)"
+    let (schema, defined) = schema_from(req, name)?;
+    let billing = billing_from(req, None)?;
+    let indexes = indexes::from_request(req, &schema, &defined, &billing)?;
+    let used = indexes::key_attributes(&schema, &indexes);
+    if used.len() != defined.len() {
+        let defs: Vec<&str> = defined.iter().map(|(d, _)| d.as_str()).collect();
+        let keys: Vec<&str> = used.iter().map(|a| a.name.as_str()).collect();
+        return Err(DdbError::invalid(format!(
+            "Some AttributeDefinitions are not used. AttributeDefinitions: [{}], keys used: [{}]",
+            defs.join(", "),
+            keys.join(", ")
         )));
     }
-    let schema = schema_from(req, name)?;
-    let billing = billing_from(req, None)?;
-    let options = TableOptions { created_ms: now_ms(), billing, billing_updated_ms: 0 };
+    let options = TableOptions { created_ms: now_ms(), billing, billing_updated_ms: 0, indexes };
     ensure_leader(app)?;
     if app.tables.get_table(&schema.table_name)?.is_some() {
         return Err(in_use(&schema.table_name));
     }
-    let cmd = Command::CreateTable { schema: schema.clone(), options };
+    let cmd = Command::CreateTable { schema: schema.clone(), options: options.clone() };
     let applied = app.writes.propose(cmd).await.map_err(|e| match e {
         crate::error::Error::TableExists(n) => in_use(&n),
         e => e.into(),
