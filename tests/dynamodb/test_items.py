@@ -91,16 +91,26 @@ def test_put_item_return_values_all_new_is_invalid(ddb, make_table):
 
 
 def test_item_operations_on_a_missing_table_are_resource_not_found(ddb):
+    """Item operations do not name the table in the message (table operations do)."""
+    key = {"pk": {"S": "a"}}
     for call in (
-        lambda: ddb.put_item(TableName="no-such-table", Item={"pk": {"S": "a"}}),
-        lambda: ddb.get_item(TableName="no-such-table", Key={"pk": {"S": "a"}}),
-        lambda: ddb.delete_item(TableName="no-such-table", Key={"pk": {"S": "a"}}),
+        lambda: ddb.put_item(TableName="no-such-table", Item=key),
+        lambda: ddb.get_item(TableName="no-such-table", Key=key),
+        lambda: ddb.delete_item(TableName="no-such-table", Key=key),
+        lambda: ddb.update_item(
+            TableName="no-such-table", Key=key, UpdateExpression="REMOVE a"
+        ),
+        lambda: ddb.scan(TableName="no-such-table"),
+        lambda: ddb.query(
+            TableName="no-such-table",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "a"}},
+        ),
+        lambda: ddb.batch_write_item(RequestItems={"no-such-table": [{"PutRequest": {"Item": key}}]}),
     ):
         with pytest.raises(ClientError) as e:
             call()
-        code, message = error_of(e)
-        assert code == "ResourceNotFoundException"
-        assert message.startswith("Requested resource not found")
+        assert error_of(e) == ("ResourceNotFoundException", "Requested resource not found")
 
 
 def test_missing_key_attribute_in_item(ddb, make_table):

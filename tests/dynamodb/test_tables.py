@@ -71,11 +71,13 @@ def test_creating_an_existing_table_is_resource_in_use(ddb, make_table):
 
 
 def test_describe_missing_table_is_resource_not_found(ddb):
+    name = unique("missing")
     with pytest.raises(ClientError) as e:
-        ddb.describe_table(TableName=unique("missing"))
-    code, message = error_of(e)
-    assert code == "ResourceNotFoundException"
-    assert message.startswith("Requested resource not found")
+        ddb.describe_table(TableName=name)
+    assert error_of(e) == (
+        "ResourceNotFoundException",
+        f"Requested resource not found: Table: {name} not found",
+    )
 
 
 def test_key_schema_must_match_attribute_definitions(ddb):
@@ -258,3 +260,4 @@ def test_update_table_must_change_something(ddb, make_table):
         "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
         "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
     )
+

@@ -29,7 +29,7 @@ use super::conditions::{
 use super::error::DdbError;
 use super::exprs::{read_plan, ReadKind};
 use super::keys;
-use super::tables::table;
+use super::tables::items_table;
 use super::wire::{self, item_from_wire, item_to_wire, Req};
 use crate::error::Error;
 use crate::model::expr::Update;
@@ -113,7 +113,7 @@ fn old_attributes(want: bool, old: Option<Vec<u8>>, out: &mut Value) -> Result<(
 }
 
 pub async fn put_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let meta = table(app, req)?;
+    let meta = items_table(app, req)?;
     let plan = write_plan(req, WriteKind::Plain)?;
     let want_old = return_values(req, false)? == ReturnValues::AllOld;
     let old_on_fail = old_on_failure(req)?;
@@ -177,7 +177,7 @@ fn conditional(r: WriteResult, want_old: bool) -> Result<Applied, DdbError> {
 }
 
 pub async fn delete_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let meta = table(app, req)?;
+    let meta = items_table(app, req)?;
     let plan = write_plan(req, WriteKind::Plain)?;
     let want_old = return_values(req, false)? == ReturnValues::AllOld;
     let old_on_fail = old_on_failure(req)?;
@@ -191,7 +191,7 @@ pub async fn delete_item(app: &App, req: &Req) -> Result<Value, DdbError> {
 /// UpdateItem: an update (either form) of one item, made at apply time to the item as
 /// stored then (or to an item of the key alone), under an optional condition.
 pub async fn update_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let meta = table(app, req)?;
+    let meta = items_table(app, req)?;
     let key = key_for(&meta, req.obj("Key")?)?;
     let plan = write_plan(req, WriteKind::Update(&meta.schema))?;
     let rv = return_values(req, true)?;
@@ -247,7 +247,7 @@ pub async fn get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     // Wait for the read index before looking at the table: a table created just before
     // is then visible too.
     read_barrier(app, level).await?;
-    let meta = table(app, req)?;
+    let meta = items_table(app, req)?;
     let key = key_for(&meta, req.obj("Key")?)?;
     let found = app.tables.get_item(&meta, &key)?;
     let size = found.as_ref().map_or(0, |s| attr::item_size(&s.item));
@@ -280,7 +280,7 @@ pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let mut seen = HashSet::new();
     for (name, requests) in tables {
         let t = Req::from_map(Map::from_iter([("TableName".to_string(), json!(name))]));
-        let meta = table(app, &t)?;
+        let meta = items_table(app, &t)?;
         let requests = wire::list_member("RequestItems", Some(requests))?.expect("present");
         if requests.is_empty() {
             return Err(DdbError::validation(
@@ -371,7 +371,7 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let mut unprocessed = Map::new();
     let mut bytes = 0;
     for (name, t, keys, exprs) in plans {
-        let meta = table(app, &t)?;
+        let meta = items_table(app, &t)?;
         let mut seen = HashSet::new();
         let mut parsed = Vec::with_capacity(keys.len());
         for k in &keys {

@@ -22,7 +22,7 @@ use super::exprs::{read_plan, ReadExprs, ReadKind};
 use super::indexes::{self, IndexKey};
 use super::items::{consumed, read_units};
 use super::keys;
-use super::tables::table;
+use super::tables::items_table;
 use super::wire::{item_from_wire, item_to_wire, Req};
 use crate::model::expr::{KeyCondition, SortKeyCondition};
 use crate::model::schema::{validate_table_name, IndexProjection, SecondaryIndex};
@@ -139,7 +139,7 @@ async fn common(
     let level = if consistent { ReadLevel::Strong } else { ReadLevel::Eventual };
     let limit = limit(req)?;
     read_barrier(app, level).await?;
-    let meta = table(app, req)?;
+    let meta = items_table(app, req)?;
     let index = match req.str_opt("IndexName")? {
         Some(name) => Some(indexes::named(&meta, name)?.clone()),
         None => None,

@@ -32,10 +32,21 @@ fn table_name(req: &Req) -> Result<String, DdbError> {
     Ok(name.to_string())
 }
 
-/// The table named by the request, or `ResourceNotFoundException`.
+/// The table named by a table operation's request, or `ResourceNotFoundException`
+/// naming it.
 pub fn table(app: &App, req: &Req) -> Result<TableMeta, DdbError> {
     let name = table_name(req)?;
     app.tables.get_table(&name)?.ok_or_else(|| DdbError::table_not_found(&name))
+}
+
+/// The table an item operation (a read or write of items, batch or transaction) names,
+/// or `ResourceNotFoundException` with DynamoDB's message for those, which does not
+/// name the table.
+pub fn items_table(app: &App, req: &Req) -> Result<TableMeta, DdbError> {
+    let name = table_name(req)?;
+    app.tables
+        .get_table(&name)?
+        .ok_or_else(|| DdbError::new(Kind::ResourceNotFound, "Requested resource not found"))
 }
 
 fn key_type(t: &str) -> Result<KeyType, DdbError> {
