@@ -261,3 +261,18 @@ def test_update_table_must_change_something(ddb, make_table):
         "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
     )
 
+
+def test_time_to_live_is_described_as_disabled(ddb, make_table):
+    r = ddb.describe_time_to_live(TableName=make_table())
+    assert r["TimeToLiveDescription"] == {"TimeToLiveStatus": "DISABLED"}
+
+
+@pytest.mark.deviation(moto='answers "ResourceNotFound: Table not found"')
+def test_time_to_live_of_a_missing_table(ddb):
+    name = unique("missing")
+    with pytest.raises(ClientError) as e:
+        ddb.describe_time_to_live(TableName=name)
+    assert error_of(e) == (
+        "ResourceNotFoundException",
+        f"Requested resource not found: Table: {name} not found",
+    )

@@ -74,6 +74,7 @@ pub enum Op {
     BatchWriteItem,
     DescribeLimits,
     DescribeEndpoints,
+    DescribeTimeToLive,
 }
 
 impl Op {
@@ -97,6 +98,7 @@ impl Op {
             "BatchWriteItem" => Op::BatchWriteItem,
             "DescribeLimits" => Op::DescribeLimits,
             "DescribeEndpoints" => Op::DescribeEndpoints,
+            "DescribeTimeToLive" => Op::DescribeTimeToLive,
             _ => return None,
         })
     }
@@ -186,6 +188,7 @@ async fn dispatch(
         Op::BatchWriteItem => items::batch_write_item(app, req).await,
         Op::DescribeLimits => Ok(tables::describe_limits()),
         Op::DescribeEndpoints => Ok(tables::describe_endpoints(host, app)),
+        Op::DescribeTimeToLive => tables::describe_time_to_live(app, req),
     }
 }
 
@@ -203,5 +206,6 @@ mod tests {
         assert!(Op::BatchWriteItem.is_write());
         assert!(!Op::Query.is_write());
         assert!(!Op::DescribeEndpoints.is_write());
+        assert!(!Op::DescribeTimeToLive.is_write());
     }
 }

@@ -1,5 +1,5 @@
 //! Table operations: CreateTable, DeleteTable, DescribeTable, ListTables, UpdateTable,
-//! DescribeLimits, DescribeEndpoints.
+//! DescribeLimits, DescribeEndpoints, DescribeTimeToLive.
 //!
 //! Tables are `ACTIVE` as soon as the `CreateTable` entry is applied (there is nothing to
 //! provision). Billing mode and capacity units are recorded and reported, never enforced.
@@ -384,6 +384,13 @@ pub fn list_tables(app: &App, req: &Req) -> Result<Value, DdbError> {
         out["LastEvaluatedTableName"] = json!(page.last());
     }
     Ok(out)
+}
+
+/// Time to live is never enabled: items do not expire (UpdateTimeToLive is not
+/// implemented), which is what a table's description says.
+pub fn describe_time_to_live(app: &App, req: &Req) -> Result<Value, DdbError> {
+    table(app, req)?;
+    Ok(json!({ "TimeToLiveDescription": { "TimeToLiveStatus": "DISABLED" } }))
 }
 
 pub fn describe_limits() -> Value {
