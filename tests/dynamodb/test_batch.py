@@ -133,3 +133,20 @@ def test_batch_get_of_large_items_returns_unprocessed_keys_past_16_mb(ddb, make_
         request = r["UnprocessedKeys"]
     assert sorted(i["pk"]["S"] for i in got) == sorted(f"k{i}" for i in range(50))
     assert rounds >= 2, "50 items of 390 KB do not fit in one 16 MB response"
+
+
+@pytest.mark.deviation(moto="counts batch capacity its own way and reports it unasked")
+def test_batches_report_consumed_capacity_per_table(ddb, make_table):
+    t, u = make_table(), make_table()
+    w = ddb.batch_write_item(
+        RequestItems={t: [put("a"), put("b")], u: [put("c")]}, ReturnConsumedCapacity="TOTAL"
+    )
+    caps = {c["TableName"]: c["CapacityUnits"] for c in w["ConsumedCapacity"]}
+    assert caps == {t: 2.0, u: 1.0}, "a write unit per item of up to 1 KB"
+    g = ddb.batch_get_item(
+        RequestItems={t: {"Keys": [{"pk": {"S": "a"}}, {"pk": {"S": "b"}}], "ConsistentRead": True}},
+        ReturnConsumedCapacity="TOTAL",
+    )
+    assert g["ConsumedCapacity"] == [{"TableName": t, "CapacityUnits": 2.0}]
+    quiet = ddb.batch_write_item(RequestItems={t: [put("d")]})
+    assert "ConsumedCapacity" not in quiet

@@ -332,3 +332,9 @@ def test_text_that_is_not_a_number_is_quoted_back(ddb, make_table, number, messa
     with pytest.raises(ClientError) as e:
         ddb.put_item(TableName=t, Item={"pk": {"S": "a"}, "n": {"N": number}})
     assert error_of(e) == ("ValidationException", message)
+
+
+def test_return_consumed_capacity_indexes_breaks_it_down(ddb, make_table):
+    t = make_table()
+    r = ddb.put_item(TableName=t, Item={"pk": {"S": "a"}}, ReturnConsumedCapacity="INDEXES")
+    assert r["ConsumedCapacity"] == {"TableName": t, "CapacityUnits": 1.0, "Table": {"CapacityUnits": 1.0}}

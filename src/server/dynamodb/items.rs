@@ -62,12 +62,28 @@ fn consistency(v: Option<bool>) -> ReadLevel {
 pub fn consumed(req: &Req, table: &str, units: f64) -> Result<Option<Value>, DdbError> {
     match req.str_opt("ReturnConsumedCapacity")? {
         None | Some("NONE") => Ok(None),
-        Some("TOTAL" | "INDEXES") => Ok(Some(json!({"TableName": table, "CapacityUnits": units}))),
+        Some("TOTAL") => Ok(Some(json!({"TableName": table, "CapacityUnits": units}))),
+        // The breakdown: all of it is the table's (an index is read from the table).
+        Some("INDEXES") => Ok(Some(json!({
+            "TableName": table, "CapacityUnits": units, "Table": {"CapacityUnits": units}
+        }))),
         Some(other) => Err(DdbError::validation(format!(
             "1 validation error detected: Value '{other}' at 'returnConsumedCapacity' failed to \
              satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]"
         ))),
     }
+}
+
+/// A batch's `ConsumedCapacity`: one entry per table, in the request's order.
+fn consumed_per_table(req: &Req, units: &[(String, f64)]) -> Result<Option<Value>, DdbError> {
+    let mut out = Vec::with_capacity(units.len());
+    for (table, u) in units {
+        match consumed(req, table, *u)? {
+            Some(c) => out.push(c),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(Value::Array(out)))
 }
 
 pub(super) fn write_units(bytes: usize) -> f64 {
@@ -278,7 +294,10 @@ pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     }
     let mut cmds = Vec::with_capacity(total);
     let mut seen = HashSet::new();
+    let mut units = Vec::new();
+    consumed(req, "", 0.0)?;
     for (name, requests) in tables {
+        let mut table_units = 0.0;
         let t = Req::from_map(Map::from_iter([("TableName".to_string(), json!(name))]));
         let meta = items_table(app, &t)?;
         let requests = wire::list_member("RequestItems", Some(requests))?.expect("present");
@@ -299,12 +318,14 @@ pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
                         let item = wire::obj_member("Item", p.get("Item"))?
                             .ok_or_else(|| wire::missing("Item"))?;
                         let (item, key) = item_for(&meta, item)?;
+                        table_units += write_units(attr::item_size(&item));
                         (Command::PutItem { table: name.clone(), table_id: meta.id, item }, key)
                     }
                     (None, Some(d)) => {
                         let k = wire::obj_member("Key", d.get("Key"))?
                             .ok_or_else(|| wire::missing("Key"))?;
                         let key = key_for(&meta, k)?;
+                        table_units += 1.0;
                         (
                             Command::DeleteItem {
                                 table: name.clone(),
@@ -324,12 +345,17 @@ pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
             }
             cmds.push(cmd);
         }
+        units.push((name.clone(), table_units));
     }
     ensure_leader(app)?;
     for r in app.writes.propose_all(cmds).await? {
         r?;
     }
-    Ok(json!({ "UnprocessedItems": {} }))
+    let mut out = json!({ "UnprocessedItems": {} });
+    if let Some(c) = consumed_per_table(req, &units)? {
+        out["ConsumedCapacity"] = c;
+    }
+    Ok(out)
 }
 
 /// BatchGetItem: up to 100 keys over any tables; what does not fit in 16 MB of response
@@ -365,12 +391,15 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
         sub = Req::from_map(Map::from_iter([("TableName".to_string(), json!(name))]));
         plans.push((name.clone(), sub, keys, exprs));
     }
+    consumed(req, "", 0.0)?;
     let level = consistency(Some(strong));
     read_barrier(app, level).await?;
     let mut responses = Map::new();
     let mut unprocessed = Map::new();
     let mut bytes = 0;
+    let mut units = Vec::new();
     for (name, t, keys, exprs) in plans {
+        let mut table_units = 0.0;
         let meta = items_table(app, &t)?;
         let mut seen = HashSet::new();
         let mut parsed = Vec::with_capacity(keys.len());
@@ -389,13 +418,17 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
                 left.push(Value::Object(raw));
                 continue;
             }
-            if let Some(s) = app.tables.get_item(&meta, &key)? {
-                bytes += attr::item_size(&s.item);
+            let stored = app.tables.get_item(&meta, &key)?;
+            let size = stored.as_ref().map_or(0, |s| attr::item_size(&s.item));
+            table_units += read_units(size, level == ReadLevel::Strong);
+            if let Some(s) = stored {
+                bytes += size;
                 if let Some(item) = exprs.output(s.item) {
                     found.push(item_to_wire(&item));
                 }
             }
         }
+        units.push((name.clone(), table_units));
         responses.insert(name.clone(), Value::Array(found));
         if !left.is_empty() {
             let spec = tables.get(&name).cloned().unwrap_or_default();
@@ -404,5 +437,9 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
             unprocessed.insert(name, Value::Object(spec));
         }
     }
-    Ok(json!({ "Responses": responses, "UnprocessedKeys": unprocessed }))
+    let mut out = json!({ "Responses": responses, "UnprocessedKeys": unprocessed });
+    if let Some(c) = consumed_per_table(req, &units)? {
+        out["ConsumedCapacity"] = c;
+    }
+    Ok(out)
 }
