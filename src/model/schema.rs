@@ -179,6 +179,30 @@ pub enum IndexProjection {
 }
 
 impl SecondaryIndex {
+    /// The index's key attributes an item has must be of the index's types (an item
+    /// without them is simply not in the index). The message is DynamoDB's.
+    pub fn check_key_types(&self, item: &Item) -> Result<()> {
+        for a in std::iter::once(&self.partition_key).chain(self.sort_key.as_ref()) {
+            let Some(v) = item.get(&a.name) else { continue };
+            let matches = matches!(
+                (a.key_type, v),
+                (KeyType::S, AttributeValue::S(_))
+                    | (KeyType::N, AttributeValue::N(_))
+                    | (KeyType::B, AttributeValue::B(_))
+            );
+            if !matches {
+                return Err(ModelError::Invalid(format!(
+                    "Type mismatch for Index Key {} Expected: {} Actual: {} IndexName: {}",
+                    a.name,
+                    a.key_type,
+                    v.type_name(),
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The index's keys as a schema, for parsing key conditions against it.
     pub fn key_schema(&self, table_name: &str) -> TableSchema {
         TableSchema {

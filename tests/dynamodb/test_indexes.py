@@ -212,12 +212,23 @@ def test_an_unknown_index_is_a_validation_error(ddb, orders):
 
 @pytest.mark.deviation(moto="does not check index key types")
 def test_an_index_key_of_the_wrong_type_is_refused(ddb, orders):
-    with pytest.raises(ClientError) as e:
-        ddb.put_item(TableName=orders, Item={"pk": s("c9"), "sk": s("o9"), "amount": s("lots")})
-    code, message = error_of(e)
-    assert code == "ValidationException"
-    assert message.startswith("One or more parameter values were invalid: Type mismatch for Index Key")
-    assert "amount" in message
+    """By a put, and by an update (whose result is only known when it applies)."""
+    for write in (
+        lambda: ddb.put_item(TableName=orders, Item={"pk": s("c9"), "sk": s("o9"), "amount": s("lots")}),
+        lambda: ddb.update_item(
+            TableName=orders,
+            Key={"pk": s("c1"), "sk": s("o1")},
+            UpdateExpression="SET amount = :a",
+            ExpressionAttributeValues={":a": s("lots")},
+        ),
+    ):
+        with pytest.raises(ClientError) as e:
+            write()
+        code, message = error_of(e)
+        assert code == "ValidationException"
+        assert message.startswith("One or more parameter values were invalid: Type mismatch for Index Key")
+        assert "amount" in message
+    assert ddb.get_item(TableName=orders, Key={"pk": s("c1"), "sk": s("o1")})["Item"]["amount"] == n(30)
 
 
 def test_all_attributes_of_a_keys_only_global_index_are_refused(ddb, orders):

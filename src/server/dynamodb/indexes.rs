@@ -14,9 +14,9 @@
 //! - a global index Query costs a table scan (fine for the sizes this serves);
 //! - a global index is never behind the table: DynamoDB's are eventually consistent,
 //!   and an application cannot tell an index that is always up to date from a fast one;
-//! - the type of an index key attribute is checked on PutItem, BatchWriteItem and a
-//!   transaction's Put, not on UpdateItem (whose result is computed when the log entry
-//!   applies); an item whose index key has another type is simply not in the index.
+//! - an updated item's index key types are checked when the update applies (the state
+//!   machine refuses it, as DynamoDB does), but not whether an index key became an
+//!   empty string or binary: such an item is simply not in the index.
 
 use serde_json::{json, Value};
 
@@ -308,17 +308,9 @@ pub fn project(table: &TableSchema, idx: &SecondaryIndex, item: Item) -> Item {
 /// empty, as DynamoDB checks on every write.
 pub fn check_item(meta: &TableMeta, item: &Item) -> Result<(), DdbError> {
     for idx in &meta.options.indexes {
+        idx.check_key_types(item)?;
         for a in std::iter::once(&idx.partition_key).chain(idx.sort_key.as_ref()) {
-            let Some(v) = item.get(&a.name) else { continue };
-            let Some(kv) = key_value(a, v) else {
-                return Err(DdbError::invalid(format!(
-                    "Type mismatch for Index Key {} Expected: {} Actual: {} IndexName: {}",
-                    a.name,
-                    a.key_type,
-                    v.type_name(),
-                    idx.name
-                )));
-            };
+            let Some(kv) = item.get(&a.name).and_then(|v| key_value(a, v)) else { continue };
             if kv.size() == 0 {
                 let what = if a.key_type == KeyType::B { "binary" } else { "string" };
                 return Err(DdbError::validation(format!(
