@@ -296,3 +296,25 @@ def test_index_keys_must_be_defined(ddb):
         "One or more parameter values were invalid: Some index key attributes are not defined in "
         "AttributeDefinitions. Keys: [g], AttributeDefinitions: [pk]",
     )
+
+
+@pytest.mark.deviation(
+    moto="projects attributes a global index does not hold",
+    dynalite="projects attributes a global index does not hold",
+)
+def test_a_projection_of_what_a_global_index_does_not_hold_is_refused(ddb, orders):
+    with pytest.raises(ClientError) as e:
+        ddb.query(
+            TableName=orders,
+            IndexName="byStatusAmount",
+            KeyConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": s("open")},
+            ProjectionExpression="pk, note",
+            ConsistentRead=False,
+        )
+    assert error_of(e) == (
+        "ValidationException",
+        "One or more parameter values were invalid: Global secondary index byStatusAmount does "
+        "not project [note]",
+    )

@@ -304,6 +304,24 @@ pub fn project(table: &TableSchema, idx: &SecondaryIndex, item: Item) -> Item {
         .collect()
 }
 
+/// Which of `names` (top-level attributes) the index does not hold.
+pub fn not_projected<'a>(
+    table: &TableSchema,
+    idx: &SecondaryIndex,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let include: &[String] = match &idx.projection {
+        IndexProjection::All => return Vec::new(),
+        IndexProjection::KeysOnly => &[],
+        IndexProjection::Include(xs) => xs,
+    };
+    let keys = key_attributes(table, std::slice::from_ref(idx));
+    names
+        .into_iter()
+        .filter(|n| !keys.iter().any(|a| a.name == *n) && !include.iter().any(|x| x == n))
+        .collect()
+}
+
 /// A written item's index key attributes must have the index's types and must not be
 /// empty, as DynamoDB checks on every write.
 pub fn check_item(meta: &TableMeta, item: &Item) -> Result<(), DdbError> {

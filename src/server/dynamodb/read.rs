@@ -157,6 +157,17 @@ async fn common(
     let (key, exprs) = read_plan(req, kind)?;
     let select = select(req, &exprs, query, index.as_ref())?;
     let index_projection = index.is_some() && req.str_opt("Select")? != Some("ALL_ATTRIBUTES");
+    if let (Some(i), Some(p)) = (&index, &exprs.projection) {
+        // A global index has only what it projects; a local one reads the table.
+        let missing = indexes::not_projected(&meta.schema, i, p.top_level_attributes());
+        if i.global && !missing.is_empty() {
+            return Err(DdbError::invalid(format!(
+                "Global secondary index {} does not project [{}]",
+                i.name,
+                missing.join(", ")
+            )));
+        }
+    }
     Ok((Common { level, exprs, select, limit, index, index_projection }, meta, key))
 }
 
