@@ -127,6 +127,10 @@ pub enum BillingMode {
     Provisioned { read: u64, write: u64 },
 }
 
+/// The longest name of a key attribute, in bytes (other attributes' names may be
+/// longer: [`attr::MAX_ATTRIBUTE_NAME_BYTES`]).
+pub const MAX_KEY_NAME_BYTES: usize = 255;
+
 /// Table metadata that is not part of the key schema. Decided by the node that
 /// proposes the table (never computed at apply time from a local clock) and
 /// replicated with it, so every replica reports the same.
@@ -329,7 +333,18 @@ impl TableSchema {
                     ModelError::Invalid(format!("{} key: {msg}", role.word()))
                 }
                 other => other,
-            })
+            })?;
+            // Key attribute names are shorter than other attributes' (DynamoDB's limit).
+            if attr.name.len() > MAX_KEY_NAME_BYTES {
+                let head: String = attr.name.chars().take(32).collect();
+                return Err(ModelError::Invalid(format!(
+                    "{} key: attribute name {head:?}… is {} bytes, the limit is \
+                     {MAX_KEY_NAME_BYTES}",
+                    role.word(),
+                    attr.name.len()
+                )));
+            }
+            Ok(())
         };
         check(&self.partition_key, Role::Partition)?;
         if let Some(sk) = &self.sort_key {
@@ -444,7 +459,7 @@ impl TableSchema {
     }
 
     /// Checks a whole item and returns its key: [`TableSchema::item_key`], every
-    /// attribute name 1–255 bytes, every value valid ([`attr::validate_value`]), and
+    /// attribute name 1 byte to under 64 KB, every value valid ([`attr::validate_value`]), and
     /// [`attr::item_size`] at most [`MAX_ITEM_BYTES`] (else
     /// [`ModelError::ItemTooLarge`]).
     ///

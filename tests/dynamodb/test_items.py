@@ -338,3 +338,12 @@ def test_return_consumed_capacity_indexes_breaks_it_down(ddb, make_table):
     t = make_table()
     r = ddb.put_item(TableName=t, Item={"pk": {"S": "a"}}, ReturnConsumedCapacity="INDEXES")
     assert r["ConsumedCapacity"] == {"TableName": t, "CapacityUnits": 1.0, "Table": {"CapacityUnits": 1.0}}
+
+
+def test_attribute_names_may_be_longer_than_255_bytes(ddb, make_table):
+    """DynamoDB's 255-byte limit is for secondary index key attributes; others may have
+    names of up to 64 KB."""
+    t = make_table()
+    name = "n" * 1000
+    ddb.put_item(TableName=t, Item={"pk": {"S": "a"}, name: {"S": "x"}})
+    assert ddb.get_item(TableName=t, Key={"pk": {"S": "a"}})["Item"][name] == {"S": "x"}
