@@ -276,3 +276,19 @@ def test_time_to_live_of_a_missing_table(ddb):
         "ResourceNotFoundException",
         f"Requested resource not found: Table: {name} not found",
     )
+
+
+@pytest.mark.deviation(moto="accepts an update to the same throughput")
+def test_update_table_to_the_same_throughput_is_refused(ddb, make_table):
+    units = {"ReadCapacityUnits": 2, "WriteCapacityUnits": 3}
+    name = make_table(BillingMode="PROVISIONED", ProvisionedThroughput=units)
+    with pytest.raises(ClientError) as e:
+        ddb.update_table(TableName=name, ProvisionedThroughput=units)
+    assert error_of(e) == (
+        "ValidationException",
+        "The provisioned throughput for the table will not change. The requested value equals "
+        "the current value. Current ReadCapacityUnits provisioned for the table: 2. Requested "
+        "ReadCapacityUnits: 2. Current WriteCapacityUnits provisioned for the table: 3. "
+        "Requested WriteCapacityUnits: 3. Refer to the Amazon DynamoDB Developer Guide for "
+        "current limits and how to request higher limits.",
+    )

@@ -353,6 +353,17 @@ pub async fn update_table(app: &App, req: &Req) -> Result<Value, DdbError> {
         ));
     }
     let billing = billing_from(req, Some(meta.options.billing))?;
+    if let (BillingMode::Provisioned { read, write }, true) =
+        (meta.options.billing, req.has("ProvisionedThroughput") && billing == meta.options.billing)
+    {
+        return Err(DdbError::validation(format!(
+            "The provisioned throughput for the table will not change. The requested value \
+             equals the current value. Current ReadCapacityUnits provisioned for the table: \
+             {read}. Requested ReadCapacityUnits: {read}. Current WriteCapacityUnits provisioned \
+             for the table: {write}. Requested WriteCapacityUnits: {write}. Refer to the Amazon \
+             DynamoDB Developer Guide for current limits and how to request higher limits."
+        )));
+    }
     ensure_leader(app)?;
     let cmd =
         Command::UpdateTable { table: meta.schema.table_name.clone(), billing, at_ms: now_ms() };
