@@ -284,8 +284,14 @@ pub async fn get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
 /// BatchWriteItem: up to 25 puts and deletes over any tables, proposed as one entry.
 pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let tables = req.obj("RequestItems")?;
+    if tables.is_empty() {
+        return Err(DdbError::validation(
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy \
+             constraint: Member must have length greater than or equal to 1",
+        ));
+    }
     let total: usize = tables.values().map(|v| v.as_array().map_or(0, Vec::len)).sum();
-    if tables.is_empty() || total == 0 || total > MAX_BATCH_WRITE {
+    if total == 0 || total > MAX_BATCH_WRITE {
         return Err(DdbError::validation(format!(
             "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: \
              Map value must satisfy constraint: [Member must have length less than or equal to \
@@ -364,8 +370,8 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let tables = req.obj("RequestItems")?;
     if tables.is_empty() {
         return Err(DdbError::validation(
-            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: \
-             Member must have length greater than or equal to 1",
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy \
+             constraint: Member must have length greater than or equal to 1",
         ));
     }
     // Parse and check everything first: a bad key anywhere fails the whole request.
@@ -377,10 +383,10 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
         let mut sub = Req::from_map(spec);
         let keys = sub.list_opt("Keys")?.ok_or_else(|| wire::missing("Keys"))?.clone();
         if keys.is_empty() {
-            return Err(DdbError::validation(
-                "1 validation error detected: Value '[]' at 'requestItems.1.member.keys' failed \
-                 to satisfy constraint: Member must have length greater than or equal to 1",
-            ));
+            return Err(DdbError::validation(format!(
+                "1 validation error detected: Value '[]' at 'requestItems.{name}.member.keys' \
+                 failed to satisfy constraint: Member must have length greater than or equal to 1"
+            )));
         }
         total += keys.len();
         if total > MAX_BATCH_GET {
