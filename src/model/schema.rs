@@ -152,6 +152,14 @@ pub struct TableOptions {
     /// a Query or Scan names it, so no write maintains it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<SecondaryIndex>,
+    /// The table class (`STANDARD_INFREQUENT_ACCESS`), when one was given: recorded and
+    /// reported, it changes nothing here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_class: Option<String>,
+    /// The most read and write request units per second of an on-demand table, when
+    /// given: recorded and reported, never enforced (nothing is throttled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand_max: Option<(Option<i64>, Option<i64>)>,
 }
 
 /// A global or local secondary index: another key over the same items. An item is in

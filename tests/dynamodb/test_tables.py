@@ -292,3 +292,21 @@ def test_update_table_to_the_same_throughput_is_refused(ddb, make_table):
         "Requested WriteCapacityUnits: 3. Refer to the Amazon DynamoDB Developer Guide for "
         "current limits and how to request higher limits.",
     )
+
+
+@pytest.mark.deviation(moto="does not report the table class", dynalite="does not report the table class")
+def test_table_class_is_recorded_and_reported(ddb, make_table):
+    name = make_table(TableClass="STANDARD_INFREQUENT_ACCESS")
+    t = ddb.describe_table(TableName=name)["Table"]
+    assert t["TableClassSummary"]["TableClass"] == "STANDARD_INFREQUENT_ACCESS"
+    plain = ddb.describe_table(TableName=make_table())["Table"]
+    assert plain.get("TableClassSummary", {}).get("TableClass", "STANDARD") == "STANDARD"
+
+
+@pytest.mark.deviation(
+    moto="does not report on-demand throughput", dynalite="does not report on-demand throughput"
+)
+def test_on_demand_throughput_is_recorded_and_reported(ddb, make_table):
+    name = make_table(OnDemandThroughput={"MaxReadRequestUnits": 10, "MaxWriteRequestUnits": 5})
+    t = ddb.describe_table(TableName=name)["Table"]
+    assert t["OnDemandThroughput"] == {"MaxReadRequestUnits": 10, "MaxWriteRequestUnits": 5}

@@ -279,6 +279,19 @@ pub fn description(app: &App, meta: &TableMeta, status: &str) -> Result<Value, D
     if summary.as_object().is_some_and(|m| !m.is_empty()) {
         t["BillingModeSummary"] = summary;
     }
+    if let Some(class) = &o.table_class {
+        t["TableClassSummary"] = json!({ "TableClass": class });
+    }
+    if let Some((read, write)) = o.on_demand_max {
+        let mut d = json!({});
+        if let Some(r) = read {
+            d["MaxReadRequestUnits"] = json!(r);
+        }
+        if let Some(w) = write {
+            d["MaxWriteRequestUnits"] = json!(w);
+        }
+        t["OnDemandThroughput"] = d;
+    }
     let arn = format!("{ARN_PREFIX}{}", s.table_name);
     let (global, local) = indexes::describe(app, meta, &arn)?;
     if let Some(g) = global {
@@ -305,7 +318,42 @@ pub async fn create_table(app: &App, req: &Req) -> Result<Value, DdbError> {
             keys.join(", ")
         )));
     }
-    let options = TableOptions { created_ms: now_ms(), billing, billing_updated_ms: 0, indexes };
+    let table_class = match req.str_opt("TableClass")? {
+        None => None,
+        Some(c @ ("STANDARD" | "STANDARD_INFREQUENT_ACCESS")) => Some(c.to_string()),
+        Some(other) => {
+            return Err(DdbError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'tableClass' failed to satisfy \
+                 constraint: Member must satisfy enum value set: [STANDARD, \
+                 STANDARD_INFREQUENT_ACCESS]"
+            )))
+        }
+    };
+    let on_demand_max = match req.obj_opt("OnDemandThroughput")? {
+        None => None,
+        Some(t) => {
+            let units = |k: &str| -> Result<Option<i64>, DdbError> {
+                match wire::int_member(k, t.get(k))? {
+                    Some(n) if n < 1 && n != -1 => Err(DdbError::validation(format!(
+                        "1 validation error detected: Value '{n}' at 'onDemandThroughput.{}' \
+                         failed to satisfy constraint: Member must have value greater than or \
+                         equal to 1",
+                        lower_first(k)
+                    ))),
+                    n => Ok(n),
+                }
+            };
+            Some((units("MaxReadRequestUnits")?, units("MaxWriteRequestUnits")?))
+        }
+    };
+    let options = TableOptions {
+        created_ms: now_ms(),
+        billing,
+        billing_updated_ms: 0,
+        indexes,
+        table_class,
+        on_demand_max,
+    };
     ensure_leader(app)?;
     if app.tables.get_table(&schema.table_name)?.is_some() {
         return Err(in_use(&schema.table_name));
