@@ -257,7 +257,7 @@ pub async fn update_item(app: &App, req: &Req) -> Result<Value, DdbError> {
 
 pub async fn get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let name = req.str("TableName")?;
-    crate::model::schema::validate_table_name(name)?;
+    super::tables::check_table_name(name, 1)?;
     let level = consistency(req.bool_opt("ConsistentRead")?);
     let (_, exprs) = read_plan(req, ReadKind::Get)?;
     // Wait for the read index before looking at the table: a table created just before

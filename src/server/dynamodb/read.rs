@@ -25,7 +25,7 @@ use super::keys;
 use super::tables::items_table;
 use super::wire::{item_from_wire, item_to_wire, Req};
 use crate::model::expr::{KeyCondition, SortKeyCondition};
-use crate::model::schema::{validate_table_name, IndexProjection, SecondaryIndex};
+use crate::model::schema::{IndexProjection, SecondaryIndex};
 use crate::model::{attr, key, Item, ItemKey, KeyValue};
 use crate::server::api::{read_barrier, ReadLevel};
 use crate::server::App;
@@ -134,7 +134,7 @@ async fn common(
     req: &Req,
     query: bool,
 ) -> Result<(Common, TableMeta, Option<KeyCondition>), DdbError> {
-    validate_table_name(req.str("TableName")?)?;
+    super::tables::check_table_name(req.str("TableName")?, 1)?;
     let consistent = req.bool_opt("ConsistentRead")? == Some(true);
     let level = if consistent { ReadLevel::Strong } else { ReadLevel::Eventual };
     let limit = limit(req)?;

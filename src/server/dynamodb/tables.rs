@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::error::{DdbError, Kind};
 use super::indexes;
 use super::wire::{self, Req};
-use crate::model::schema::{validate_table_name, BillingMode, TableOptions};
+use crate::model::schema::{BillingMode, TableOptions};
 use crate::model::{KeyAttr, KeyType, TableSchema};
 use crate::raft::Command;
 use crate::server::api::{ensure_leader, now_ms};
@@ -26,16 +26,46 @@ use crate::storage::tables::TableMeta;
 /// The region and account in table ARNs (as DynamoDB Local reports them).
 const ARN_PREFIX: &str = "arn:aws:dynamodb:ddblocal:000000000000:table/";
 
-fn table_name(req: &Req) -> Result<String, DdbError> {
+fn table_name(req: &Req, min: usize) -> Result<String, DdbError> {
     let name = req.str("TableName")?;
-    validate_table_name(name)?;
+    check_table_name(name, min)?;
     Ok(name.to_string())
+}
+
+/// DynamoDB's checks of a `TableName`, one message per constraint broken: the
+/// characters, and a length from `min` to 255 bytes. `min` is 3 for table operations
+/// and 1 for item operations (DynamoDB's item operations also take a table's ARN; a
+/// short name is then simply not found).
+pub fn check_table_name(name: &str, min: usize) -> Result<(), DdbError> {
+    let mut broken = Vec::new();
+    let allowed = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-');
+    if !name.is_empty() && !name.bytes().all(allowed) {
+        broken.push("Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+".to_string());
+    }
+    if name.len() < min {
+        broken.push(format!("Member must have length greater than or equal to {min}"));
+    }
+    if name.len() > 255 {
+        broken.push("Member must have length less than or equal to 255".to_string());
+    }
+    if broken.is_empty() {
+        return Ok(());
+    }
+    let count = match broken.len() {
+        1 => "1 validation error detected".to_string(),
+        n => format!("{n} validation errors detected"),
+    };
+    let each: Vec<String> = broken
+        .iter()
+        .map(|b| format!("Value '{name}' at 'tableName' failed to satisfy constraint: {b}"))
+        .collect();
+    Err(DdbError::validation(format!("{count}: {}", each.join("; "))))
 }
 
 /// The table named by a table operation's request, or `ResourceNotFoundException`
 /// naming it.
 pub fn table(app: &App, req: &Req) -> Result<TableMeta, DdbError> {
-    let name = table_name(req)?;
+    let name = table_name(req, 3)?;
     app.tables.get_table(&name)?.ok_or_else(|| DdbError::table_not_found(&name))
 }
 
@@ -43,7 +73,7 @@ pub fn table(app: &App, req: &Req) -> Result<TableMeta, DdbError> {
 /// or `ResourceNotFoundException` with DynamoDB's message for those, which does not
 /// name the table.
 pub fn items_table(app: &App, req: &Req) -> Result<TableMeta, DdbError> {
-    let name = table_name(req)?;
+    let name = table_name(req, 1)?;
     app.tables
         .get_table(&name)?
         .ok_or_else(|| DdbError::new(Kind::ResourceNotFound, "Requested resource not found"))
@@ -304,7 +334,7 @@ pub fn description(app: &App, meta: &TableMeta, status: &str) -> Result<Value, D
 }
 
 pub async fn create_table(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let name = table_name(req)?;
+    let name = table_name(req, 3)?;
     let (schema, defined) = schema_from(req, name)?;
     let billing = billing_from(req, None)?;
     let indexes = indexes::from_request(req, &schema, &defined, &billing)?;
