@@ -101,6 +101,25 @@ def test_key_schema_must_match_attribute_definitions(ddb):
             [{"AttributeName": "id", "AttributeType": "S"}],
             "Invalid KeySchema: Some index key attribute have no definition",
         ),
+        pytest.param(
+            [{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "id", "KeyType": "RANGE"}],
+            [{"AttributeName": "id", "AttributeType": "S"}],
+            "Invalid KeySchema: Some index key attribute have no definition",
+            marks=pytest.mark.deviation(moto="accepts one attribute as both keys"),
+        ),
+        pytest.param(
+            [
+                {"AttributeName": "a", "KeyType": "HASH"},
+                {"AttributeName": "b", "KeyType": "RANGE"},
+                {"AttributeName": "c", "KeyType": "RANGE"},
+            ],
+            [{"AttributeName": x, "AttributeType": "S"} for x in "abc"],
+            "1 validation error detected: Value '[KeySchemaElement(attributeName=a, keyType=HASH), "
+            "KeySchemaElement(attributeName=b, keyType=RANGE), KeySchemaElement(attributeName=c, "
+            "keyType=RANGE)]' at 'keySchema' failed to satisfy constraint: Member must have length "
+            "less than or equal to 2",
+            marks=pytest.mark.deviation(dynalite="quotes the key schema as JSON"),
+        ),
         (
             [{"AttributeName": "id", "KeyType": "HASH"}],
             [{"AttributeName": "other", "AttributeType": "S"}],
@@ -108,7 +127,7 @@ def test_key_schema_must_match_attribute_definitions(ddb):
             "in AttributeDefinitions. Keys: [id], AttributeDefinitions: [other]",
         ),
     ],
-    ids=["fewer-definitions", "undefined-key"],
+    ids=["fewer-definitions", "one-name-twice", "three-keys", "undefined-key"],
 )
 def test_key_schema_messages(ddb, keys, defs, message):
     with pytest.raises(ClientError) as e:

@@ -27,7 +27,17 @@ use crate::storage::tables::TableMeta;
 const ARN_PREFIX: &str = "arn:aws:dynamodb:ddblocal:000000000000:table/";
 
 fn table_name(req: &Req, min: usize) -> Result<String, DdbError> {
-    let name = req.str("TableName")?;
+    // A table operation's missing name has its own message; an item operation's is
+    // the generic "Value null at 'tableName'".
+    let name = match (req.str_opt("TableName")?, min) {
+        (Some(n), _) => n,
+        (None, 3) => {
+            return Err(DdbError::validation(
+                "The parameter 'TableName' is required but was not present in the request",
+            ))
+        }
+        (None, _) => req.str("TableName")?,
+    };
     check_table_name(name, min)?;
     Ok(name.to_string())
 }
@@ -113,11 +123,29 @@ fn schema_from(req: &Req, name: String) -> Result<(TableSchema, Vec<(String, Key
         ));
     }
     if ks.len() > 2 {
+        // DynamoDB quotes the elements as its Java model prints them.
+        let shown: Vec<String> = ks
+            .iter()
+            .map(|k| {
+                let field =
+                    |f: &str| k.get(f).and_then(Value::as_str).unwrap_or("null").to_string();
+                format!(
+                    "KeySchemaElement(attributeName={}, keyType={})",
+                    field("AttributeName"),
+                    field("KeyType")
+                )
+            })
+            .collect();
         return Err(DdbError::validation(format!(
-            "1 validation error detected: Value '{}' at 'keySchema' failed to satisfy constraint: \
-             Member must have length less than or equal to 2",
-            ks.len()
+            "1 validation error detected: Value '[{}]' at 'keySchema' failed to satisfy \
+             constraint: Member must have length less than or equal to 2",
+            shown.join(", ")
         )));
+    }
+    if ks.len() > defined.len() {
+        return Err(DdbError::validation(
+            "Invalid KeySchema: Some index key attribute have no definition",
+        ));
     }
     let mut keys = Vec::new();
     for k in ks {
@@ -149,11 +177,6 @@ fn schema_from(req: &Req, name: String) -> Result<(TableSchema, Vec<(String, Key
     if keys.len() == 2 && keys[0].0 == keys[1].0 {
         return Err(DdbError::invalid(
             "Both the Hash Key and the Range Key element in the KeySchema have the same name",
-        ));
-    }
-    if keys.len() > defined.len() {
-        return Err(DdbError::validation(
-            "Invalid KeySchema: Some index key attribute have no definition",
         ));
     }
     let find = |n: &str| defined.iter().find(|(d, _)| d == n).map(|(_, t)| *t);
