@@ -283,19 +283,30 @@ pub async fn get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
 
 /// BatchWriteItem: up to 25 puts and deletes over any tables, proposed as one entry.
 pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let tables = req.obj("RequestItems")?;
-    if tables.is_empty() {
-        return Err(DdbError::validation(
-            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy \
-             constraint: Member must have length greater than or equal to 1",
-        ));
-    }
+    let tables = match req.obj_opt("RequestItems")? {
+        Some(t) if !t.is_empty() => t,
+        _ => {
+            return Err(DdbError::validation(
+                "The requestItems parameter is required for BatchWriteItem",
+            ))
+        }
+    };
     let total: usize = tables.values().map(|v| v.as_array().map_or(0, Vec::len)).sum();
     if total == 0 || total > MAX_BATCH_WRITE {
+        // DynamoDB quotes the request map as its Java model prints it.
+        let shown: Vec<String> = tables
+            .iter()
+            .map(|(name, rs)| {
+                let rs = rs.as_array().map(Vec::as_slice).unwrap_or_default();
+                let each: Vec<String> = rs.iter().map(|r| r.to_string()).collect();
+                format!("{name}=[{}]", each.join(", "))
+            })
+            .collect();
         return Err(DdbError::validation(format!(
-            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: \
-             Map value must satisfy constraint: [Member must have length less than or equal to \
-             {MAX_BATCH_WRITE}, Member must have length greater than or equal to 1]"
+            "1 validation error detected: Value '{{{}}}' at 'requestItems' failed to satisfy \
+             constraint: Map value must satisfy constraint: [Member must have length less than \
+             or equal to {MAX_BATCH_WRITE}, Member must have length greater than or equal to 1]",
+            shown.join(", ")
         )));
     }
     let mut cmds = Vec::with_capacity(total);
@@ -367,13 +378,14 @@ pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
 /// BatchGetItem: up to 100 keys over any tables; what does not fit in 16 MB of response
 /// comes back in `UnprocessedKeys`.
 pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let tables = req.obj("RequestItems")?;
-    if tables.is_empty() {
-        return Err(DdbError::validation(
-            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy \
-             constraint: Member must have length greater than or equal to 1",
-        ));
-    }
+    let tables = match req.obj_opt("RequestItems")? {
+        Some(t) if !t.is_empty() => t,
+        _ => {
+            return Err(DdbError::validation(
+                "The requestItems parameter is required for BatchGetItem",
+            ))
+        }
+    };
     // Parse and check everything first: a bad key anywhere fails the whole request.
     let mut plans = Vec::new();
     let mut total = 0;
@@ -386,6 +398,13 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
             return Err(DdbError::validation(format!(
                 "1 validation error detected: Value '[]' at 'requestItems.{name}.member.keys' \
                  failed to satisfy constraint: Member must have length greater than or equal to 1"
+            )));
+        }
+        if keys.len() > MAX_BATCH_GET {
+            return Err(DdbError::validation(format!(
+                "1 validation error detected: Value at 'RequestItems.{name}.member.Keys' failed \
+                 to satisfy constraint: Member must have length less than or equal to \
+                 {MAX_BATCH_GET}"
             )));
         }
         total += keys.len();
