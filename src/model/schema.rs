@@ -160,6 +160,9 @@ pub struct TableOptions {
     /// given: recorded and reported, never enforced (nothing is throttled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_demand_max: Option<(Option<i64>, Option<i64>)>,
+    /// The tags (key, value) the table was created with, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
 }
 
 /// A global or local secondary index: another key over the same items. An item is in

@@ -329,3 +329,38 @@ def test_on_demand_throughput_is_recorded_and_reported(ddb, make_table):
     name = make_table(OnDemandThroughput={"MaxReadRequestUnits": 10, "MaxWriteRequestUnits": 5})
     t = ddb.describe_table(TableName=name)["Table"]
     assert t["OnDemandThroughput"] == {"MaxReadRequestUnits": 10, "MaxWriteRequestUnits": 5}
+
+
+@pytest.mark.deviation(dynalite="drops the tags given to CreateTable")
+def test_tags_given_at_creation_are_listed(ddb, make_table):
+    name = make_table(Tags=[{"Key": "team", "Value": "storage"}, {"Key": "env", "Value": ""}])
+    arn = ddb.describe_table(TableName=name)["Table"]["TableArn"]
+    tags = ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("env", ""), ("team", "storage")]
+    bare = ddb.describe_table(TableName=make_table())["Table"]["TableArn"]
+    assert ddb.list_tags_of_resource(ResourceArn=bare)["Tags"] == []
+
+
+@pytest.mark.deviation(moto="answers with its own message")
+def test_tags_of_a_missing_table(ddb, make_table):
+    arn = ddb.describe_table(TableName=make_table())["Table"]["TableArn"] + "-gone"
+    with pytest.raises(ClientError) as e:
+        ddb.list_tags_of_resource(ResourceArn=arn)
+    assert error_of(e) == (
+        "ResourceNotFoundException",
+        f"Requested resource not found: ResourcArn: {arn} not found",
+    )
+
+
+@pytest.mark.deviation(
+    moto="reports continuous backups enabled", dynalite="DescribeContinuousBackups is not implemented"
+)
+def test_continuous_backups_are_described_as_disabled(ddb, make_table):
+    r = ddb.describe_continuous_backups(TableName=make_table())["ContinuousBackupsDescription"]
+    assert r == {
+        "ContinuousBackupsStatus": "DISABLED",
+        "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"},
+    }
+    with pytest.raises(ClientError) as e:
+        ddb.describe_continuous_backups(TableName=unique("missing"))
+    assert error_of(e)[0] == "TableNotFoundException"

@@ -75,6 +75,8 @@ pub enum Op {
     DescribeLimits,
     DescribeEndpoints,
     DescribeTimeToLive,
+    ListTagsOfResource,
+    DescribeContinuousBackups,
 }
 
 impl Op {
@@ -99,6 +101,8 @@ impl Op {
             "DescribeLimits" => Op::DescribeLimits,
             "DescribeEndpoints" => Op::DescribeEndpoints,
             "DescribeTimeToLive" => Op::DescribeTimeToLive,
+            "ListTagsOfResource" => Op::ListTagsOfResource,
+            "DescribeContinuousBackups" => Op::DescribeContinuousBackups,
             _ => return None,
         })
     }
@@ -189,6 +193,8 @@ async fn dispatch(
         Op::DescribeLimits => Ok(tables::describe_limits()),
         Op::DescribeEndpoints => Ok(tables::describe_endpoints(host, app)),
         Op::DescribeTimeToLive => tables::describe_time_to_live(app, req),
+        Op::ListTagsOfResource => tables::list_tags_of_resource(app, req),
+        Op::DescribeContinuousBackups => tables::describe_continuous_backups(app, req),
     }
 }
 

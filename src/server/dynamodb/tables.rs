@@ -1,5 +1,6 @@
 //! Table operations: CreateTable, DeleteTable, DescribeTable, ListTables, UpdateTable,
-//! DescribeLimits, DescribeEndpoints, DescribeTimeToLive.
+//! DescribeLimits, DescribeEndpoints, DescribeTimeToLive, ListTagsOfResource,
+//! DescribeContinuousBackups.
 //!
 //! Tables are `ACTIVE` as soon as the `CreateTable` entry is applied (there is nothing to
 //! provision). Billing mode and capacity units are recorded and reported, never enforced.
@@ -9,7 +10,8 @@
 //! Secondary indexes are created with the table (see [`indexes`]); UpdateTable cannot
 //! add or remove them.
 //!
-//! Shortcuts taken: no streams, tags, TTL or deletion protection.
+//! Shortcuts taken: no streams, TTL, backups or deletion protection; tags are those
+//! given to CreateTable (no TagResource or UntagResource).
 
 use serde_json::{json, Value};
 
@@ -399,6 +401,7 @@ pub async fn create_table(app: &App, req: &Req) -> Result<Value, DdbError> {
             Some((units("MaxReadRequestUnits")?, units("MaxWriteRequestUnits")?))
         }
     };
+    let tags = tags_from(req)?;
     let options = TableOptions {
         created_ms: now_ms(),
         billing,
@@ -406,6 +409,7 @@ pub async fn create_table(app: &App, req: &Req) -> Result<Value, DdbError> {
         indexes,
         table_class,
         on_demand_max,
+        tags,
     };
     ensure_leader(app)?;
     if app.tables.get_table(&schema.table_name)?.is_some() {
@@ -496,6 +500,79 @@ pub fn list_tables(app: &App, req: &Req) -> Result<Value, DdbError> {
         out["LastEvaluatedTableName"] = json!(page.last());
     }
     Ok(out)
+}
+
+/// CreateTable's `Tags`: keys of 1 to 128 characters, values of up to 256.
+fn tags_from(req: &Req) -> Result<Vec<(String, String)>, DdbError> {
+    let Some(list) = req.list_opt("Tags")? else { return Ok(Vec::new()) };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let t = wire::obj_member("Tag", Some(t))?.expect("present");
+        let key = wire::str_member("Key", t.get("Key"))?.ok_or_else(|| wire::missing("Key"))?;
+        let value =
+            wire::str_member("Value", t.get("Value"))?.ok_or_else(|| wire::missing("Value"))?;
+        let at = |m: &str| format!("tags.{}.member.{m}", i + 1);
+        let length = |m: &str, v: &str, min: usize, max: usize| {
+            let n = v.chars().count();
+            let bound = if n < min {
+                format!("greater than or equal to {min}")
+            } else if n > max {
+                format!("less than or equal to {max}")
+            } else {
+                return Ok(());
+            };
+            Err(DdbError::validation(format!(
+                "1 validation error detected: Value '{v}' at '{}' failed to satisfy constraint: \
+                 Member must have length {bound}",
+                at(m)
+            )))
+        };
+        length("key", key, 1, 128)?;
+        length("value", value, 0, 256)?;
+        // A key given twice keeps its last value.
+        out.retain(|(k, _)| k != key);
+        out.push((key.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// ListTagsOfResource: the tags a table was created with (TagResource and
+/// UntagResource are not implemented, so they never change).
+pub fn list_tags_of_resource(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let arn =
+        req.str_opt("ResourceArn")?.ok_or_else(|| DdbError::validation("Invalid TableArn"))?;
+    let name = arn
+        .strip_prefix("arn:aws:dynamodb:")
+        .and_then(|rest| rest.split_once(":table/"))
+        .map(|(_, name)| name)
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| {
+            DdbError::validation(format!(
+                "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
+            ))
+        })?;
+    let meta = app.tables.get_table(name)?.ok_or_else(|| {
+        DdbError::new(
+            Kind::ResourceNotFound,
+            format!("Requested resource not found: ResourcArn: {arn} not found"),
+        )
+    })?;
+    let tags: Vec<Value> =
+        meta.options.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
+    Ok(json!({ "Tags": tags }))
+}
+
+/// DescribeContinuousBackups: there are no backups here, so neither continuous backups
+/// nor point-in-time recovery is enabled.
+pub fn describe_continuous_backups(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let name = table_name(req, 3)?;
+    if app.tables.get_table(&name)?.is_none() {
+        return Err(DdbError::new(Kind::TableNotFound, format!("Table not found: {name}")));
+    }
+    Ok(json!({ "ContinuousBackupsDescription": {
+        "ContinuousBackupsStatus": "DISABLED",
+        "PointInTimeRecoveryDescription": { "PointInTimeRecoveryStatus": "DISABLED" },
+    }}))
 }
 
 /// Time to live is never enabled: items do not expire (UpdateTimeToLive is not
