@@ -178,3 +178,20 @@ def test_batch_without_request_items(server, op):
     status, _, body = call(server, op, {"RequestItems": {}})
     assert status == 400
     assert json.loads(body)["message"] == f"The requestItems parameter is required for {op}"
+
+
+@pytest.mark.deviation(moto="accepts both forms", dynalite="accepts both forms over two tables")
+def test_batch_get_uses_one_projection_form_over_all_tables(ddb, make_table):
+    t, u = make_table(), make_table()
+    with pytest.raises(ClientError) as e:
+        ddb.batch_get_item(
+            RequestItems={
+                t: {"Keys": [{"pk": {"S": "a"}}], "ProjectionExpression": "pk"},
+                u: {"Keys": [{"pk": {"S": "a"}}], "AttributesToGet": ["pk"]},
+            }
+        )
+    assert error_of(e) == (
+        "ValidationException",
+        "Can not use both expression and non-expression parameters in the same request: "
+        "Non-expression parameters: {AttributesToGet} Expression parameters: {ProjectionExpression}",
+    )

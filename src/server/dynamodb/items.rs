@@ -387,6 +387,16 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
         }
     };
     // Parse and check everything first: a bad key anywhere fails the whole request.
+    // One request uses one form: a projection expression for one table and
+    // AttributesToGet for another is refused, as within one table.
+    let uses = |m: &str| tables.values().any(|t| t.get(m).is_some_and(|v| !v.is_null()));
+    if uses("AttributesToGet") && uses("ProjectionExpression") {
+        return Err(DdbError::validation(
+            "Can not use both expression and non-expression parameters in the same request: \
+             Non-expression parameters: {AttributesToGet} Expression parameters: \
+             {ProjectionExpression}",
+        ));
+    }
     let mut plans = Vec::new();
     let mut total = 0;
     let mut strong = false;
