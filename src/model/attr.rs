@@ -24,8 +24,10 @@
 //!   *before* descending, or walks with an explicit stack, so hostile input
 //!   (100 000 levels, built in code rather than parsed) is rejected without a stack
 //!   overflow.
-//! - Attribute names (the item's top-level keys) are 1–255 bytes. Names inside maps
-//!   are only counted towards the size (a shortcut: DynamoDB limits them to 64 KB).
+//! - Attribute names (the item's top-level keys) are 1 byte to just under 64 KB, as
+//!   DynamoDB allows (its 255-byte limit is for the key attributes of secondary
+//!   indexes only). Names inside maps are only counted towards the size (a shortcut:
+//!   DynamoDB limits them to 64 KB too).
 //!
 //! Shortcuts: plain JSON cannot say "binary" or "set", so [`to_json`] renders those
 //! in typed form (`{"SS": [...]}`), and [`from_json`] reads such an object back as a
@@ -91,8 +93,8 @@ pub type Item = BTreeMap<String, AttributeValue>;
 /// The deepest nesting of lists and maps allowed (DynamoDB's limit): 32 containers.
 pub const MAX_DEPTH: usize = 32;
 
-/// The longest top-level attribute name, in bytes.
-pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 255;
+/// The longest top-level attribute name, in bytes (DynamoDB's: less than 64 KB).
+pub const MAX_ATTRIBUTE_NAME_BYTES: usize = 65535;
 
 /// Size charged for a list or map itself, on top of its contents.
 const CONTAINER_OVERHEAD: usize = 3;
@@ -113,7 +115,7 @@ pub fn normalize_number(s: &str) -> Result<String> {
     Decimal::parse(s).map(|d| d.to_canonical())
 }
 
-/// Checks that a top-level attribute name is 1–255 bytes.
+/// Checks that a top-level attribute name is 1 to [`MAX_ATTRIBUTE_NAME_BYTES`] bytes.
 pub fn validate_attribute_name(name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(ModelError::Invalid("attribute names must not be empty".to_string()));
@@ -204,7 +206,7 @@ pub fn to_json(v: &AttributeValue) -> serde_json::Value {
 }
 
 /// Converts a plain JSON object into an item (see [`from_json`] for the values).
-/// Errors: not an object, an attribute name empty or over 255 bytes, an invalid
+/// Errors: not an object, an attribute name empty or of 64 KB or more, an invalid
 /// number, nesting deeper than [`MAX_DEPTH`].
 pub fn item_from_json(v: &serde_json::Value) -> Result<Item> {
     let serde_json::Value::Object(fields) = v else {
@@ -540,12 +542,12 @@ mod tests {
     }
 
     #[test]
-    fn attribute_names_must_be_1_to_255_bytes() {
+    fn attribute_names_must_be_1_byte_to_under_64_kb() {
         assert!(invalid_message(item_from_json(&json!({"": 1}))).contains("empty"));
-        let long = "n".repeat(256);
+        let long = "n".repeat(65536);
         let msg = invalid_message(item_from_json(&object(&long, json!(1))));
-        assert!(msg.contains("256 bytes"), "{msg}");
-        assert!(item_from_json(&object(&"n".repeat(255), json!(1))).is_ok());
+        assert!(msg.contains("65536 bytes"), "{msg}");
+        assert!(item_from_json(&object(&"n".repeat(65535), json!(1))).is_ok());
     }
 
     #[test]

@@ -127,10 +127,14 @@ pub enum BillingMode {
     Provisioned { read: u64, write: u64 },
 }
 
+/// The longest name of a key attribute, in bytes (other attributes' names may be
+/// longer: [`attr::MAX_ATTRIBUTE_NAME_BYTES`]).
+pub const MAX_KEY_NAME_BYTES: usize = 255;
+
 /// Table metadata that is not part of the key schema. Decided by the node that
 /// proposes the table (never computed at apply time from a local clock) and
 /// replicated with it, so every replica reports the same.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableOptions {
     /// Creation time in ms since the Unix epoch, by the proposing node's clock; 0 for
     /// tables created before it was recorded.
@@ -143,6 +147,85 @@ pub struct TableOptions {
     /// never.
     #[serde(default)]
     pub billing_updated_ms: u64,
+    /// The table's secondary indexes, as created (none for tables stored before they
+    /// existed). An index is a definition only: it is read from the table's items when
+    /// a Query or Scan names it, so no write maintains it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<SecondaryIndex>,
+    /// The table class (`STANDARD_INFREQUENT_ACCESS`), when one was given: recorded and
+    /// reported, it changes nothing here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_class: Option<String>,
+    /// The most read and write request units per second of an on-demand table, when
+    /// given: recorded and reported, never enforced (nothing is throttled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand_max: Option<(Option<i64>, Option<i64>)>,
+    /// The tags (key, value) the table was created with, in the order given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+}
+
+/// A global or local secondary index: another key over the same items. An item is in
+/// the index only if it has the index's key attributes (indexes are sparse).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondaryIndex {
+    pub name: String,
+    /// A global index (any partition key) or a local one (the table's partition key,
+    /// another sort key).
+    pub global: bool,
+    pub partition_key: KeyAttr,
+    pub sort_key: Option<KeyAttr>,
+    pub projection: IndexProjection,
+    /// A global index's provisioned read and write capacity, reported only (None when
+    /// the table is billed per request).
+    #[serde(default)]
+    pub throughput: Option<(u64, u64)>,
+}
+
+/// Which attributes a secondary index holds besides the table's and the index's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IndexProjection {
+    /// Every attribute.
+    All,
+    /// The keys only.
+    KeysOnly,
+    /// The keys and these top-level attributes.
+    Include(Vec<String>),
+}
+
+impl SecondaryIndex {
+    /// The index's key attributes an item has must be of the index's types (an item
+    /// without them is simply not in the index). The message is DynamoDB's.
+    pub fn check_key_types(&self, item: &Item) -> Result<()> {
+        for a in std::iter::once(&self.partition_key).chain(self.sort_key.as_ref()) {
+            let Some(v) = item.get(&a.name) else { continue };
+            let matches = matches!(
+                (a.key_type, v),
+                (KeyType::S, AttributeValue::S(_))
+                    | (KeyType::N, AttributeValue::N(_))
+                    | (KeyType::B, AttributeValue::B(_))
+            );
+            if !matches {
+                return Err(ModelError::Invalid(format!(
+                    "Type mismatch for Index Key {} Expected: {} Actual: {} IndexName: {}",
+                    a.name,
+                    a.key_type,
+                    v.type_name(),
+                    self.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The index's keys as a schema, for parsing key conditions against it.
+    pub fn key_schema(&self, table_name: &str) -> TableSchema {
+        TableSchema {
+            table_name: table_name.to_string(),
+            partition_key: self.partition_key.clone(),
+            sort_key: self.sort_key.clone(),
+        }
+    }
 }
 
 /// One key attribute's value. `N` holds the number in canonical form.
@@ -261,7 +344,18 @@ impl TableSchema {
                     ModelError::Invalid(format!("{} key: {msg}", role.word()))
                 }
                 other => other,
-            })
+            })?;
+            // Key attribute names are shorter than other attributes' (DynamoDB's limit).
+            if attr.name.len() > MAX_KEY_NAME_BYTES {
+                let head: String = attr.name.chars().take(32).collect();
+                return Err(ModelError::Invalid(format!(
+                    "{} key: attribute name {head:?}… is {} bytes, the limit is \
+                     {MAX_KEY_NAME_BYTES}",
+                    role.word(),
+                    attr.name.len()
+                )));
+            }
+            Ok(())
         };
         check(&self.partition_key, Role::Partition)?;
         if let Some(sk) = &self.sort_key {
@@ -376,7 +470,7 @@ impl TableSchema {
     }
 
     /// Checks a whole item and returns its key: [`TableSchema::item_key`], every
-    /// attribute name 1–255 bytes, every value valid ([`attr::validate_value`]), and
+    /// attribute name 1 byte to under 64 KB, every value valid ([`attr::validate_value`]), and
     /// [`attr::item_size`] at most [`MAX_ITEM_BYTES`] (else
     /// [`ModelError::ItemTooLarge`]).
     ///

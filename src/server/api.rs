@@ -187,8 +187,10 @@ async fn create_table(app: &App, body: &[u8]) -> Result<Value, Error> {
     }
     // Creation time by this node's clock, decided here and replicated in the command.
     let options = TableOptions { created_ms: now_ms(), ..Default::default() };
-    let applied =
-        app.writes.propose(Command::CreateTable { schema: schema.clone(), options }).await?;
+    let applied = app
+        .writes
+        .propose(Command::CreateTable { schema: schema.clone(), options: options.clone() })
+        .await?;
     let meta = TableMeta { id: applied.version, schema, options };
     Ok(json!({ "table": describe(app, &meta)?, "version": applied.version }))
 }

@@ -133,6 +133,13 @@ impl Tables {
                 }
                 Err(e) => return Ok(Err(e.into())),
             }
+            // A secondary index's key attributes must keep their types; an update's
+            // result is only known here.
+            for idx in &meta.options.indexes {
+                if let Err(e) = idx.check_key_types(item) {
+                    return Ok(Err(e.into()));
+                }
+            }
         }
         Ok(Ok(Prepared { table_id: meta.id, key: key_bytes, old, new }))
     }

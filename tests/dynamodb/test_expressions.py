@@ -222,3 +222,46 @@ def test_legacy_scan_filter(ddb, shop):
         ScanFilter={"tags": {"ComparisonOperator": "CONTAINS", "AttributeValueList": [{"S": "odd"}]}},
     )
     assert sorted(int(i["sk"]["N"]) for i in r["Items"]) == [1, 3, 5, 7, 9]
+
+
+@pytest.mark.parametrize(
+    "value,why",
+    [
+        ({"SS": []}, "One or more parameter values were invalid: An string set  may not be empty"),
+        ({"NS": ["1", "1"]}, "Input collection contains duplicates"),
+        ({"N": "x"}, "The parameter cannot be converted to a numeric value: x"),
+        ({"NULL": False}, "One or more parameter values were invalid: Null attribute value types must have the value of true"),
+    ],
+    ids=["empty-set", "duplicates", "number", "null"],
+)
+@pytest.mark.deviation(moto="accepts or words invalid values differently")
+def test_an_invalid_value_names_its_placeholder(ddb, shop, value, why):
+    with pytest.raises(ClientError) as e:
+        q(ddb, shop, "pk = :p", {**P, ":v": value}, FilterExpression="price = :v")
+    assert error_of(e) == (
+        "ValidationException",
+        f"ExpressionAttributeValues contains invalid value: {why} for key :v",
+    )
+
+
+@pytest.mark.deviation(moto="accepts values with no expression to use them")
+def test_values_without_an_expression_that_takes_them(ddb, shop):
+    values = {"ExpressionAttributeValues": {":v": {"N": "1"}}}
+    key = {"pk": {"S": "p"}, "sk": {"N": "1"}}
+    for call, member in [
+        (lambda: ddb.put_item(TableName=shop, Item=key, **values), "ConditionExpression is"),
+        (lambda: ddb.delete_item(TableName=shop, Key=key, **values), "ConditionExpression is"),
+        (
+            lambda: ddb.update_item(
+                TableName=shop, Key=key, AttributeUpdates={"x": {"Value": {"N": "1"}}}, **values
+            ),
+            "UpdateExpression and ConditionExpression are",
+        ),
+        (lambda: ddb.scan(TableName=shop, **values), "FilterExpression is"),
+    ]:
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_of(e) == (
+            "ValidationException",
+            f"ExpressionAttributeValues can only be specified when using expressions: {member} null",
+        )

@@ -91,16 +91,26 @@ def test_put_item_return_values_all_new_is_invalid(ddb, make_table):
 
 
 def test_item_operations_on_a_missing_table_are_resource_not_found(ddb):
+    """Item operations do not name the table in the message (table operations do)."""
+    key = {"pk": {"S": "a"}}
     for call in (
-        lambda: ddb.put_item(TableName="no-such-table", Item={"pk": {"S": "a"}}),
-        lambda: ddb.get_item(TableName="no-such-table", Key={"pk": {"S": "a"}}),
-        lambda: ddb.delete_item(TableName="no-such-table", Key={"pk": {"S": "a"}}),
+        lambda: ddb.put_item(TableName="no-such-table", Item=key),
+        lambda: ddb.get_item(TableName="no-such-table", Key=key),
+        lambda: ddb.delete_item(TableName="no-such-table", Key=key),
+        lambda: ddb.update_item(
+            TableName="no-such-table", Key=key, UpdateExpression="REMOVE a"
+        ),
+        lambda: ddb.scan(TableName="no-such-table"),
+        lambda: ddb.query(
+            TableName="no-such-table",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "a"}},
+        ),
+        lambda: ddb.batch_write_item(RequestItems={"no-such-table": [{"PutRequest": {"Item": key}}]}),
     ):
         with pytest.raises(ClientError) as e:
             call()
-        code, message = error_of(e)
-        assert code == "ResourceNotFoundException"
-        assert message.startswith("Requested resource not found")
+        assert error_of(e) == ("ResourceNotFoundException", "Requested resource not found")
 
 
 def test_missing_key_attribute_in_item(ddb, make_table):
@@ -161,18 +171,28 @@ def test_empty_sets_are_rejected(ddb, make_table, kind):
 
 
 @pytest.mark.parametrize(
-    "value",
-    [{"SS": ["a", "a"]}, {"NS": ["1", "1.0"]}, {"BS": [b"x", b"x"]}],
+    "value,message",
+    [
+        (
+            {"SS": ["a", "a"]},
+            "One or more parameter values were invalid: Input collection [a, a] contains duplicates.",
+        ),
+        ({"NS": ["1", "1.0"]}, "Input collection contains duplicates"),
+        (
+            {"BS": [b"x", b"x"]},
+            "One or more parameter values were invalid: Input collection [eA==, eA==]of type BS "
+            "contains duplicates.",
+        ),
+    ],
     ids=["SS", "NS", "BS"],
 )
 @pytest.mark.deviation(moto="accepts duplicate set members")
-def test_duplicate_set_members_are_rejected(ddb, make_table, value):
+def test_duplicate_set_members_are_rejected(ddb, make_table, value, message):
+    """DynamoDB words each kind of set differently (the BS message lacks a space)."""
     t = make_table()
     with pytest.raises(ClientError) as e:
         ddb.put_item(TableName=t, Item={"pk": {"S": "a"}, "s": value})
-    code, message = error_of(e)
-    assert code == "ValidationException"
-    assert "contains duplicates" in message
+    assert error_of(e) == ("ValidationException", message)
 
 
 def test_numbers_keep_38_digits(ddb, make_table):
@@ -196,6 +216,7 @@ def test_numbers_keep_38_digits(ddb, make_table):
     ],
 )
 def test_numbers_out_of_dynamodb_range_are_rejected(ddb, make_table, number, why):
+    """Out of range or not a number at all; the exact texts of the latter are below."""
     t = make_table()
     with pytest.raises(ClientError) as e:
         ddb.put_item(TableName=t, Item={"pk": {"S": "a"}, "n": {"N": number}})
@@ -289,3 +310,40 @@ def test_eventually_consistent_read_sees_the_write_eventually(ddb, make_table):
         return r.get("Item", {}).get("v") == {"N": "7"}
 
     eventually("an eventually consistent read to see the write", seen, 30)
+
+
+@pytest.mark.parametrize(
+    "number,message",
+    [
+        ("abc", "The parameter cannot be converted to a numeric value: abc"),
+        ("1e", "The parameter cannot be converted to a numeric value: 1e"),
+        ("0x10", "The parameter cannot be converted to a numeric value: 0x10"),
+        ("NaN", "The parameter cannot be converted to a numeric value: NaN"),
+        (" 1", "The parameter cannot be converted to a numeric value:  1"),
+        pytest.param(
+            "",
+            "The parameter cannot be converted to a numeric value",
+            marks=pytest.mark.deviation(moto="quotes the empty text after a colon"),
+        ),
+    ],
+)
+def test_text_that_is_not_a_number_is_quoted_back(ddb, make_table, number, message):
+    t = make_table()
+    with pytest.raises(ClientError) as e:
+        ddb.put_item(TableName=t, Item={"pk": {"S": "a"}, "n": {"N": number}})
+    assert error_of(e) == ("ValidationException", message)
+
+
+def test_return_consumed_capacity_indexes_breaks_it_down(ddb, make_table):
+    t = make_table()
+    r = ddb.put_item(TableName=t, Item={"pk": {"S": "a"}}, ReturnConsumedCapacity="INDEXES")
+    assert r["ConsumedCapacity"] == {"TableName": t, "CapacityUnits": 1.0, "Table": {"CapacityUnits": 1.0}}
+
+
+def test_attribute_names_may_be_longer_than_255_bytes(ddb, make_table):
+    """DynamoDB's 255-byte limit is for secondary index key attributes; others may have
+    names of up to 64 KB."""
+    t = make_table()
+    name = "n" * 1000
+    ddb.put_item(TableName=t, Item={"pk": {"S": "a"}, name: {"S": "x"}})
+    assert ddb.get_item(TableName=t, Key={"pk": {"S": "a"}})["Item"][name] == {"S": "x"}

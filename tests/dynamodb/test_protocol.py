@@ -114,3 +114,45 @@ def test_empty_attribute_value_is_invalid(server, make_table):
     status, _, body = call(server, "PutItem", {"TableName": t, "Item": {"pk": {"S": "a"}, "x": {}}})
     assert status == 400
     assert json.loads(body)["__type"].endswith("ValidationException")
+
+
+def _at(name, *constraints):
+    each = [f"Value '{name}' at 'tableName' failed to satisfy constraint: {c}" for c in constraints]
+    n = len(each)
+    return f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(each)
+
+
+PATTERN = "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+"
+
+
+@pytest.mark.parametrize(
+    "op,name,message",
+    [
+        ("PutItem", "bad table!@#", _at("bad table!@#", PATTERN)),
+        ("PutItem", "", _at("", "Member must have length greater than or equal to 1")),
+        ("PutItem", "a" * 256, _at("a" * 256, "Member must have length less than or equal to 255")),
+        ("CreateTable", "ab", _at("ab", "Member must have length greater than or equal to 3")),
+        ("DescribeTable", "b!", _at("b!", PATTERN, "Member must have length greater than or equal to 3")),
+    ],
+    ids=["pattern", "empty", "too-long", "create-short", "two-errors"],
+)
+@pytest.mark.deviation(moto="accepts any table name", dynalite="checks the length of table names its own way")
+def test_table_names_are_checked_constraint_by_constraint(server, op, name, message):
+    """One message per broken constraint; item operations take names from 1 byte (they
+    also take a table's ARN), table operations from 3."""
+    body = {"TableName": name}
+    if op == "PutItem":
+        body["Item"] = {"pk": {"S": "a"}}
+    if op == "CreateTable":
+        body.update(
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    status, _, raw = call(server, op, body)
+    if status == 200 and op == "CreateTable":
+        call(server, "DeleteTable", {"TableName": name})  # a reference that took it
+    assert status == 400
+    err = json.loads(raw)
+    assert err["__type"].endswith("#ValidationException")
+    assert err["message"] == message

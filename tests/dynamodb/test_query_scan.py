@@ -253,3 +253,80 @@ def test_pages_stop_at_1_mb(ddb, make_table):
     assert total == 30
     q = ddb.query(TableName=t, KeyConditions={"pk": eq({"S": "p"})})
     assert 0 < q["Count"] < 30 and "LastEvaluatedKey" in q
+
+
+@pytest.mark.deviation(moto="pages from any starting key")
+def test_starting_key_in_another_partition_is_outside_the_query(ddb, music):
+    with pytest.raises(ClientError) as e:
+        ddb.query(
+            TableName=music,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": "a"}},
+            ExclusiveStartKey={"pk": {"S": "b"}, "sk": {"N": "1"}},
+        )
+    assert error_of(e) == (
+        "ValidationException",
+        "The provided starting key is outside query boundaries based on provided conditions",
+    )
+
+
+@pytest.mark.deviation(moto="pages from any starting key")
+def test_starting_key_outside_the_sort_key_condition_is_refused(ddb, music):
+    with pytest.raises(ClientError) as e:
+        ddb.query(
+            TableName=music,
+            KeyConditionExpression="pk = :p AND sk > :s",
+            ExpressionAttributeValues={":p": {"S": "a"}, ":s": {"N": "10"}},
+            ExclusiveStartKey={"pk": {"S": "a"}, "sk": {"N": "5"}},
+        )
+    assert error_of(e) == (
+        "ValidationException",
+        "The provided starting key does not match the range key predicate",
+    )
+
+
+@pytest.mark.parametrize(
+    "select,projection,message",
+    [
+        (
+            "ALL_ATTRIBUTES",
+            {"ProjectionExpression": "v"},
+            "Cannot specify the ProjectionExpression when choosing to get ALL_ATTRIBUTES",
+        ),
+        (
+            "COUNT",
+            {"ProjectionExpression": "v"},
+            "Cannot specify the ProjectionExpression when choosing to get only the Count",
+        ),
+        (
+            "COUNT",
+            {"AttributesToGet": ["v"]},
+            "Cannot specify the AttributesToGet when choosing to get only the Count",
+        ),
+        (
+            "SPECIFIC_ATTRIBUTES",
+            {},
+            "Must specify the AttributesToGet or ProjectionExpression when choosing to get "
+            "SPECIFIC_ATTRIBUTES",
+        ),
+    ],
+)
+@pytest.mark.deviation(
+    dynalite="accepts every Select with every projection",
+    moto="wraps a Scan's message in the envelope of a Query's",
+)
+def test_select_must_agree_with_the_projection(ddb, music, select, projection, message):
+    """A Query's message carries the "1 validation error detected: " envelope, a Scan's
+    does not."""
+    key = {"KeyConditions": {"pk": eq({"S": "a"})}} if "AttributesToGet" in projection else {
+        "KeyConditionExpression": "pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "a"}},
+    }
+    with pytest.raises(ClientError) as e:
+        ddb.query(TableName=music, Select=select, **key, **projection)
+    assert error_of(e) == ("ValidationException", "1 validation error detected: " + message)
+    if select == "COUNT" and "AttributesToGet" in projection:
+        return  # moto words the Scan's differently; the Query's shows the rule
+    with pytest.raises(ClientError) as e:
+        ddb.scan(TableName=music, Select=select, **projection)
+    assert error_of(e) == ("ValidationException", message)

@@ -71,11 +71,13 @@ def test_creating_an_existing_table_is_resource_in_use(ddb, make_table):
 
 
 def test_describe_missing_table_is_resource_not_found(ddb):
+    name = unique("missing")
     with pytest.raises(ClientError) as e:
-        ddb.describe_table(TableName=unique("missing"))
-    code, message = error_of(e)
-    assert code == "ResourceNotFoundException"
-    assert message.startswith("Requested resource not found")
+        ddb.describe_table(TableName=name)
+    assert error_of(e) == (
+        "ResourceNotFoundException",
+        f"Requested resource not found: Table: {name} not found",
+    )
 
 
 def test_key_schema_must_match_attribute_definitions(ddb):
@@ -89,6 +91,50 @@ def test_key_schema_must_match_attribute_definitions(ddb):
     code, message = error_of(e)
     assert code == "ValidationException"
     assert message.startswith("One or more parameter values were invalid")
+
+
+@pytest.mark.parametrize(
+    "keys,defs,message",
+    [
+        (
+            [{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "r", "KeyType": "RANGE"}],
+            [{"AttributeName": "id", "AttributeType": "S"}],
+            "Invalid KeySchema: Some index key attribute have no definition",
+        ),
+        pytest.param(
+            [{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "id", "KeyType": "RANGE"}],
+            [{"AttributeName": "id", "AttributeType": "S"}],
+            "Invalid KeySchema: Some index key attribute have no definition",
+            marks=pytest.mark.deviation(moto="accepts one attribute as both keys"),
+        ),
+        pytest.param(
+            [
+                {"AttributeName": "a", "KeyType": "HASH"},
+                {"AttributeName": "b", "KeyType": "RANGE"},
+                {"AttributeName": "c", "KeyType": "RANGE"},
+            ],
+            [{"AttributeName": x, "AttributeType": "S"} for x in "abc"],
+            "1 validation error detected: Value '[KeySchemaElement(attributeName=a, keyType=HASH), "
+            "KeySchemaElement(attributeName=b, keyType=RANGE), KeySchemaElement(attributeName=c, "
+            "keyType=RANGE)]' at 'keySchema' failed to satisfy constraint: Member must have length "
+            "less than or equal to 2",
+            marks=pytest.mark.deviation(dynalite="quotes the key schema as JSON"),
+        ),
+        (
+            [{"AttributeName": "id", "KeyType": "HASH"}],
+            [{"AttributeName": "other", "AttributeType": "S"}],
+            "One or more parameter values were invalid: Some index key attributes are not defined "
+            "in AttributeDefinitions. Keys: [id], AttributeDefinitions: [other]",
+        ),
+    ],
+    ids=["fewer-definitions", "one-name-twice", "three-keys", "undefined-key"],
+)
+def test_key_schema_messages(ddb, keys, defs, message):
+    with pytest.raises(ClientError) as e:
+        ddb.create_table(
+            TableName=unique(), KeySchema=keys, AttributeDefinitions=defs, BillingMode="PAY_PER_REQUEST"
+        )
+    assert error_of(e) == ("ValidationException", message)
 
 
 @pytest.mark.deviation(moto="accepts a RANGE key without a HASH key first")
@@ -222,3 +268,99 @@ def test_every_replica_describes_a_table_identically(cluster, make_table):
         return all(d == ds[0] for d in ds)
 
     eventually("every replica to describe the table the same", same, 30)
+
+
+@pytest.mark.deviation(moto="accepts an UpdateTable that changes nothing")
+def test_update_table_must_change_something(ddb, make_table):
+    with pytest.raises(ClientError) as e:
+        ddb.update_table(TableName=make_table())
+    assert error_of(e) == (
+        "ValidationException",
+        "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
+        "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
+    )
+
+
+def test_time_to_live_is_described_as_disabled(ddb, make_table):
+    r = ddb.describe_time_to_live(TableName=make_table())
+    assert r["TimeToLiveDescription"] == {"TimeToLiveStatus": "DISABLED"}
+
+
+@pytest.mark.deviation(moto='answers "ResourceNotFound: Table not found"')
+def test_time_to_live_of_a_missing_table(ddb):
+    name = unique("missing")
+    with pytest.raises(ClientError) as e:
+        ddb.describe_time_to_live(TableName=name)
+    assert error_of(e) == (
+        "ResourceNotFoundException",
+        f"Requested resource not found: Table: {name} not found",
+    )
+
+
+@pytest.mark.deviation(moto="accepts an update to the same throughput")
+def test_update_table_to_the_same_throughput_is_refused(ddb, make_table):
+    units = {"ReadCapacityUnits": 2, "WriteCapacityUnits": 3}
+    name = make_table(BillingMode="PROVISIONED", ProvisionedThroughput=units)
+    with pytest.raises(ClientError) as e:
+        ddb.update_table(TableName=name, ProvisionedThroughput=units)
+    assert error_of(e) == (
+        "ValidationException",
+        "The provisioned throughput for the table will not change. The requested value equals "
+        "the current value. Current ReadCapacityUnits provisioned for the table: 2. Requested "
+        "ReadCapacityUnits: 2. Current WriteCapacityUnits provisioned for the table: 3. "
+        "Requested WriteCapacityUnits: 3. Refer to the Amazon DynamoDB Developer Guide for "
+        "current limits and how to request higher limits.",
+    )
+
+
+@pytest.mark.deviation(moto="does not report the table class", dynalite="does not report the table class")
+def test_table_class_is_recorded_and_reported(ddb, make_table):
+    name = make_table(TableClass="STANDARD_INFREQUENT_ACCESS")
+    t = ddb.describe_table(TableName=name)["Table"]
+    assert t["TableClassSummary"]["TableClass"] == "STANDARD_INFREQUENT_ACCESS"
+    plain = ddb.describe_table(TableName=make_table())["Table"]
+    assert plain.get("TableClassSummary", {}).get("TableClass", "STANDARD") == "STANDARD"
+
+
+@pytest.mark.deviation(
+    moto="does not report on-demand throughput", dynalite="does not report on-demand throughput"
+)
+def test_on_demand_throughput_is_recorded_and_reported(ddb, make_table):
+    name = make_table(OnDemandThroughput={"MaxReadRequestUnits": 10, "MaxWriteRequestUnits": 5})
+    t = ddb.describe_table(TableName=name)["Table"]
+    assert t["OnDemandThroughput"] == {"MaxReadRequestUnits": 10, "MaxWriteRequestUnits": 5}
+
+
+@pytest.mark.deviation(dynalite="drops the tags given to CreateTable")
+def test_tags_given_at_creation_are_listed(ddb, make_table):
+    name = make_table(Tags=[{"Key": "team", "Value": "storage"}, {"Key": "env", "Value": ""}])
+    arn = ddb.describe_table(TableName=name)["Table"]["TableArn"]
+    tags = ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("env", ""), ("team", "storage")]
+    bare = ddb.describe_table(TableName=make_table())["Table"]["TableArn"]
+    assert ddb.list_tags_of_resource(ResourceArn=bare)["Tags"] == []
+
+
+@pytest.mark.deviation(moto="answers with its own message")
+def test_tags_of_a_missing_table(ddb, make_table):
+    arn = ddb.describe_table(TableName=make_table())["Table"]["TableArn"] + "-gone"
+    with pytest.raises(ClientError) as e:
+        ddb.list_tags_of_resource(ResourceArn=arn)
+    assert error_of(e) == (
+        "ResourceNotFoundException",
+        f"Requested resource not found: ResourcArn: {arn} not found",
+    )
+
+
+@pytest.mark.deviation(
+    moto="reports continuous backups enabled", dynalite="DescribeContinuousBackups is not implemented"
+)
+def test_continuous_backups_are_described_as_disabled(ddb, make_table):
+    r = ddb.describe_continuous_backups(TableName=make_table())["ContinuousBackupsDescription"]
+    assert r == {
+        "ContinuousBackupsStatus": "DISABLED",
+        "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"},
+    }
+    with pytest.raises(ClientError) as e:
+        ddb.describe_continuous_backups(TableName=unique("missing"))
+    assert error_of(e)[0] == "TableNotFoundException"

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::error::{DdbError, Kind};
-use super::exprs::{conditional_operator, names, values};
+use super::exprs::{self, conditional_operator, names, values};
 use super::wire::{self, item_to_wire, Req};
 use crate::model::expr::legacy::{
     self, AttributeValueUpdate, ComparisonOperator, ExpectedAttributeValue, UpdateActionKind,
@@ -70,15 +70,12 @@ pub fn write_plan(req: &Req, kind: WriteKind) -> Result<WritePlan, DdbError> {
             "ConditionalOperator can only be used when Filter or Expected conditions are specified",
         ));
     }
-    if expressions.is_empty() {
-        for m in ["ExpressionAttributeNames", "ExpressionAttributeValues"] {
-            if req.has(m) {
-                return Err(DdbError::validation(format!(
-                    "{m} can only be specified when using expressions"
-                )));
-            }
-        }
-    }
+    let value_expressions: &[&str] = if is_update {
+        &["UpdateExpression", "ConditionExpression"]
+    } else {
+        &["ConditionExpression"]
+    };
+    exprs::placeholders_need_expressions(req, &expressions, value_expressions)?;
     let mut e = Expressions::new(names(req)?, values(req)?)?;
     let update = match (kind, req.str_opt("UpdateExpression")?) {
         (WriteKind::Update(_), Some(text)) => Some(e.update(text)?),

@@ -33,8 +33,8 @@ pub enum Kind {
     Serialization,
     /// `X-Amz-Target` names no operation this server knows (400).
     UnknownOperation,
-    /// A partition's item collection is too large (400; local secondary indexes only,
-    /// which raft-nosql does not have: never sent today).
+    /// A partition's item collection is too large (400; tables with local secondary
+    /// indexes only; raft-nosql sets no such limit, so it is never sent today).
     ItemCollectionSizeLimitExceeded,
     /// Something failed on the server side; the request may or may not have taken
     /// effect (500, retried by SDKs).
@@ -48,6 +48,8 @@ pub enum Kind {
     TransactionCanceled,
     /// A `ClientRequestToken` came back with a different request (400).
     IdempotentParameterMismatch,
+    /// No such table, as the backup operations say it (400).
+    TableNotFound,
 }
 
 impl Kind {
@@ -65,6 +67,7 @@ impl Kind {
             Kind::ConditionalCheckFailed => "ConditionalCheckFailedException",
             Kind::TransactionCanceled => "TransactionCanceledException",
             Kind::IdempotentParameterMismatch => "IdempotentParameterMismatchException",
+            Kind::TableNotFound => "TableNotFoundException",
         }
     }
 

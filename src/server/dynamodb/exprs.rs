@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
-use super::error::DdbError;
+use super::error::{DdbError, Kind};
 use super::wire::{self, Req};
 use crate::model::expr::legacy::{self, ConditionalOperator, LegacyCondition};
 use crate::model::expr::{Condition, ExprError, Expressions, KeyCondition, Operand, Projection};
@@ -99,6 +99,12 @@ pub fn read_plan(req: &Req, kind: ReadKind) -> Result<(Option<KeyCondition>, Rea
         ));
     }
 
+    let value_expressions: &[&str] = match kind {
+        ReadKind::Query(_) => &["FilterExpression", "KeyConditionExpression"],
+        ReadKind::Scan => &["FilterExpression"],
+        ReadKind::Get => &[],
+    };
+    placeholders_need_expressions(req, &expressions, value_expressions)?;
     let mut e = Expressions::new(names(req)?, values(req)?)?;
     let key = match kind {
         ReadKind::Query(schema) => Some(key_condition(req, schema, &mut e)?),
@@ -153,6 +159,34 @@ fn key_condition(
     }
 }
 
+/// DynamoDB's refusal of placeholders in a request that has no expression to use them
+/// in: `ExpressionAttributeNames` without any expression (`present`), and
+/// `ExpressionAttributeValues` when none of the expressions that can take values
+/// (`value_members`, of the operation) is given; that message names them.
+pub(super) fn placeholders_need_expressions(
+    req: &Req,
+    present: &[&str],
+    value_members: &[&str],
+) -> Result<(), DdbError> {
+    if present.is_empty() && req.has("ExpressionAttributeNames") {
+        return Err(DdbError::validation(
+            "ExpressionAttributeNames can only be specified when using expressions",
+        ));
+    }
+    if !value_members.is_empty()
+        && req.has("ExpressionAttributeValues")
+        && value_members.iter().all(|m| !req.has(m))
+    {
+        let verb = if value_members.len() > 1 { "are" } else { "is" };
+        return Err(DdbError::validation(format!(
+            "ExpressionAttributeValues can only be specified when using expressions: {} {verb} \
+             null",
+            value_members.join(" and ")
+        )));
+    }
+    Ok(())
+}
+
 /// The top-level attribute names a condition reads (its depth is bounded by the
 /// parser's nesting limit).
 fn top_names<'a>(c: &'a Condition, out: &mut Vec<&'a str>) {
@@ -201,13 +235,21 @@ pub(super) fn names(req: &Req) -> Result<Option<HashMap<String, String>>, DdbErr
         .map(Some)
 }
 
-/// `ExpressionAttributeValues`: placeholder → value.
+/// `ExpressionAttributeValues`: placeholder → value. A value DynamoDB refuses is
+/// reported with the placeholder it was given for, as DynamoDB words it.
 pub(super) fn values(
     req: &Req,
 ) -> Result<Option<HashMap<String, crate::model::AttributeValue>>, DdbError> {
     let Some(m) = req.obj_opt("ExpressionAttributeValues")? else { return Ok(None) };
     m.iter()
-        .map(|(k, v)| Ok((k.clone(), wire::attr_from_wire(v)?)))
+        .map(|(k, v)| match wire::attr_from_wire(v) {
+            Ok(a) => Ok((k.clone(), a)),
+            Err(e) if e.kind == Kind::Validation => Err(DdbError::validation(format!(
+                "ExpressionAttributeValues contains invalid value: {} for key {k}",
+                e.message
+            ))),
+            Err(e) => Err(e),
+        })
         .collect::<Result<_, DdbError>>()
         .map(Some)
 }

@@ -29,7 +29,7 @@ use super::conditions::{
 use super::error::DdbError;
 use super::exprs::{read_plan, ReadKind};
 use super::keys;
-use super::tables::table;
+use super::tables::items_table;
 use super::wire::{self, item_from_wire, item_to_wire, Req};
 use crate::error::Error;
 use crate::model::expr::Update;
@@ -62,12 +62,28 @@ fn consistency(v: Option<bool>) -> ReadLevel {
 pub fn consumed(req: &Req, table: &str, units: f64) -> Result<Option<Value>, DdbError> {
     match req.str_opt("ReturnConsumedCapacity")? {
         None | Some("NONE") => Ok(None),
-        Some("TOTAL" | "INDEXES") => Ok(Some(json!({"TableName": table, "CapacityUnits": units}))),
+        Some("TOTAL") => Ok(Some(json!({"TableName": table, "CapacityUnits": units}))),
+        // The breakdown: all of it is the table's (an index is read from the table).
+        Some("INDEXES") => Ok(Some(json!({
+            "TableName": table, "CapacityUnits": units, "Table": {"CapacityUnits": units}
+        }))),
         Some(other) => Err(DdbError::validation(format!(
             "1 validation error detected: Value '{other}' at 'returnConsumedCapacity' failed to \
              satisfy constraint: Member must satisfy enum value set: [INDEXES, TOTAL, NONE]"
         ))),
     }
+}
+
+/// A batch's `ConsumedCapacity`: one entry per table, in the request's order.
+fn consumed_per_table(req: &Req, units: &[(String, f64)]) -> Result<Option<Value>, DdbError> {
+    let mut out = Vec::with_capacity(units.len());
+    for (table, u) in units {
+        match consumed(req, table, *u)? {
+            Some(c) => out.push(c),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(Value::Array(out)))
 }
 
 pub(super) fn write_units(bytes: usize) -> f64 {
@@ -96,6 +112,7 @@ pub(super) fn item_for(
         return Err(DdbError::validation("Item size has exceeded the maximum allowed size"));
     }
     meta.schema.validate_item(&item)?;
+    super::indexes::check_item(meta, &item)?;
     Ok((item, key))
 }
 
@@ -112,7 +129,7 @@ fn old_attributes(want: bool, old: Option<Vec<u8>>, out: &mut Value) -> Result<(
 }
 
 pub async fn put_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let meta = table(app, req)?;
+    let meta = items_table(app, req)?;
     let plan = write_plan(req, WriteKind::Plain)?;
     let want_old = return_values(req, false)? == ReturnValues::AllOld;
     let old_on_fail = old_on_failure(req)?;
@@ -176,7 +193,7 @@ fn conditional(r: WriteResult, want_old: bool) -> Result<Applied, DdbError> {
 }
 
 pub async fn delete_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let meta = table(app, req)?;
+    let meta = items_table(app, req)?;
     let plan = write_plan(req, WriteKind::Plain)?;
     let want_old = return_values(req, false)? == ReturnValues::AllOld;
     let old_on_fail = old_on_failure(req)?;
@@ -190,7 +207,7 @@ pub async fn delete_item(app: &App, req: &Req) -> Result<Value, DdbError> {
 /// UpdateItem: an update (either form) of one item, made at apply time to the item as
 /// stored then (or to an item of the key alone), under an optional condition.
 pub async fn update_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let meta = table(app, req)?;
+    let meta = items_table(app, req)?;
     let key = key_for(&meta, req.obj("Key")?)?;
     let plan = write_plan(req, WriteKind::Update(&meta.schema))?;
     let rv = return_values(req, true)?;
@@ -240,13 +257,13 @@ pub async fn update_item(app: &App, req: &Req) -> Result<Value, DdbError> {
 
 pub async fn get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
     let name = req.str("TableName")?;
-    crate::model::schema::validate_table_name(name)?;
+    super::tables::check_table_name(name, 1)?;
     let level = consistency(req.bool_opt("ConsistentRead")?);
     let (_, exprs) = read_plan(req, ReadKind::Get)?;
     // Wait for the read index before looking at the table: a table created just before
     // is then visible too.
     read_barrier(app, level).await?;
-    let meta = table(app, req)?;
+    let meta = items_table(app, req)?;
     let key = key_for(&meta, req.obj("Key")?)?;
     let found = app.tables.get_item(&meta, &key)?;
     let size = found.as_ref().map_or(0, |s| attr::item_size(&s.item));
@@ -266,20 +283,40 @@ pub async fn get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
 
 /// BatchWriteItem: up to 25 puts and deletes over any tables, proposed as one entry.
 pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let tables = req.obj("RequestItems")?;
+    let tables = match req.obj_opt("RequestItems")? {
+        Some(t) if !t.is_empty() => t,
+        _ => {
+            return Err(DdbError::validation(
+                "The requestItems parameter is required for BatchWriteItem",
+            ))
+        }
+    };
     let total: usize = tables.values().map(|v| v.as_array().map_or(0, Vec::len)).sum();
-    if tables.is_empty() || total == 0 || total > MAX_BATCH_WRITE {
+    if total == 0 || total > MAX_BATCH_WRITE {
+        // DynamoDB quotes the request map as its Java model prints it.
+        let shown: Vec<String> = tables
+            .iter()
+            .map(|(name, rs)| {
+                let rs = rs.as_array().map(Vec::as_slice).unwrap_or_default();
+                let each: Vec<String> = rs.iter().map(|r| r.to_string()).collect();
+                format!("{name}=[{}]", each.join(", "))
+            })
+            .collect();
         return Err(DdbError::validation(format!(
-            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: \
-             Map value must satisfy constraint: [Member must have length less than or equal to \
-             {MAX_BATCH_WRITE}, Member must have length greater than or equal to 1]"
+            "1 validation error detected: Value '{{{}}}' at 'requestItems' failed to satisfy \
+             constraint: Map value must satisfy constraint: [Member must have length less than \
+             or equal to {MAX_BATCH_WRITE}, Member must have length greater than or equal to 1]",
+            shown.join(", ")
         )));
     }
     let mut cmds = Vec::with_capacity(total);
     let mut seen = HashSet::new();
+    let mut units = Vec::new();
+    consumed(req, "", 0.0)?;
     for (name, requests) in tables {
+        let mut table_units = 0.0;
         let t = Req::from_map(Map::from_iter([("TableName".to_string(), json!(name))]));
-        let meta = table(app, &t)?;
+        let meta = items_table(app, &t)?;
         let requests = wire::list_member("RequestItems", Some(requests))?.expect("present");
         if requests.is_empty() {
             return Err(DdbError::validation(
@@ -298,12 +335,14 @@ pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
                         let item = wire::obj_member("Item", p.get("Item"))?
                             .ok_or_else(|| wire::missing("Item"))?;
                         let (item, key) = item_for(&meta, item)?;
+                        table_units += write_units(attr::item_size(&item));
                         (Command::PutItem { table: name.clone(), table_id: meta.id, item }, key)
                     }
                     (None, Some(d)) => {
                         let k = wire::obj_member("Key", d.get("Key"))?
                             .ok_or_else(|| wire::missing("Key"))?;
                         let key = key_for(&meta, k)?;
+                        table_units += 1.0;
                         (
                             Command::DeleteItem {
                                 table: name.clone(),
@@ -323,25 +362,41 @@ pub async fn batch_write_item(app: &App, req: &Req) -> Result<Value, DdbError> {
             }
             cmds.push(cmd);
         }
+        units.push((name.clone(), table_units));
     }
     ensure_leader(app)?;
     for r in app.writes.propose_all(cmds).await? {
         r?;
     }
-    Ok(json!({ "UnprocessedItems": {} }))
+    let mut out = json!({ "UnprocessedItems": {} });
+    if let Some(c) = consumed_per_table(req, &units)? {
+        out["ConsumedCapacity"] = c;
+    }
+    Ok(out)
 }
 
 /// BatchGetItem: up to 100 keys over any tables; what does not fit in 16 MB of response
 /// comes back in `UnprocessedKeys`.
 pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let tables = req.obj("RequestItems")?;
-    if tables.is_empty() {
+    let tables = match req.obj_opt("RequestItems")? {
+        Some(t) if !t.is_empty() => t,
+        _ => {
+            return Err(DdbError::validation(
+                "The requestItems parameter is required for BatchGetItem",
+            ))
+        }
+    };
+    // Parse and check everything first: a bad key anywhere fails the whole request.
+    // One request uses one form: a projection expression for one table and
+    // AttributesToGet for another is refused, as within one table.
+    let uses = |m: &str| tables.values().any(|t| t.get(m).is_some_and(|v| !v.is_null()));
+    if uses("AttributesToGet") && uses("ProjectionExpression") {
         return Err(DdbError::validation(
-            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: \
-             Member must have length greater than or equal to 1",
+            "Can not use both expression and non-expression parameters in the same request: \
+             Non-expression parameters: {AttributesToGet} Expression parameters: \
+             {ProjectionExpression}",
         ));
     }
-    // Parse and check everything first: a bad key anywhere fails the whole request.
     let mut plans = Vec::new();
     let mut total = 0;
     let mut strong = false;
@@ -350,10 +405,17 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
         let mut sub = Req::from_map(spec);
         let keys = sub.list_opt("Keys")?.ok_or_else(|| wire::missing("Keys"))?.clone();
         if keys.is_empty() {
-            return Err(DdbError::validation(
-                "1 validation error detected: Value '[]' at 'requestItems.1.member.keys' failed \
-                 to satisfy constraint: Member must have length greater than or equal to 1",
-            ));
+            return Err(DdbError::validation(format!(
+                "1 validation error detected: Value '[]' at 'requestItems.{name}.member.keys' \
+                 failed to satisfy constraint: Member must have length greater than or equal to 1"
+            )));
+        }
+        if keys.len() > MAX_BATCH_GET {
+            return Err(DdbError::validation(format!(
+                "1 validation error detected: Value at 'RequestItems.{name}.member.Keys' failed \
+                 to satisfy constraint: Member must have length less than or equal to \
+                 {MAX_BATCH_GET}"
+            )));
         }
         total += keys.len();
         if total > MAX_BATCH_GET {
@@ -364,13 +426,16 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
         sub = Req::from_map(Map::from_iter([("TableName".to_string(), json!(name))]));
         plans.push((name.clone(), sub, keys, exprs));
     }
+    consumed(req, "", 0.0)?;
     let level = consistency(Some(strong));
     read_barrier(app, level).await?;
     let mut responses = Map::new();
     let mut unprocessed = Map::new();
     let mut bytes = 0;
+    let mut units = Vec::new();
     for (name, t, keys, exprs) in plans {
-        let meta = table(app, &t)?;
+        let mut table_units = 0.0;
+        let meta = items_table(app, &t)?;
         let mut seen = HashSet::new();
         let mut parsed = Vec::with_capacity(keys.len());
         for k in &keys {
@@ -388,13 +453,17 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
                 left.push(Value::Object(raw));
                 continue;
             }
-            if let Some(s) = app.tables.get_item(&meta, &key)? {
-                bytes += attr::item_size(&s.item);
+            let stored = app.tables.get_item(&meta, &key)?;
+            let size = stored.as_ref().map_or(0, |s| attr::item_size(&s.item));
+            table_units += read_units(size, level == ReadLevel::Strong);
+            if let Some(s) = stored {
+                bytes += size;
                 if let Some(item) = exprs.output(s.item) {
                     found.push(item_to_wire(&item));
                 }
             }
         }
+        units.push((name.clone(), table_units));
         responses.insert(name.clone(), Value::Array(found));
         if !left.is_empty() {
             let spec = tables.get(&name).cloned().unwrap_or_default();
@@ -403,5 +472,9 @@ pub async fn batch_get_item(app: &App, req: &Req) -> Result<Value, DdbError> {
             unprocessed.insert(name, Value::Object(spec));
         }
     }
-    Ok(json!({ "Responses": responses, "UnprocessedKeys": unprocessed }))
+    let mut out = json!({ "Responses": responses, "UnprocessedKeys": unprocessed });
+    if let Some(c) = consumed_per_table(req, &units)? {
+        out["ConsumedCapacity"] = c;
+    }
+    Ok(out)
 }

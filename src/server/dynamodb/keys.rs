@@ -6,7 +6,7 @@ use super::error::DdbError;
 use crate::model::schema::{MAX_PK_BYTES, MAX_SK_BYTES};
 use crate::model::{AttributeValue, Item, ItemKey, KeyAttr, KeyType, KeyValue, TableSchema};
 
-fn key_value(attr: &KeyAttr, v: &AttributeValue) -> Option<KeyValue> {
+pub(super) fn key_value(attr: &KeyAttr, v: &AttributeValue) -> Option<KeyValue> {
     match (attr.key_type, v) {
         (KeyType::S, AttributeValue::S(s)) => Some(KeyValue::S(s.clone())),
         (KeyType::N, AttributeValue::N(n)) => Some(KeyValue::N(n.clone())),

@@ -37,6 +37,7 @@ pub mod conditions;
 pub mod error;
 pub mod exprs;
 pub mod forward;
+pub mod indexes;
 pub mod items;
 pub mod keys;
 pub mod read;
@@ -73,6 +74,9 @@ pub enum Op {
     BatchWriteItem,
     DescribeLimits,
     DescribeEndpoints,
+    DescribeTimeToLive,
+    ListTagsOfResource,
+    DescribeContinuousBackups,
 }
 
 impl Op {
@@ -96,6 +100,9 @@ impl Op {
             "BatchWriteItem" => Op::BatchWriteItem,
             "DescribeLimits" => Op::DescribeLimits,
             "DescribeEndpoints" => Op::DescribeEndpoints,
+            "DescribeTimeToLive" => Op::DescribeTimeToLive,
+            "ListTagsOfResource" => Op::ListTagsOfResource,
+            "DescribeContinuousBackups" => Op::DescribeContinuousBackups,
             _ => return None,
         })
     }
@@ -185,6 +192,9 @@ async fn dispatch(
         Op::BatchWriteItem => items::batch_write_item(app, req).await,
         Op::DescribeLimits => Ok(tables::describe_limits()),
         Op::DescribeEndpoints => Ok(tables::describe_endpoints(host, app)),
+        Op::DescribeTimeToLive => tables::describe_time_to_live(app, req),
+        Op::ListTagsOfResource => tables::list_tags_of_resource(app, req),
+        Op::DescribeContinuousBackups => tables::describe_continuous_backups(app, req),
     }
 }
 
@@ -202,5 +212,6 @@ mod tests {
         assert!(Op::BatchWriteItem.is_write());
         assert!(!Op::Query.is_write());
         assert!(!Op::DescribeEndpoints.is_write());
+        assert!(!Op::DescribeTimeToLive.is_write());
     }
 }

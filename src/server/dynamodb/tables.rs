@@ -1,19 +1,24 @@
 //! Table operations: CreateTable, DeleteTable, DescribeTable, ListTables, UpdateTable,
-//! DescribeLimits, DescribeEndpoints.
+//! DescribeLimits, DescribeEndpoints, DescribeTimeToLive, ListTagsOfResource,
+//! DescribeContinuousBackups.
 //!
 //! Tables are `ACTIVE` as soon as the `CreateTable` entry is applied (there is nothing to
 //! provision). Billing mode and capacity units are recorded and reported, never enforced.
 //! Creation time and billing changes are stamped by the proposing node and travel in the
 //! command, so every replica describes a table identically.
 //!
-//! Shortcuts taken: no secondary indexes (GlobalSecondaryIndexes and
-//! LocalSecondaryIndexes are refused), no streams, tags, TTL or deletion protection.
+//! Secondary indexes are created with the table (see [`indexes`]); UpdateTable cannot
+//! add or remove them.
+//!
+//! Shortcuts taken: no streams, TTL, backups or deletion protection; tags are those
+//! given to CreateTable (no TagResource or UntagResource).
 
 use serde_json::{json, Value};
 
 use super::error::{DdbError, Kind};
+use super::indexes;
 use super::wire::{self, Req};
-use crate::model::schema::{validate_table_name, BillingMode, TableOptions};
+use crate::model::schema::{BillingMode, TableOptions};
 use crate::model::{KeyAttr, KeyType, TableSchema};
 use crate::raft::Command;
 use crate::server::api::{ensure_leader, now_ms};
@@ -23,19 +28,67 @@ use crate::storage::tables::TableMeta;
 /// The region and account in table ARNs (as DynamoDB Local reports them).
 const ARN_PREFIX: &str = "arn:aws:dynamodb:ddblocal:000000000000:table/";
 
-/// Members of CreateTable this server refuses rather than ignores.
-const CREATE_REFUSED: [&str; 2] = ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"];
-
-fn table_name(req: &Req) -> Result<String, DdbError> {
-    let name = req.str("TableName")?;
-    validate_table_name(name)?;
+fn table_name(req: &Req, min: usize) -> Result<String, DdbError> {
+    // A table operation's missing name has its own message; an item operation's is
+    // the generic "Value null at 'tableName'".
+    let name = match (req.str_opt("TableName")?, min) {
+        (Some(n), _) => n,
+        (None, 3) => {
+            return Err(DdbError::validation(
+                "The parameter 'TableName' is required but was not present in the request",
+            ))
+        }
+        (None, _) => req.str("TableName")?,
+    };
+    check_table_name(name, min)?;
     Ok(name.to_string())
 }
 
-/// The table named by the request, or `ResourceNotFoundException`.
+/// DynamoDB's checks of a `TableName`, one message per constraint broken: the
+/// characters, and a length from `min` to 255 bytes. `min` is 3 for table operations
+/// and 1 for item operations (DynamoDB's item operations also take a table's ARN; a
+/// short name is then simply not found).
+pub fn check_table_name(name: &str, min: usize) -> Result<(), DdbError> {
+    let mut broken = Vec::new();
+    let allowed = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-');
+    if !name.is_empty() && !name.bytes().all(allowed) {
+        broken.push("Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+".to_string());
+    }
+    if name.len() < min {
+        broken.push(format!("Member must have length greater than or equal to {min}"));
+    }
+    if name.len() > 255 {
+        broken.push("Member must have length less than or equal to 255".to_string());
+    }
+    if broken.is_empty() {
+        return Ok(());
+    }
+    let count = match broken.len() {
+        1 => "1 validation error detected".to_string(),
+        n => format!("{n} validation errors detected"),
+    };
+    let each: Vec<String> = broken
+        .iter()
+        .map(|b| format!("Value '{name}' at 'tableName' failed to satisfy constraint: {b}"))
+        .collect();
+    Err(DdbError::validation(format!("{count}: {}", each.join("; "))))
+}
+
+/// The table named by a table operation's request, or `ResourceNotFoundException`
+/// naming it.
 pub fn table(app: &App, req: &Req) -> Result<TableMeta, DdbError> {
-    let name = table_name(req)?;
+    let name = table_name(req, 3)?;
     app.tables.get_table(&name)?.ok_or_else(|| DdbError::table_not_found(&name))
+}
+
+/// The table an item operation (a read or write of items, batch or transaction) names,
+/// or `ResourceNotFoundException` with DynamoDB's message for those, which does not
+/// name the table.
+pub fn items_table(app: &App, req: &Req) -> Result<TableMeta, DdbError> {
+    let name = table_name(req, 1)?;
+    app.tables
+        .get_table(&name)?
+        .ok_or_else(|| DdbError::new(Kind::ResourceNotFound, "Requested resource not found"))
 }
 
 fn key_type(t: &str) -> Result<KeyType, DdbError> {
@@ -49,8 +102,9 @@ fn key_type(t: &str) -> Result<KeyType, DdbError> {
     }
 }
 
-/// The key schema from `KeySchema` and `AttributeDefinitions`.
-fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
+/// The key schema from `KeySchema` and `AttributeDefinitions`, and the definitions
+/// (the table's indexes may use more of them).
+fn schema_from(req: &Req, name: String) -> Result<(TableSchema, Vec<(String, KeyType)>), DdbError> {
     let ks = req.list_opt("KeySchema")?.ok_or_else(|| wire::missing("KeySchema"))?;
     let defs = req
         .list_opt("AttributeDefinitions")?
@@ -64,12 +118,36 @@ fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
             .ok_or_else(|| wire::missing("AttributeType"))?;
         defined.push((n.to_string(), key_type(t)?));
     }
-    if ks.is_empty() || ks.len() > 2 {
+    if ks.is_empty() {
+        return Err(DdbError::validation(
+            "1 validation error detected: Value '[]' at 'keySchema' failed to satisfy \
+             constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    if ks.len() > 2 {
+        // DynamoDB quotes the elements as its Java model prints them.
+        let shown: Vec<String> = ks
+            .iter()
+            .map(|k| {
+                let field =
+                    |f: &str| k.get(f).and_then(Value::as_str).unwrap_or("null").to_string();
+                format!(
+                    "KeySchemaElement(attributeName={}, keyType={})",
+                    field("AttributeName"),
+                    field("KeyType")
+                )
+            })
+            .collect();
         return Err(DdbError::validation(format!(
-            "1 validation error detected: Value '{}' at 'keySchema' failed to satisfy constraint: \
-             Member must have length less than or equal to 2",
-            ks.len()
+            "1 validation error detected: Value '[{}]' at 'keySchema' failed to satisfy \
+             constraint: Member must have length less than or equal to 2",
+            shown.join(", ")
         )));
+    }
+    if ks.len() > defined.len() {
+        return Err(DdbError::validation(
+            "Invalid KeySchema: Some index key attribute have no definition",
+        ));
     }
     let mut keys = Vec::new();
     for k in ks {
@@ -118,7 +196,8 @@ fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
         };
         attrs.push(KeyAttr { name: n.clone(), key_type: t });
     }
-    if defined.len() != keys.len() {
+    let indexed = req.has("GlobalSecondaryIndexes") || req.has("LocalSecondaryIndexes");
+    if !indexed && defined.len() != keys.len() {
         return Err(DdbError::invalid(
             "Number of attributes in KeySchema does not exactly match number of attributes \
              defined in AttributeDefinitions",
@@ -131,7 +210,7 @@ fn schema_from(req: &Req, name: String) -> Result<TableSchema, DdbError> {
         sort_key: attrs.next(),
     };
     schema.validate()?;
-    Ok(schema)
+    Ok((schema, defined))
 }
 
 /// The billing mode from `BillingMode` and `ProvisionedThroughput`; `current` is the
@@ -210,13 +289,13 @@ fn secs(ms: u64) -> Value {
 pub fn description(app: &App, meta: &TableMeta, status: &str) -> Result<Value, DdbError> {
     let s = &meta.schema;
     let mut key_schema = vec![json!({"AttributeName": s.partition_key.name, "KeyType": "HASH"})];
-    let mut defs = vec![json!({
-        "AttributeName": s.partition_key.name, "AttributeType": s.partition_key.key_type.to_string()
-    })];
     if let Some(sk) = &s.sort_key {
         key_schema.push(json!({"AttributeName": sk.name, "KeyType": "RANGE"}));
-        defs.push(json!({"AttributeName": sk.name, "AttributeType": sk.key_type.to_string()}));
     }
+    let defs: Vec<Value> = indexes::key_attributes(s, &meta.options.indexes)
+        .into_iter()
+        .map(|a| json!({"AttributeName": a.name, "AttributeType": a.key_type.to_string()}))
+        .collect();
     let (items, bytes) = app.tables.table_stats(meta.id)?;
     let o = &meta.options;
     let (read, write) = match o.billing {
@@ -255,24 +334,88 @@ pub fn description(app: &App, meta: &TableMeta, status: &str) -> Result<Value, D
     if summary.as_object().is_some_and(|m| !m.is_empty()) {
         t["BillingModeSummary"] = summary;
     }
+    if let Some(class) = &o.table_class {
+        t["TableClassSummary"] = json!({ "TableClass": class });
+    }
+    if let Some((read, write)) = o.on_demand_max {
+        let mut d = json!({});
+        if let Some(r) = read {
+            d["MaxReadRequestUnits"] = json!(r);
+        }
+        if let Some(w) = write {
+            d["MaxWriteRequestUnits"] = json!(w);
+        }
+        t["OnDemandThroughput"] = d;
+    }
+    let arn = format!("{ARN_PREFIX}{}", s.table_name);
+    let (global, local) = indexes::describe(app, meta, &arn)?;
+    if let Some(g) = global {
+        t["GlobalSecondaryIndexes"] = g;
+    }
+    if let Some(l) = local {
+        t["LocalSecondaryIndexes"] = l;
+    }
     Ok(t)
 }
 
 pub async fn create_table(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let name = table_name(req)?;
-    if let Some(p) = CREATE_REFUSED.iter().find(|p| req.has(p)) {
-        return Err(DdbError::validation(format!(
-            "{p} is not supported by raft-nosql (no secondary indexes)"
+    let name = table_name(req, 3)?;
+    let (schema, defined) = schema_from(req, name)?;
+    let billing = billing_from(req, None)?;
+    let indexes = indexes::from_request(req, &schema, &defined, &billing)?;
+    let used = indexes::key_attributes(&schema, &indexes);
+    if used.len() != defined.len() {
+        let defs: Vec<&str> = defined.iter().map(|(d, _)| d.as_str()).collect();
+        let keys: Vec<&str> = used.iter().map(|a| a.name.as_str()).collect();
+        return Err(DdbError::invalid(format!(
+            "Some AttributeDefinitions are not used. AttributeDefinitions: [{}], keys used: [{}]",
+            defs.join(", "),
+            keys.join(", ")
         )));
     }
-    let schema = schema_from(req, name)?;
-    let billing = billing_from(req, None)?;
-    let options = TableOptions { created_ms: now_ms(), billing, billing_updated_ms: 0 };
+    let table_class = match req.str_opt("TableClass")? {
+        None => None,
+        Some(c @ ("STANDARD" | "STANDARD_INFREQUENT_ACCESS")) => Some(c.to_string()),
+        Some(other) => {
+            return Err(DdbError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'tableClass' failed to satisfy \
+                 constraint: Member must satisfy enum value set: [STANDARD, \
+                 STANDARD_INFREQUENT_ACCESS]"
+            )))
+        }
+    };
+    let on_demand_max = match req.obj_opt("OnDemandThroughput")? {
+        None => None,
+        Some(t) => {
+            let units = |k: &str| -> Result<Option<i64>, DdbError> {
+                match wire::int_member(k, t.get(k))? {
+                    Some(n) if n < 1 && n != -1 => Err(DdbError::validation(format!(
+                        "1 validation error detected: Value '{n}' at 'onDemandThroughput.{}' \
+                         failed to satisfy constraint: Member must have value greater than or \
+                         equal to 1",
+                        lower_first(k)
+                    ))),
+                    n => Ok(n),
+                }
+            };
+            Some((units("MaxReadRequestUnits")?, units("MaxWriteRequestUnits")?))
+        }
+    };
+    let tags = tags_from(req)?;
+    let options = TableOptions {
+        created_ms: now_ms(),
+        billing,
+        billing_updated_ms: 0,
+        indexes,
+        table_class,
+        on_demand_max,
+        tags,
+    };
     ensure_leader(app)?;
     if app.tables.get_table(&schema.table_name)?.is_some() {
         return Err(in_use(&schema.table_name));
     }
-    let cmd = Command::CreateTable { schema: schema.clone(), options };
+    let cmd = Command::CreateTable { schema: schema.clone(), options: options.clone() };
     let applied = app.writes.propose(cmd).await.map_err(|e| match e {
         crate::error::Error::TableExists(n) => in_use(&n),
         e => e.into(),
@@ -308,7 +451,24 @@ pub async fn update_table(app: &App, req: &Req) -> Result<Value, DdbError> {
              ProvisionedThroughput)"
         )));
     }
+    if !req.has("BillingMode") && !req.has("ProvisionedThroughput") {
+        return Err(DdbError::validation(
+            "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, \
+             GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
+        ));
+    }
     let billing = billing_from(req, Some(meta.options.billing))?;
+    if let (BillingMode::Provisioned { read, write }, true) =
+        (meta.options.billing, req.has("ProvisionedThroughput") && billing == meta.options.billing)
+    {
+        return Err(DdbError::validation(format!(
+            "The provisioned throughput for the table will not change. The requested value \
+             equals the current value. Current ReadCapacityUnits provisioned for the table: \
+             {read}. Requested ReadCapacityUnits: {read}. Current WriteCapacityUnits provisioned \
+             for the table: {write}. Requested WriteCapacityUnits: {write}. Refer to the Amazon \
+             DynamoDB Developer Guide for current limits and how to request higher limits."
+        )));
+    }
     ensure_leader(app)?;
     let cmd =
         Command::UpdateTable { table: meta.schema.table_name.clone(), billing, at_ms: now_ms() };
@@ -340,6 +500,86 @@ pub fn list_tables(app: &App, req: &Req) -> Result<Value, DdbError> {
         out["LastEvaluatedTableName"] = json!(page.last());
     }
     Ok(out)
+}
+
+/// CreateTable's `Tags`: keys of 1 to 128 characters, values of up to 256.
+fn tags_from(req: &Req) -> Result<Vec<(String, String)>, DdbError> {
+    let Some(list) = req.list_opt("Tags")? else { return Ok(Vec::new()) };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (i, t) in list.iter().enumerate() {
+        let t = wire::obj_member("Tag", Some(t))?.expect("present");
+        let key = wire::str_member("Key", t.get("Key"))?.ok_or_else(|| wire::missing("Key"))?;
+        let value =
+            wire::str_member("Value", t.get("Value"))?.ok_or_else(|| wire::missing("Value"))?;
+        let at = |m: &str| format!("tags.{}.member.{m}", i + 1);
+        let length = |m: &str, v: &str, min: usize, max: usize| {
+            let n = v.chars().count();
+            let bound = if n < min {
+                format!("greater than or equal to {min}")
+            } else if n > max {
+                format!("less than or equal to {max}")
+            } else {
+                return Ok(());
+            };
+            Err(DdbError::validation(format!(
+                "1 validation error detected: Value '{v}' at '{}' failed to satisfy constraint: \
+                 Member must have length {bound}",
+                at(m)
+            )))
+        };
+        length("key", key, 1, 128)?;
+        length("value", value, 0, 256)?;
+        // A key given twice keeps its last value.
+        out.retain(|(k, _)| k != key);
+        out.push((key.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// ListTagsOfResource: the tags a table was created with (TagResource and
+/// UntagResource are not implemented, so they never change).
+pub fn list_tags_of_resource(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let arn =
+        req.str_opt("ResourceArn")?.ok_or_else(|| DdbError::validation("Invalid TableArn"))?;
+    let name = arn
+        .strip_prefix("arn:aws:dynamodb:")
+        .and_then(|rest| rest.split_once(":table/"))
+        .map(|(_, name)| name)
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| {
+            DdbError::validation(format!(
+                "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
+            ))
+        })?;
+    let meta = app.tables.get_table(name)?.ok_or_else(|| {
+        DdbError::new(
+            Kind::ResourceNotFound,
+            format!("Requested resource not found: ResourcArn: {arn} not found"),
+        )
+    })?;
+    let tags: Vec<Value> =
+        meta.options.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
+    Ok(json!({ "Tags": tags }))
+}
+
+/// DescribeContinuousBackups: there are no backups here, so neither continuous backups
+/// nor point-in-time recovery is enabled.
+pub fn describe_continuous_backups(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let name = table_name(req, 3)?;
+    if app.tables.get_table(&name)?.is_none() {
+        return Err(DdbError::new(Kind::TableNotFound, format!("Table not found: {name}")));
+    }
+    Ok(json!({ "ContinuousBackupsDescription": {
+        "ContinuousBackupsStatus": "DISABLED",
+        "PointInTimeRecoveryDescription": { "PointInTimeRecoveryStatus": "DISABLED" },
+    }}))
+}
+
+/// Time to live is never enabled: items do not expire (UpdateTimeToLive is not
+/// implemented), which is what a table's description says.
+pub fn describe_time_to_live(app: &App, req: &Req) -> Result<Value, DdbError> {
+    table(app, req)?;
+    Ok(json!({ "TimeToLiveDescription": { "TimeToLiveStatus": "DISABLED" } }))
 }
 
 pub fn describe_limits() -> Value {

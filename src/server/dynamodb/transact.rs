@@ -29,7 +29,7 @@ use super::conditions::{decode_old, old_on_failure, write_plan, WriteKind};
 use super::error::DdbError;
 use super::exprs::{read_plan, ReadKind};
 use super::items::{consumed, item_for, key_for, read_units, write_units};
-use super::tables::table;
+use super::tables::items_table;
 use super::wire::{self, item_to_wire, Req};
 use crate::error::Error;
 use crate::model::attr;
@@ -135,7 +135,7 @@ pub async fn transact_write_items(app: &App, req: &Req) -> Result<Value, DdbErro
     for item in items {
         let (op, body) = action(item, &["ConditionCheck", "Put", "Delete", "Update"])?;
         let sub = Req::from_map(body.clone());
-        let meta = table(app, &sub)?;
+        let meta = items_table(app, &sub)?;
         let (key, action, plan, size) = match op {
             "Put" => {
                 let (item, key) = item_for(&meta, sub.obj("Item")?)?;
@@ -219,7 +219,7 @@ pub async fn transact_get_items(app: &App, req: &Req) -> Result<Value, DdbError>
     let mut names = Vec::with_capacity(plans.len());
     let mut seen = HashSet::new();
     for (sub, _) in &plans {
-        let meta = table(app, sub)?;
+        let meta = items_table(app, sub)?;
         let key = key_for(&meta, sub.obj("Key")?)?;
         if !seen.insert(crate::model::key::item_key_bytes(meta.id, &key)) {
             return Err(duplicate());

@@ -211,21 +211,35 @@ pub fn str_member<'a>(k: &str, v: Option<&'a Value>) -> Result<Option<&'a str>, 
 
 // ---- attribute values ----------------------------------------------------------------
 
-/// The DynamoDB message for a number that is not valid, from the model's reason.
+/// The DynamoDB message for a number that is not valid, from the model's reason. Text
+/// that is not a number at all is quoted back after a colon (nothing when empty).
 fn number_error(text: &str) -> DdbError {
+    let not_numeric = || {
+        DdbError::validation(if text.is_empty() {
+            "The parameter cannot be converted to a numeric value".to_string()
+        } else {
+            format!("The parameter cannot be converted to a numeric value: {text}")
+        })
+    };
     let why = match attr::normalize_number(text) {
-        Ok(_) => return DdbError::validation("A value provided cannot be converted into a number"),
+        Ok(_) => return not_numeric(),
         Err(e) => e.to_string(),
     };
-    DdbError::validation(if why.contains("significant digits") {
-        "Attempting to store more than 38 significant digits in a Number"
+    if why.contains("significant digits") {
+        DdbError::validation("Attempting to store more than 38 significant digits in a Number")
     } else if why.contains("too large") {
-        "Number overflow. Attempting to store a number with magnitude larger than supported range"
+        DdbError::validation(
+            "Number overflow. Attempting to store a number with magnitude larger than supported \
+             range",
+        )
     } else if why.contains("too small") {
-        "Number underflow. Attempting to store a number with magnitude smaller than supported range"
+        DdbError::validation(
+            "Number underflow. Attempting to store a number with magnitude smaller than \
+             supported range",
+        )
     } else {
-        "A value provided cannot be converted into a number"
-    })
+        not_numeric()
+    }
 }
 
 fn number(text: &str) -> Result<String, DdbError> {
@@ -260,10 +274,18 @@ fn check_set(kind: &str, given: &[&str], canonical: &[String]) -> Result<(), Ddb
     }
     let mut seen = BTreeSet::new();
     if canonical.iter().any(|m| !seen.insert(m.as_str())) {
-        return Err(DdbError::invalid(format!(
-            "Input collection [{}] contains duplicates.",
-            given.join(", ")
-        )));
+        // DynamoDB words the three cases differently (sic: no space before "of").
+        return Err(match kind {
+            "SS" => DdbError::invalid(format!(
+                "Input collection [{}] contains duplicates.",
+                given.join(", ")
+            )),
+            "NS" => DdbError::validation("Input collection contains duplicates"),
+            _ => DdbError::invalid(format!(
+                "Input collection [{}]of type BS contains duplicates.",
+                given.join(", ")
+            )),
+        });
     }
     Ok(())
 }
@@ -420,7 +442,13 @@ mod tests {
         assert!(bad(json!({"SS": []})).message.contains("may not be empty"));
         assert!(bad(json!({"SS": ["a", "a"]})).message.contains("contains duplicates"));
         // Numbers are compared by value.
-        assert!(bad(json!({"NS": ["1", "1.0"]})).message.contains("contains duplicates"));
+        assert_eq!(
+            bad(json!({"NS": ["1", "1.0"]})).message,
+            "Input collection contains duplicates"
+        );
+        assert!(bad(json!({"BS": ["YQ==", "YQ=="]}))
+            .message
+            .ends_with("]of type BS contains duplicates."));
         assert!(bad(json!({"BS": []})).message.starts_with("One or more parameter values"));
     }
 
@@ -432,7 +460,8 @@ mod tests {
         assert!(m(&"1".repeat(39)).contains("38 significant digits"));
         assert!(m("1e126").starts_with("Number overflow"));
         assert!(m("1e-131").starts_with("Number underflow"));
-        assert_eq!(m("abc"), "A value provided cannot be converted into a number");
+        assert_eq!(m("abc"), "The parameter cannot be converted to a numeric value: abc");
+        assert_eq!(m(""), "The parameter cannot be converted to a numeric value");
     }
 
     #[test]
