@@ -16,6 +16,11 @@
 //! - a journal that is not the newest one was synced whole when fjall moved on to the
 //!   next (it rotates only after `fsync`), so one that ends inside a batch was cut.
 //!
+//! One crash is refused too: a power loss can leave an unsynced last batch whose end
+//! marker reached the disk but an earlier page of it did not. Its checksum fails with
+//! an end marker present, which fjall itself refuses (a checksum mismatch is its one
+//! journal error); the remedy (`--rejoin`) then costs a catch-up, never data.
+//!
 //! The format (fjall 3.1, `journal/entry.rs`), little-endian, no file header; the file
 //! is preallocated with zeros, so content ends where a zero tag stands:
 //!
