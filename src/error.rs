@@ -177,6 +177,7 @@ impl From<Rejection> for Error {
             Rejection::Expression(e) => Error::Expression(e),
             Rejection::TransactionCanceled(reasons) => Error::TransactionCanceled(reasons),
             Rejection::IdempotentParameterMismatch => Error::IdempotentMismatch,
+            Rejection::TableSetting(m) => Error::BadRequest(m),
         }
     }
 }

@@ -160,9 +160,16 @@ pub struct TableOptions {
     /// given: recorded and reported, never enforced (nothing is throttled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_demand_max: Option<(Option<i64>, Option<i64>)>,
-    /// The tags (key, value) the table was created with, in the order given.
+    /// The table's tags (key, value): those it was created with, in the order given,
+    /// then as TagResource and UntagResource changed them (a new key is appended, a
+    /// key set again keeps its place). At most `raft::MAX_TAGS`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
+    /// The attribute holding each item's expiry time while time to live is enabled
+    /// (UpdateTimeToLive); `None` while it is disabled. Recorded and reported only:
+    /// expired items are not deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
 }
 
 /// A global or local secondary index: another key over the same items. An item is in

@@ -71,6 +71,31 @@ pub enum Command {
     UpdateTable { table: String, billing: BillingMode, at_ms: u64 },
     /// Delete a table and all its items; rejected if there is no such table.
     DeleteTable { table: String },
+    /// Change a table's tags (DynamoDB's TagResource and UntagResource): set each of
+    /// `set` (a key's value is replaced), then remove each of `remove`. Rejected if the
+    /// table is not there (or is not the one `table_id` names, as for `PutItem`), and
+    /// if the table would then hold more than [`MAX_TAGS`] tags: that depends on the
+    /// tags it holds, so it is decided here, alike on every replica.
+    TagTable {
+        table: String,
+        #[serde(default)]
+        table_id: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        set: Vec<(String, String)>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
+    },
+    /// Turn time to live on (`enabled`, naming the attribute that holds each item's
+    /// expiry) or off (DynamoDB's UpdateTimeToLive). Rejected as DynamoDB rejects it:
+    /// enabling when it is on, disabling when it is off, or naming another attribute
+    /// than the one it is on for. Only recorded: no replica deletes expired items.
+    UpdateTimeToLive {
+        table: String,
+        #[serde(default)]
+        table_id: u64,
+        enabled: bool,
+        attribute: String,
+    },
     /// Insert or replace an item (last write wins: the log index is its version).
     /// `table_id` is the id (creation index) of the table the proposer validated the
     /// write against: if the table was deleted and created again since, apply refuses
@@ -164,6 +189,8 @@ impl Command {
             Command::CreateTable { .. } => "create_table",
             Command::UpdateTable { .. } => "update_table",
             Command::DeleteTable { .. } => "delete_table",
+            Command::TagTable { .. } => "tag_table",
+            Command::UpdateTimeToLive { .. } => "update_ttl",
             Command::PutItem { .. } => "put",
             Command::DeleteItem { .. } => "delete",
             Command::Write(w) => match w.action {
@@ -185,7 +212,9 @@ impl Command {
             Command::Transact(t) => t.writes.len(),
             Command::CreateTable { .. }
             | Command::UpdateTable { .. }
-            | Command::DeleteTable { .. } => 0,
+            | Command::DeleteTable { .. }
+            | Command::TagTable { .. }
+            | Command::UpdateTimeToLive { .. } => 0,
         }
     }
 }
@@ -286,7 +315,14 @@ pub enum Rejection {
     /// ten minutes before.
     #[error("the idempotency token was used by a different request")]
     IdempotentParameterMismatch,
+    /// A change of a table's settings that the table as it is refuses (more than
+    /// [`MAX_TAGS`] tags, time to live already on or off): DynamoDB's message.
+    #[error("{0}")]
+    TableSetting(String),
 }
+
+/// The most tags a table may hold (DynamoDB's limit).
+pub const MAX_TAGS: usize = 50;
 
 /// `[None, ConditionalCheckFailed, ...]`: DynamoDB's summary of cancellation reasons.
 pub fn reasons_text(reasons: &[CancelReason]) -> String {

@@ -252,7 +252,8 @@ pub struct LogCell {
     pub index: u64,
     pub term: u64,
     /// `blank` (a new leader's first entry), `membership`, `create_table`,
-    /// `update_table`, `delete_table`, `put`, `delete`, or `batch` (several item writes).
+    /// `update_table`, `tag_table`, `update_ttl`, `delete_table`, `put`, `delete`, or
+    /// `batch` (several item writes).
     pub kind: String,
     /// Item writes in the entry (a batch holds several).
     pub writes: usize,

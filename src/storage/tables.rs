@@ -24,7 +24,7 @@ use super::Store;
 use crate::error::{Error, Result};
 use crate::model::schema::{BillingMode, TableOptions};
 use crate::model::{key, Item, ItemKey, KeyValue, TableSchema};
-use crate::raft::{Applied, Command, CommandResponse, Rejection};
+use crate::raft::{Applied, Command, CommandResponse, Rejection, MAX_TAGS};
 
 /// A table as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -469,6 +469,13 @@ impl Tables {
             Command::UpdateTable { table, billing, at_ms } => {
                 self.apply_update_table(staged, index, &table, billing, at_ms, digest)
             }
+            Command::TagTable { table, table_id, set, remove } => {
+                self.apply_tag_table(staged, index, (&table, table_id), set, &remove, digest)
+            }
+            Command::UpdateTimeToLive { table, table_id, enabled, attribute } => {
+                let target = (table.as_str(), table_id);
+                self.apply_update_ttl(staged, index, target, enabled, attribute, digest)
+            }
             Command::Write(w) => self.apply_write(staged, index, &w, digest),
             Command::Transact(t) => self.apply_transact(staged, index, &t, digest),
             // Batches are unpacked by the state machine; one inside another is refused.
@@ -561,6 +568,87 @@ impl Tables {
         *digest = digest.wrapping_sub(record_hash(TAG_TABLE, name.as_bytes(), &raw));
         *digest = digest.wrapping_add(record_hash(TAG_TABLE, name.as_bytes(), &v));
         staged.tables.insert(name.to_string(), Some(v));
+        Ok(Ok(Applied::new(index, true)))
+    }
+
+    /// Stores `meta` as table `name`, in place of `raw` (its stored bytes).
+    fn replace_table(
+        &self,
+        staged: &mut Staged,
+        name: &str,
+        raw: &[u8],
+        meta: &TableMeta,
+        digest: &mut u128,
+    ) {
+        let v = serde_json::to_vec(meta).expect("table meta serializes");
+        *digest = digest.wrapping_sub(record_hash(TAG_TABLE, name.as_bytes(), raw));
+        *digest = digest.wrapping_add(record_hash(TAG_TABLE, name.as_bytes(), &v));
+        staged.tables.insert(name.to_string(), Some(v));
+    }
+
+    /// Sets and removes tags of a table (see [`Command::TagTable`]); refused, changing
+    /// nothing, if the table would hold more than [`MAX_TAGS`].
+    fn apply_tag_table(
+        &self,
+        staged: &mut Staged,
+        index: u64,
+        target: (&str, u64),
+        set: Vec<(String, String)>,
+        remove: &[String],
+        digest: &mut u128,
+    ) -> Result<Result<Applied, Rejection>> {
+        let mut meta = match self.write_target(staged, target)? {
+            Ok(meta) => meta,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let raw = self.table_raw(staged, target.0)?.expect("write_target found the table");
+        let tags = &mut meta.options.tags;
+        for (key, value) in set {
+            match tags.iter_mut().find(|(k, _)| *k == key) {
+                Some(tag) => tag.1 = value,
+                None => tags.push((key, value)),
+            }
+        }
+        tags.retain(|(k, _)| !remove.contains(k));
+        if tags.len() > MAX_TAGS {
+            return Ok(Err(Rejection::TableSetting(
+                "Number of Tags exceed the current limit for the provided ResourceArn".into(),
+            )));
+        }
+        self.replace_table(staged, target.0, &raw, &meta, digest);
+        Ok(Ok(Applied::new(index, true)))
+    }
+
+    /// Turns time to live on or off (see [`Command::UpdateTimeToLive`]), refusing with
+    /// DynamoDB's messages what DynamoDB refuses.
+    fn apply_update_ttl(
+        &self,
+        staged: &mut Staged,
+        index: u64,
+        target: (&str, u64),
+        enabled: bool,
+        attribute: String,
+        digest: &mut u128,
+    ) -> Result<Result<Applied, Rejection>> {
+        let mut meta = match self.write_target(staged, target)? {
+            Ok(meta) => meta,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        let refuse = |m: String| Ok(Err(Rejection::TableSetting(m)));
+        match (&meta.options.ttl, enabled) {
+            (Some(on), _) if *on != attribute => {
+                return refuse(format!(
+                    "TimeToLive is active on a different AttributeName: current AttributeName \
+                     is {on}"
+                ))
+            }
+            (Some(_), true) => return refuse("TimeToLive is already enabled".into()),
+            (None, false) => return refuse("TimeToLive is already disabled".into()),
+            (Some(_), false) | (None, true) => {}
+        }
+        let raw = self.table_raw(staged, target.0)?.expect("write_target found the table");
+        meta.options.ttl = enabled.then_some(attribute);
+        self.replace_table(staged, target.0, &raw, &meta, digest);
         Ok(Ok(Applied::new(index, true)))
     }
 
@@ -720,6 +808,163 @@ impl Tables {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{KeyAttr, KeyType};
+
+    /// A store with table `tbl` (created at index 1), applying one committed entry at a
+    /// time and keeping the incremental digest.
+    struct Fixture {
+        tables: Tables,
+        index: u64,
+        digest: u128,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let mut f = Fixture { tables: Tables::new(store), index: 0, digest: 0, _dir: dir };
+            let schema = TableSchema {
+                table_name: "tbl".into(),
+                partition_key: KeyAttr { name: "pk".into(), key_type: KeyType::S },
+                sort_key: None,
+            };
+            f.run(Command::CreateTable { schema, options: Default::default() });
+            f
+        }
+
+        fn run(&mut self, cmd: Command) -> CommandResponse {
+            self.index += 1;
+            let mut staged = Staged::default();
+            let r = self.tables.apply(&mut staged, self.index, cmd, &mut self.digest).unwrap();
+            let mut batch = self.tables.store.db.batch();
+            self.tables.stage_into(staged, &mut batch);
+            batch.commit().unwrap();
+            assert_eq!(self.digest, self.tables.full_digest().unwrap(), "digest follows apply");
+            r
+        }
+
+        fn options(&self) -> TableOptions {
+            self.tables.get_table("tbl").unwrap().unwrap().options
+        }
+    }
+
+    fn tag(set: &[(&str, &str)], remove: &[&str]) -> Command {
+        Command::TagTable {
+            table: "tbl".into(),
+            table_id: 1,
+            set: set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            remove: remove.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+
+    fn ttl(enabled: bool, attribute: &str) -> Command {
+        Command::UpdateTimeToLive {
+            table: "tbl".into(),
+            table_id: 1,
+            enabled,
+            attribute: attribute.into(),
+        }
+    }
+
+    fn refusal(r: CommandResponse) -> String {
+        match r {
+            CommandResponse::Rejected(Rejection::TableSetting(m)) => m,
+            other => panic!("expected a refused setting, got {other:?}"),
+        }
+    }
+
+    /// Tags set again keep their place with the new value; removed keys go, unknown
+    /// keys are ignored; the table's other settings are untouched.
+    #[test]
+    fn tag_table_sets_replaces_and_removes_tags() {
+        let mut f = Fixture::new();
+        assert!(matches!(f.run(tag(&[("a", "1"), ("b", "2")], &[])), CommandResponse::Applied(_)));
+        f.run(tag(&[("a", "one"), ("c", "3")], &[]));
+        assert_eq!(
+            f.options().tags,
+            [("a", "one"), ("b", "2"), ("c", "3")].map(|(k, v)| (k.into(), v.into()))
+        );
+        f.run(tag(&[], &["b", "nope"]));
+        assert_eq!(f.options().tags, [("a", "one"), ("c", "3")].map(|(k, v)| (k.into(), v.into())));
+        assert_eq!(f.options().ttl, None);
+    }
+
+    /// More than 50 tags in all is refused as a whole, however the request split them.
+    #[test]
+    fn tag_table_refuses_more_than_fifty_tags_in_all() {
+        let mut f = Fixture::new();
+        let forty: Vec<(String, String)> = (0..40).map(|i| (format!("k{i}"), "v".into())).collect();
+        let pairs: Vec<(&str, &str)> =
+            forty.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        f.run(tag(&pairs, &[]));
+        let more: Vec<(String, String)> = (40..51).map(|i| (format!("k{i}"), "v".into())).collect();
+        let pairs: Vec<(&str, &str)> = more.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            refusal(f.run(tag(&pairs, &[]))),
+            "Number of Tags exceed the current limit for the provided ResourceArn"
+        );
+        assert_eq!(f.options().tags.len(), 40, "nothing of a refused change is kept");
+        // Removing in the same entry makes room.
+        assert!(matches!(f.run(tag(&pairs, &["k0"])), CommandResponse::Applied(_)));
+        assert_eq!(f.options().tags.len(), 50);
+    }
+
+    /// A tag change for a table that is gone, or was created again, is refused.
+    #[test]
+    fn tag_table_refuses_a_missing_or_replaced_table() {
+        let mut f = Fixture::new();
+        let mut replaced = tag(&[("a", "1")], &[]);
+        if let Command::TagTable { table_id, .. } = &mut replaced {
+            *table_id = 99;
+        }
+        assert!(matches!(f.run(replaced), CommandResponse::Rejected(Rejection::TableReplaced(_))));
+        f.run(Command::DeleteTable { table: "tbl".into() });
+        assert!(matches!(
+            f.run(tag(&[("a", "1")], &[])),
+            CommandResponse::Rejected(Rejection::TableNotFound(_))
+        ));
+    }
+
+    /// Time to live goes on and off once each way, on one attribute at a time, with
+    /// DynamoDB's refusals otherwise.
+    #[test]
+    fn update_ttl_turns_on_and_off_and_refuses_what_dynamodb_refuses() {
+        let mut f = Fixture::new();
+        assert_eq!(refusal(f.run(ttl(false, "exp"))), "TimeToLive is already disabled");
+        assert!(matches!(f.run(ttl(true, "exp")), CommandResponse::Applied(_)));
+        assert_eq!(f.options().ttl.as_deref(), Some("exp"));
+        assert_eq!(refusal(f.run(ttl(true, "exp"))), "TimeToLive is already enabled");
+        let other =
+            "TimeToLive is active on a different AttributeName: current AttributeName is exp";
+        assert_eq!(refusal(f.run(ttl(true, "other"))), other);
+        assert_eq!(refusal(f.run(ttl(false, "other"))), other);
+        assert_eq!(f.options().ttl.as_deref(), Some("exp"));
+        assert!(matches!(f.run(ttl(false, "exp")), CommandResponse::Applied(_)));
+        assert_eq!(f.options().ttl, None);
+    }
+
+    /// Entries written before the commands had a table id decode with id 0 (unchecked),
+    /// and tables stored before time to live existed read as disabled.
+    #[test]
+    fn older_encodings_still_decode() {
+        let cmd: Command =
+            serde_json::from_str(r#"{"TagTable":{"table":"tbl","set":[["a","1"]]}}"#).unwrap();
+        assert_eq!(
+            cmd,
+            Command::TagTable {
+                table: "tbl".into(),
+                table_id: 0,
+                set: vec![("a".into(), "1".into())],
+                remove: vec![],
+            }
+        );
+        let opts: TableOptions = serde_json::from_str(r#"{"created_ms":5}"#).unwrap();
+        assert_eq!(opts.ttl, None);
+        // A table without time to live stores exactly what it stored before.
+        let v = serde_json::to_string(&TableOptions::default()).unwrap();
+        assert!(!v.contains("ttl"), "{v}");
+    }
 
     #[test]
     fn key_range_keeps_the_tightest_bounds() {

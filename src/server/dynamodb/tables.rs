@@ -410,6 +410,7 @@ pub async fn create_table(app: &App, req: &Req) -> Result<Value, DdbError> {
         table_class,
         on_demand_max,
         tags,
+        ttl: None,
     };
     ensure_leader(app)?;
     if app.tables.get_table(&schema.table_name)?.is_some() {
