@@ -16,14 +16,45 @@ use warp::{Filter, Rejection};
 use super::{json_reply, App, MAX_RAFT_BODY};
 use crate::error::Error;
 use crate::raft::network::FROM_HEADER;
-use crate::raft::NodeId;
+use crate::raft::{NodeId, Raft, TypeConfig, Vote};
 use openraft::error::RaftError;
-use openraft::raft::VoteResponse;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteResponse};
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     serde_json::from_slice(body).map_err(|e| {
         let e = Error::BadRequest(format!("not a valid Raft RPC request: {e}"));
         json_reply(e.status(), &e.body())
+    })
+}
+
+/// While a snapshot chunk from the leader is received (and, for the last one, while
+/// the snapshot is installed): empty AppendEntries with the chunk's vote, once per
+/// heartbeat interval, handed to this node's own openraft.
+///
+/// openraft 0.9 receives chunks outside its core and the leader sends this follower no
+/// heartbeat while it streams the snapshot, so nothing reset the follower's election
+/// timer: a transfer or an install longer than an election timeout (a 512 MB snapshot
+/// to a follower that had been down with a full disk) made the follower campaign, the
+/// leader step down and the transfer start over, for ever. A chunk from the leader is
+/// as good as a heartbeat from it: the beat carries the leader's vote, which openraft
+/// checks as for any AppendEntries; with no previous log id and no entries it changes
+/// no log and commits nothing.
+fn keep_hearing_the_leader(raft: &Raft, vote: Vote) -> tokio::task::JoinHandle<()> {
+    let raft = raft.clone();
+    let every = std::time::Duration::from_millis(raft.config().heartbeat_interval);
+    tokio::spawn(async move {
+        loop {
+            let beat = AppendEntriesRequest::<TypeConfig> {
+                vote,
+                prev_log_id: None,
+                entries: Vec::new(),
+                leader_commit: None,
+            };
+            if raft.append_entries(beat).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(every).await;
+        }
     })
 }
 
@@ -77,8 +108,13 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Rejec
                 }
                 Err(resp) => resp,
             },
-            "snapshot" => match decode(&body) {
-                Ok(req) => json_reply(StatusCode::OK, &app.raft.install_snapshot(req).await),
+            "snapshot" => match decode::<InstallSnapshotRequest<TypeConfig>>(&body) {
+                Ok(req) => {
+                    let beats = keep_hearing_the_leader(&app.raft, req.vote);
+                    let resp = app.raft.install_snapshot(req).await;
+                    beats.abort();
+                    json_reply(StatusCode::OK, &resp)
+                }
                 Err(resp) => resp,
             },
             // A follower's strong reads: only the leader hands out read indexes.
