@@ -140,3 +140,57 @@ async fn dynamodb_and_rest_api_are_one_system() {
     assert_eq!(r.body["Table"]["ItemCount"], 2);
     assert!(r.body["Table"]["TableSizeBytes"].as_u64().unwrap() > 0);
 }
+
+/// Tags and time to live go through the log and come back through the read operations;
+/// what the table as it is refuses is a ValidationException with DynamoDB's message.
+#[tokio::test]
+async fn tags_and_time_to_live_are_table_settings_changed_through_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = leader_node(dir.path()).await;
+    let app = &node.app;
+    let r = call(
+        app,
+        "CreateTable",
+        json!({
+            "TableName": "Settings",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "Tags": [{"Key": "a", "Value": "1"}]
+        }),
+    )
+    .await;
+    let arn = r.body["TableDescription"]["TableArn"].as_str().unwrap().to_string();
+    let r = call(
+        app,
+        "TagResource",
+        json!({"ResourceArn": arn, "Tags": [{"Key": "b", "Value": "2"}, {"Key": "a", "Value": "x"}]}),
+    )
+    .await;
+    assert_eq!((r.status, &r.body), (StatusCode::OK, &json!({})));
+    call(app, "UntagResource", json!({"ResourceArn": arn, "TagKeys": ["b"]})).await;
+    let r = call(app, "ListTagsOfResource", json!({"ResourceArn": arn})).await;
+    assert_eq!(r.body, json!({"Tags": [{"Key": "a", "Value": "x"}]}));
+
+    let spec = json!({"Enabled": true, "AttributeName": "exp"});
+    let r = call(
+        app,
+        "UpdateTimeToLive",
+        json!({"TableName": "Settings", "TimeToLiveSpecification": spec}),
+    )
+    .await;
+    assert_eq!(r.body, json!({"TimeToLiveSpecification": spec}));
+    let r = call(app, "DescribeTimeToLive", json!({"TableName": "Settings"})).await;
+    assert_eq!(
+        r.body["TimeToLiveDescription"],
+        json!({"TimeToLiveStatus": "ENABLED", "AttributeName": "exp"})
+    );
+    let r = call(
+        app,
+        "UpdateTimeToLive",
+        json!({"TableName": "Settings", "TimeToLiveSpecification": spec}),
+    )
+    .await;
+    assert_eq!((r.status, error_type(&r)), (StatusCode::BAD_REQUEST, "ValidationException"));
+    assert_eq!(r.body["message"], "TimeToLive is already enabled");
+}

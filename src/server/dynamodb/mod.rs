@@ -74,7 +74,10 @@ pub enum Op {
     BatchWriteItem,
     DescribeLimits,
     DescribeEndpoints,
+    UpdateTimeToLive,
     DescribeTimeToLive,
+    TagResource,
+    UntagResource,
     ListTagsOfResource,
     DescribeContinuousBackups,
 }
@@ -100,7 +103,10 @@ impl Op {
             "BatchWriteItem" => Op::BatchWriteItem,
             "DescribeLimits" => Op::DescribeLimits,
             "DescribeEndpoints" => Op::DescribeEndpoints,
+            "UpdateTimeToLive" => Op::UpdateTimeToLive,
             "DescribeTimeToLive" => Op::DescribeTimeToLive,
+            "TagResource" => Op::TagResource,
+            "UntagResource" => Op::UntagResource,
             "ListTagsOfResource" => Op::ListTagsOfResource,
             "DescribeContinuousBackups" => Op::DescribeContinuousBackups,
             _ => return None,
@@ -119,6 +125,9 @@ impl Op {
                 | Op::UpdateItem
                 | Op::TransactWriteItems
                 | Op::BatchWriteItem
+                | Op::UpdateTimeToLive
+                | Op::TagResource
+                | Op::UntagResource
         )
     }
 }
@@ -192,7 +201,10 @@ async fn dispatch(
         Op::BatchWriteItem => items::batch_write_item(app, req).await,
         Op::DescribeLimits => Ok(tables::describe_limits()),
         Op::DescribeEndpoints => Ok(tables::describe_endpoints(host, app)),
+        Op::UpdateTimeToLive => tables::update_time_to_live(app, req).await,
         Op::DescribeTimeToLive => tables::describe_time_to_live(app, req),
+        Op::TagResource => tables::tag_resource(app, req).await,
+        Op::UntagResource => tables::untag_resource(app, req).await,
         Op::ListTagsOfResource => tables::list_tags_of_resource(app, req),
         Op::DescribeContinuousBackups => tables::describe_continuous_backups(app, req),
     }
@@ -213,5 +225,8 @@ mod tests {
         assert!(!Op::Query.is_write());
         assert!(!Op::DescribeEndpoints.is_write());
         assert!(!Op::DescribeTimeToLive.is_write());
+        assert!(Op::UpdateTimeToLive.is_write());
+        assert!(Op::TagResource.is_write() && Op::UntagResource.is_write());
+        assert!(!Op::ListTagsOfResource.is_write());
     }
 }

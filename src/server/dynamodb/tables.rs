@@ -1,6 +1,6 @@
 //! Table operations: CreateTable, DeleteTable, DescribeTable, ListTables, UpdateTable,
-//! DescribeLimits, DescribeEndpoints, DescribeTimeToLive, ListTagsOfResource,
-//! DescribeContinuousBackups.
+//! DescribeLimits, DescribeEndpoints, UpdateTimeToLive, DescribeTimeToLive, TagResource,
+//! UntagResource, ListTagsOfResource, DescribeContinuousBackups.
 //!
 //! Tables are `ACTIVE` as soon as the `CreateTable` entry is applied (there is nothing to
 //! provision). Billing mode and capacity units are recorded and reported, never enforced.
@@ -10,17 +10,23 @@
 //! Secondary indexes are created with the table (see [`indexes`]); UpdateTable cannot
 //! add or remove them.
 //!
-//! Shortcuts taken: no streams, TTL, backups or deletion protection; tags are those
-//! given to CreateTable (no TagResource or UntagResource).
+//! Tags and time to live are table settings changed through the log (`TagTable`,
+//! `UpdateTimeToLive` commands): whether a change is allowed (at most 50 tags, time to
+//! live not already on) depends on the table as it is, so apply decides it, and every
+//! replica lists the same tags and reports the same time to live.
+//!
+//! Shortcuts taken: no streams, backups or deletion protection; time to live is
+//! recorded and reported, but expired items are never deleted.
 
 use serde_json::{json, Value};
 
 use super::error::{DdbError, Kind};
 use super::indexes;
 use super::wire::{self, Req};
+use crate::error::Error;
 use crate::model::schema::{BillingMode, TableOptions};
 use crate::model::{KeyAttr, KeyType, TableSchema};
-use crate::raft::Command;
+use crate::raft::{Command, MAX_TAGS};
 use crate::server::api::{ensure_leader, now_ms};
 use crate::server::App;
 use crate::storage::tables::TableMeta;
@@ -537,27 +543,138 @@ fn tags_from(req: &Req) -> Result<Vec<(String, String)>, DdbError> {
     Ok(out)
 }
 
-/// ListTagsOfResource: the tags a table was created with (TagResource and
-/// UntagResource are not implemented, so they never change).
-pub fn list_tags_of_resource(app: &App, req: &Req) -> Result<Value, DdbError> {
-    let arn =
-        req.str_opt("ResourceArn")?.ok_or_else(|| DdbError::validation("Invalid TableArn"))?;
-    let name = arn
+/// The `ResourceArn` of a tag operation; missing, DynamoDB's "Invalid TableArn".
+fn resource_arn(req: &Req) -> Result<&str, DdbError> {
+    req.str_opt("ResourceArn")?.ok_or_else(|| DdbError::validation("Invalid TableArn"))
+}
+
+/// The table name in a table's ARN, `arn:aws:dynamodb:<region>:<account>:table/<name>`
+/// (as DescribeTable's `TableArn`; any region and account name the same table here).
+fn arn_table_name(arn: &str) -> Result<&str, DdbError> {
+    let invalid = || {
+        DdbError::validation(format!(
+            "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
+        ))
+    };
+    let (head, name) = arn
         .strip_prefix("arn:aws:dynamodb:")
         .and_then(|rest| rest.split_once(":table/"))
-        .map(|(_, name)| name)
-        .filter(|n| !n.is_empty() && !n.contains('/'))
-        .ok_or_else(|| {
-            DdbError::validation(format!(
-                "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
-            ))
-        })?;
-    let meta = app.tables.get_table(name)?.ok_or_else(|| {
-        DdbError::new(
-            Kind::ResourceNotFound,
-            format!("Requested resource not found: ResourcArn: {arn} not found"),
-        )
+        .ok_or_else(invalid)?;
+    let (region, account) = head.rsplit_once(':').ok_or_else(invalid)?;
+    let account_ok = !account.is_empty() && account.bytes().all(|b| b.is_ascii_digit());
+    if region.is_empty() || !account_ok || name.chars().count() < 3 || name.contains('/') {
+        return Err(invalid());
+    }
+    Ok(name)
+}
+
+/// DynamoDB's `ResourceNotFoundException` for a tag operation's missing table.
+fn arn_not_found(arn: &str) -> DdbError {
+    DdbError::new(
+        Kind::ResourceNotFound,
+        format!("Requested resource not found: ResourcArn: {arn} not found"),
+    )
+}
+
+/// TagResource's and UntagResource's checks of one tag key, with DynamoDB's messages
+/// (dynalite and moto check none of them).
+fn check_tag_key(key: &str) -> Result<(), DdbError> {
+    if key.is_empty() || key.chars().count() > 128 {
+        return Err(DdbError::validation(format!("The Tag Key provided is invalid, Key: {key}")));
+    }
+    Ok(())
+}
+
+/// Proposes a change of a table's tags; a table gone meanwhile is `not_found`.
+async fn propose_tags(
+    app: &App,
+    not_found: impl Fn() -> DdbError,
+    meta: TableMeta,
+    set: Vec<(String, String)>,
+    remove: Vec<String>,
+) -> Result<Value, DdbError> {
+    ensure_leader(app)?;
+    let cmd = Command::TagTable { table: meta.schema.table_name, table_id: meta.id, set, remove };
+    app.writes.propose(cmd).await.map_err(|e| match e {
+        Error::TableNotFound(_) | Error::TableReplaced(_) => not_found(),
+        e => e.into(),
     })?;
+    Ok(json!({}))
+}
+
+/// TagResource: sets tags of a table (a key it has gets the new value). At most 50 tags
+/// per table, decided when the entry applies.
+pub async fn tag_resource(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let arn = resource_arn(req)?;
+    let list = req.list_opt("Tags")?.ok_or_else(|| wire::missing("Tags"))?;
+    let name = arn_table_name(arn)?;
+    if list.is_empty() {
+        return Err(DdbError::validation("Atleast one Tag needs to be provided as Input."));
+    }
+    let mut set: Vec<(String, String)> = Vec::new();
+    for t in list {
+        let t = wire::obj_member("Tag", Some(t))?.expect("present");
+        let key = wire::str_member("Key", t.get("Key"))?;
+        let value = wire::str_member("Value", t.get("Value"))?;
+        let key =
+            key.ok_or_else(|| DdbError::validation("The Tag Key provided is invalid, Key: null"))?;
+        check_tag_key(key)?;
+        let value = value.ok_or_else(|| {
+            DdbError::validation("The Tag Value provided is invalid, Value: null")
+        })?;
+        if value.chars().count() > 256 {
+            return Err(DdbError::validation(format!(
+                "The Tag Value provided is invalid, Value: {value}"
+            )));
+        }
+        if set.iter().any(|(k, _)| k == key) {
+            return Err(DdbError::validation(format!(
+                "Duplicate Tag Keys provided as input: Duplicate Tag Key found {key}"
+            )));
+        }
+        set.push((key.to_string(), value.to_string()));
+    }
+    if set.len() > MAX_TAGS {
+        return Err(DdbError::validation(
+            "Number of Tags exceed the current limit for the provided ResourceArn",
+        ));
+    }
+    let not_found = || arn_not_found(arn);
+    let meta = app.tables.get_table(name)?.ok_or_else(not_found)?;
+    propose_tags(app, not_found, meta, set, Vec::new()).await
+}
+
+/// UntagResource: removes tags of a table by key (a key it does not have is ignored).
+pub async fn untag_resource(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let arn = resource_arn(req)?;
+    let list = req.list_opt("TagKeys")?.ok_or_else(|| wire::missing("TagKeys"))?;
+    let name = arn_table_name(arn)?;
+    if list.is_empty() {
+        return Err(DdbError::validation("Atleast one Tag Key needs to be provided as Input."));
+    }
+    if list.len() > MAX_TAGS {
+        return Err(DdbError::validation(
+            "Number of Tags exceed the current limit for the provided ResourceArn",
+        ));
+    }
+    let mut remove = Vec::new();
+    for k in list {
+        let k = wire::str_member("TagKeys", Some(k))?
+            .ok_or_else(|| DdbError::validation("The Tag Key provided is invalid, Key: null"))?;
+        check_tag_key(k)?;
+        remove.push(k.to_string());
+    }
+    // UntagResource's message does not name the ARN, unlike TagResource's.
+    let not_found = || DdbError::new(Kind::ResourceNotFound, "Requested resource not found");
+    let meta = app.tables.get_table(name)?.ok_or_else(not_found)?;
+    propose_tags(app, not_found, meta, Vec::new(), remove).await
+}
+
+/// ListTagsOfResource: the table's tags, as this node has applied them.
+pub fn list_tags_of_resource(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let arn = resource_arn(req)?;
+    let name = arn_table_name(arn)?;
+    let meta = app.tables.get_table(name)?.ok_or_else(|| arn_not_found(arn))?;
     let tags: Vec<Value> =
         meta.options.tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
     Ok(json!({ "Tags": tags }))
@@ -576,11 +693,60 @@ pub fn describe_continuous_backups(app: &App, req: &Req) -> Result<Value, DdbErr
     }}))
 }
 
-/// Time to live is never enabled: items do not expire (UpdateTimeToLive is not
-/// implemented), which is what a table's description says.
+/// UpdateTimeToLive: turns time to live on or off. Apply refuses what DynamoDB refuses
+/// (see `Command::UpdateTimeToLive`); the change is recorded, and no item is ever
+/// deleted for having expired.
+pub async fn update_time_to_live(app: &App, req: &Req) -> Result<Value, DdbError> {
+    let name = table_name(req, 3)?;
+    let spec = req
+        .obj_opt("TimeToLiveSpecification")?
+        .ok_or_else(|| wire::missing("TimeToLiveSpecification"))?;
+    let attribute = wire::str_member("AttributeName", spec.get("AttributeName"))?;
+    let enabled = wire::bool_member("Enabled", spec.get("Enabled"))?;
+    let at = "at 'timeToLiveSpecification";
+    let mut broken = Vec::new();
+    match attribute {
+        None => broken.push(format!("Value null {at}.attributeName' failed to satisfy constraint: Member must not be null")),
+        Some(a) if a.is_empty() || a.len() > 255 => broken.push(format!(
+            "Value '{a}' {at}.attributeName' failed to satisfy constraint: Member must have length {}",
+            if a.is_empty() { "greater than or equal to 1" } else { "less than or equal to 255" }
+        )),
+        Some(_) => {}
+    }
+    if enabled.is_none() {
+        broken.push(format!(
+            "Value null {at}.enabled' failed to satisfy constraint: Member must not be null"
+        ));
+    }
+    let (Some(attribute), Some(enabled), true) = (attribute, enabled, broken.is_empty()) else {
+        let count = match broken.len() {
+            1 => "1 validation error detected".to_string(),
+            n => format!("{n} validation errors detected"),
+        };
+        return Err(DdbError::validation(format!("{count}: {}", broken.join("; "))));
+    };
+    let meta = app.tables.get_table(&name)?.ok_or_else(|| DdbError::table_not_found(&name))?;
+    ensure_leader(app)?;
+    let cmd = Command::UpdateTimeToLive {
+        table: name,
+        table_id: meta.id,
+        enabled,
+        attribute: attribute.to_string(),
+    };
+    app.writes.propose(cmd).await?;
+    Ok(json!({ "TimeToLiveSpecification": { "Enabled": enabled, "AttributeName": attribute } }))
+}
+
+/// DescribeTimeToLive: `ENABLED` with the attribute, or `DISABLED`, as this node has
+/// applied the table's UpdateTimeToLive entries.
 pub fn describe_time_to_live(app: &App, req: &Req) -> Result<Value, DdbError> {
-    table(app, req)?;
-    Ok(json!({ "TimeToLiveDescription": { "TimeToLiveStatus": "DISABLED" } }))
+    let meta = table(app, req)?;
+    Ok(match &meta.options.ttl {
+        Some(a) => json!({ "TimeToLiveDescription": {
+            "TimeToLiveStatus": "ENABLED", "AttributeName": a,
+        }}),
+        None => json!({ "TimeToLiveDescription": { "TimeToLiveStatus": "DISABLED" } }),
+    })
 }
 
 pub fn describe_limits() -> Value {

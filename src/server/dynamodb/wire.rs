@@ -201,6 +201,14 @@ pub fn list_member<'a>(k: &str, v: Option<&'a Value>) -> Result<Option<&'a Vec<V
     }
 }
 
+pub fn bool_member(k: &str, v: Option<&Value>) -> Result<Option<bool>, DdbError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(wrong_type(k, "boolean", v)),
+    }
+}
+
 pub fn str_member<'a>(k: &str, v: Option<&'a Value>) -> Result<Option<&'a str>, DdbError> {
     match v {
         None | Some(Value::Null) => Ok(None),
