@@ -343,49 +343,15 @@ mod tests {
 
     use super::*;
     use crate::model::expr::Expressions;
-    use crate::model::{attr, AttributeValue, KeyAttr, KeyType, KeyValue};
+    use crate::model::{attr, AttributeValue, KeyValue};
     use crate::raft::{Command, CommandResponse, TxToken};
-    use crate::storage::Store;
-
-    fn schema() -> TableSchema {
-        TableSchema {
-            table_name: "tbl".into(),
-            partition_key: KeyAttr { name: "k".into(), key_type: KeyType::S },
-            sort_key: None,
-        }
-    }
+    use crate::storage::tables::Fixture;
 
     fn key(k: &str) -> ItemKey {
         ItemKey::new(KeyValue::S(k.into()), None)
     }
 
-    struct Fixture {
-        tables: Tables,
-        index: u64,
-        digest: u128,
-        _dir: tempfile::TempDir,
-    }
-
     impl Fixture {
-        fn new() -> Fixture {
-            let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path()).unwrap();
-            let mut f = Fixture { tables: Tables::new(store), index: 0, digest: 0, _dir: dir };
-            f.run(Command::CreateTable { schema: schema(), options: Default::default() });
-            f
-        }
-
-        /// Applies one command as its own committed entry.
-        fn run(&mut self, cmd: Command) -> CommandResponse {
-            self.index += 1;
-            let mut staged = Staged::default();
-            let r = self.tables.apply(&mut staged, self.index, cmd, &mut self.digest).unwrap();
-            let mut batch = self.tables.store.db.batch();
-            self.tables.stage_into(staged, &mut batch);
-            batch.commit().unwrap();
-            r
-        }
-
         fn get(&self, k: &str) -> Option<Item> {
             let meta = self.tables.table("tbl").unwrap();
             self.tables.get_item(&meta, &key(k)).unwrap().map(|s| s.item)
@@ -423,7 +389,7 @@ mod tests {
     /// fails and hands back the item that beat it.
     #[test]
     fn compare_and_set_lets_exactly_one_writer_win() {
-        let mut f = Fixture::new();
+        let mut f = Fixture::new("k");
         let absent = Some("attribute_not_exists(k)");
         assert!(matches!(
             f.run(Command::Write(write("a", put("a", 1), absent))),
@@ -444,7 +410,7 @@ mod tests {
     /// item comes back.
     #[test]
     fn update_creates_from_the_key_and_returns_the_new_item() {
-        let mut f = Fixture::new();
+        let mut f = Fixture::new("k");
         for n in 1..=3 {
             let r = f.run(Command::Write(write("c", update("ADD n :one"), None)));
             let CommandResponse::Applied(a) = r else { panic!("{r:?}") };
@@ -461,7 +427,7 @@ mod tests {
     /// another request is refused until it expires.
     #[test]
     fn transactions_are_all_or_nothing_and_tokens_apply_once() {
-        let mut f = Fixture::new();
+        let mut f = Fixture::new("k");
         f.run(Command::Write(write("a", put("a", 1), None)));
         let tx = |cond: &str, token: Option<(&str, &str)>, at_ms| {
             Command::Transact(Transaction {

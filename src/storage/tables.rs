@@ -805,45 +805,54 @@ impl Tables {
     }
 }
 
+/// For the state machine's unit tests: a store with table `tbl` (created at index 1)
+/// that applies one committed entry at a time, keeping the incremental digest.
+#[cfg(test)]
+pub(crate) struct Fixture {
+    pub tables: Tables,
+    index: u64,
+    digest: u128,
+    _dir: tempfile::TempDir,
+}
+
+#[cfg(test)]
+impl Fixture {
+    /// `tbl` with a string partition key named `pk`.
+    pub fn new(pk: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut f = Fixture { tables: Tables::new(store), index: 0, digest: 0, _dir: dir };
+        let schema = TableSchema {
+            table_name: "tbl".into(),
+            partition_key: crate::model::KeyAttr {
+                name: pk.into(),
+                key_type: crate::model::KeyType::S,
+            },
+            sort_key: None,
+        };
+        f.run(Command::CreateTable { schema, options: Default::default() });
+        f
+    }
+
+    /// Applies one command as its own committed entry; the incremental digest must
+    /// equal a full recount after it.
+    pub fn run(&mut self, cmd: Command) -> CommandResponse {
+        self.index += 1;
+        let mut staged = Staged::default();
+        let r = self.tables.apply(&mut staged, self.index, cmd, &mut self.digest).unwrap();
+        let mut batch = self.tables.store.db.batch();
+        self.tables.stage_into(staged, &mut batch);
+        batch.commit().unwrap();
+        assert_eq!(self.digest, self.tables.full_digest().unwrap(), "digest follows apply");
+        r
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{KeyAttr, KeyType};
-
-    /// A store with table `tbl` (created at index 1), applying one committed entry at a
-    /// time and keeping the incremental digest.
-    struct Fixture {
-        tables: Tables,
-        index: u64,
-        digest: u128,
-        _dir: tempfile::TempDir,
-    }
 
     impl Fixture {
-        fn new() -> Fixture {
-            let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path()).unwrap();
-            let mut f = Fixture { tables: Tables::new(store), index: 0, digest: 0, _dir: dir };
-            let schema = TableSchema {
-                table_name: "tbl".into(),
-                partition_key: KeyAttr { name: "pk".into(), key_type: KeyType::S },
-                sort_key: None,
-            };
-            f.run(Command::CreateTable { schema, options: Default::default() });
-            f
-        }
-
-        fn run(&mut self, cmd: Command) -> CommandResponse {
-            self.index += 1;
-            let mut staged = Staged::default();
-            let r = self.tables.apply(&mut staged, self.index, cmd, &mut self.digest).unwrap();
-            let mut batch = self.tables.store.db.batch();
-            self.tables.stage_into(staged, &mut batch);
-            batch.commit().unwrap();
-            assert_eq!(self.digest, self.tables.full_digest().unwrap(), "digest follows apply");
-            r
-        }
-
         fn options(&self) -> TableOptions {
             self.tables.get_table("tbl").unwrap().unwrap().options
         }
@@ -878,7 +887,7 @@ mod tests {
     /// keys are ignored; the table's other settings are untouched.
     #[test]
     fn tag_table_sets_replaces_and_removes_tags() {
-        let mut f = Fixture::new();
+        let mut f = Fixture::new("pk");
         assert!(matches!(f.run(tag(&[("a", "1"), ("b", "2")], &[])), CommandResponse::Applied(_)));
         f.run(tag(&[("a", "one"), ("c", "3")], &[]));
         assert_eq!(
@@ -893,7 +902,7 @@ mod tests {
     /// More than 50 tags in all is refused as a whole, however the request split them.
     #[test]
     fn tag_table_refuses_more_than_fifty_tags_in_all() {
-        let mut f = Fixture::new();
+        let mut f = Fixture::new("pk");
         let forty: Vec<(String, String)> = (0..40).map(|i| (format!("k{i}"), "v".into())).collect();
         let pairs: Vec<(&str, &str)> =
             forty.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -913,7 +922,7 @@ mod tests {
     /// A tag change for a table that is gone, or was created again, is refused.
     #[test]
     fn tag_table_refuses_a_missing_or_replaced_table() {
-        let mut f = Fixture::new();
+        let mut f = Fixture::new("pk");
         let mut replaced = tag(&[("a", "1")], &[]);
         if let Command::TagTable { table_id, .. } = &mut replaced {
             *table_id = 99;
@@ -930,7 +939,7 @@ mod tests {
     /// DynamoDB's refusals otherwise.
     #[test]
     fn update_ttl_turns_on_and_off_and_refuses_what_dynamodb_refuses() {
-        let mut f = Fixture::new();
+        let mut f = Fixture::new("pk");
         assert_eq!(refusal(f.run(ttl(false, "exp"))), "TimeToLive is already disabled");
         assert!(matches!(f.run(ttl(true, "exp")), CommandResponse::Applied(_)));
         assert_eq!(f.options().ttl.as_deref(), Some("exp"));
