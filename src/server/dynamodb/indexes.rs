@@ -105,11 +105,7 @@ fn one(
         .ok_or_else(|| wire::missing("KeySchema"))?;
     let mut keys = Vec::new();
     for k in ks {
-        let k = wire::obj_member("KeySchemaElement", Some(k))?.expect("present");
-        let n = wire::str_member("AttributeName", k.get("AttributeName"))?
-            .ok_or_else(|| wire::missing("AttributeName"))?;
-        let t = wire::str_member("KeyType", k.get("KeyType"))?
-            .ok_or_else(|| wire::missing("KeyType"))?;
+        let (n, t) = super::tables::key_element(k)?;
         keys.push((n.to_string(), t.to_string()));
     }
     if keys.is_empty() || keys.len() > 2 {

@@ -108,6 +108,17 @@ fn key_type(t: &str) -> Result<KeyType, DdbError> {
     }
 }
 
+/// One `KeySchemaElement` (of a table's or an index's `KeySchema`): its attribute name
+/// and key type, both required.
+pub(super) fn key_element(k: &Value) -> Result<(&str, &str), DdbError> {
+    let k = wire::obj_member("KeySchemaElement", Some(k))?.expect("present");
+    let n = wire::str_member("AttributeName", k.get("AttributeName"))?
+        .ok_or_else(|| wire::missing("AttributeName"))?;
+    let t =
+        wire::str_member("KeyType", k.get("KeyType"))?.ok_or_else(|| wire::missing("KeyType"))?;
+    Ok((n, t))
+}
+
 /// The key schema from `KeySchema` and `AttributeDefinitions`, and the definitions
 /// (the table's indexes may use more of them).
 fn schema_from(req: &Req, name: String) -> Result<(TableSchema, Vec<(String, KeyType)>), DdbError> {
@@ -157,11 +168,7 @@ fn schema_from(req: &Req, name: String) -> Result<(TableSchema, Vec<(String, Key
     }
     let mut keys = Vec::new();
     for k in ks {
-        let k = wire::obj_member("KeySchemaElement", Some(k))?.expect("present");
-        let n = wire::str_member("AttributeName", k.get("AttributeName"))?
-            .ok_or_else(|| wire::missing("AttributeName"))?;
-        let t = wire::str_member("KeyType", k.get("KeyType"))?
-            .ok_or_else(|| wire::missing("KeyType"))?;
+        let (n, t) = key_element(k)?;
         if t != "HASH" && t != "RANGE" {
             return Err(DdbError::validation(format!(
                 "1 validation error detected: Value '{t}' at 'keySchema.1.member.keyType' failed \
